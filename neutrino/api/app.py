@@ -1,0 +1,332 @@
+"""The HTTP API: routes generated from the resource table, handlers that parse, call a
+service in a worker thread, and render.
+
+Every error leaves as a Neutron `NeutronError` body; anything unexpected is logged with its
+traceback and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from oslo_config import cfg
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from neutrino import exceptions as exc
+from neutrino.api import auth, extensions, openapi
+from neutrino.api.policy import Context
+from neutrino.api.request import parse_item, parse_query, unwrap
+from neutrino.api.resources import RESOURCES, Resource
+from neutrino.api.validators import Invalid, list_of_strings
+from neutrino.services import Services
+
+LOG = logging.getLogger(__name__)
+Handler = Callable[[Request], Awaitable[Response]]
+GENERIC_500 = "Request Failed: internal server error while processing your request."
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON response (orjson: several times faster than json for large lists)."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def error_response(error: exc.NeutronException) -> Response:
+    """A NeutronException as Neutron renders it."""
+    response = json_response(
+        {"NeutronError": {"type": error.type, "message": error.msg, "detail": ""}},
+        error.status)
+    if isinstance(error, exc.Unauthenticated):
+        response.headers["WWW-Authenticate"] = 'Basic realm="neutrino"'
+    return response
+
+
+def select_fields(item: dict[str, Any], fields: list[str], hidden: frozenset[str]) -> dict[str, Any]:
+    """The attributes asked for with `fields=` (all when none), less the hidden ones."""
+    if fields:
+        return {k: item[k] for k in fields if k in item and k not in hidden}
+    if hidden:
+        return {k: val for k, val in item.items() if k not in hidden}
+    return item
+
+
+class API:
+    """The routes and handlers of one server."""
+
+    def __init__(self, conf: cfg.ConfigOpts, services: Services) -> None:
+        self.conf = conf
+        self.services = services
+        self.users = auth.UserFile(conf.http_basic_auth_user_file) \
+            if conf.auth_strategy == "http_basic" else None
+        self.by_collection = {
+            "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
+        }
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def context(self, request: Request) -> Context:
+        """Who is calling."""
+        if self.users is None:
+            return auth.context_from_headers(request.headers)
+        username, password = auth.basic_credentials(request.headers.get("authorization"))
+        return self.users.authenticate(username, password)
+
+    async def body(self, request: Request) -> Any:
+        """The request's JSON body."""
+        raw = await request.body()
+        if not raw:
+            raise exc.BadRequest(resource="request", msg="Resource body required")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise exc.BadRequest(resource="request", msg="Malformed request body") from None
+
+    def hidden(self, ctx: Context, resource: Resource) -> frozenset[str]:
+        """Attributes the caller may not read."""
+        if ctx.is_admin:
+            return frozenset()
+        target = {"project_id": ctx.project_id, "tenant_id": ctx.project_id}
+        return self.services.core.policy.hidden_attributes(ctx, resource.name, target)
+
+    @staticmethod
+    def guarded(handler: Handler) -> Handler:
+        """Turn errors into NeutronError responses."""
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except exc.NeutronException as error:
+                if error.status >= 500:
+                    LOG.warning("%s %s: %s", request.method, request.url.path, error.msg)
+                return error_response(error)
+            except Exception:
+                LOG.exception("Unexpected error in %s %s", request.method, request.url.path)
+                return json_response({"NeutronError": {
+                    "type": "HTTPInternalServerError", "message": GENERIC_500, "detail": ""}},
+                    500)
+
+        return run
+
+    # -- discovery ---------------------------------------------------------------------
+
+    async def versions(self, request: Request) -> Response:
+        """`GET /`: the version document clients discover the API with."""
+        base = str(request.base_url).rstrip("/")
+        return json_response({"versions": [{
+            "id": "v2.0", "status": "CURRENT",
+            "links": [{"rel": "self", "href": f"{base}/v2.0/"}]}]})
+
+    async def resources(self, request: Request) -> Response:
+        """`GET /v2.0/`: the collections."""
+        self.context(request)
+        base = str(request.base_url).rstrip("/")
+        return json_response({
+            "resources": [{"name": r.name, "collection": r.collection,
+                           "links": [{"rel": "self", "href": f"{base}/v2.0/{r.collection}"}]}
+                          for r in RESOURCES.values()],
+            "version": {"id": "v2.0", "status": "CURRENT",
+                        "links": [{"rel": "self", "href": f"{base}/v2.0/"}]},
+        })
+
+    async def list_extensions(self, request: Request) -> Response:
+        """`GET /v2.0/extensions`."""
+        self.context(request)
+        return json_response({"extensions": extensions.all_extensions()})
+
+    async def show_extension(self, request: Request) -> Response:
+        """`GET /v2.0/extensions/{alias}`."""
+        self.context(request)
+        alias = request.path_params["alias"]
+        record = extensions.extension(alias)
+        if record is None:
+            raise exc.ExtensionNotFound(alias=alias)
+        return json_response({"extension": record})
+
+    async def openapi(self, request: Request) -> Response:
+        """`GET /openapi.json`."""
+        return json_response(openapi.document())
+
+    # -- resources ---------------------------------------------------------------------
+
+    def collection_routes(self, resource: Resource) -> list[Route]:
+        """The routes of one resource and its tags."""
+        service = self.by_collection[resource.collection]
+        extra = ("fixed_ips",) if resource.collection == "ports" else ()
+        base = f"/v2.0/{resource.collection}"
+
+        async def list_(request: Request) -> Response:
+            ctx = self.context(request)
+            query = parse_query(resource, request.query_params.multi_items(), extra,
+                                self.conf.pagination_max_limit)
+            items, more = await run_in_threadpool(service.list, ctx, query)
+            hidden = self.hidden(ctx, resource)
+            body: dict[str, Any] = {resource.collection: [
+                select_fields(item, query.fields, hidden) for item in items]}
+            if query.limit is not None:
+                body[f"{resource.collection}_links"] = self.links(request, items, more,
+                                                                  query.marker is not None)
+            return json_response(body)
+
+        async def create(request: Request) -> Response:
+            ctx = self.context(request)
+            raw = await self.body(request)
+            bulk = isinstance(raw, dict) and resource.collection in raw
+            items = [parse_item(resource, item, create=True)
+                     for item in unwrap(resource, raw, bulk=True)]
+            created = await run_in_threadpool(service.create, ctx, items)
+            hidden = self.hidden(ctx, resource)
+            if bulk:
+                return json_response({resource.collection: [
+                    select_fields(i, [], hidden) for i in created]}, 201)
+            return json_response({resource.name: select_fields(created[0], [], hidden)}, 201)
+
+        async def show(request: Request) -> Response:
+            ctx = self.context(request)
+            fields = [f for raw in request.query_params.getlist("fields")
+                      for f in raw.split(",") if f]
+            item = await run_in_threadpool(service.get, ctx, request.path_params["id"])
+            return json_response({resource.name: select_fields(item, fields,
+                                                               self.hidden(ctx, resource))})
+
+        async def update(request: Request) -> Response:
+            ctx = self.context(request)
+            item = unwrap(resource, await self.body(request), bulk=False)[0]
+            changes = parse_item(resource, item, create=False)
+            updated = await run_in_threadpool(service.update, ctx, request.path_params["id"],
+                                              changes)
+            return json_response({resource.name: select_fields(updated, [],
+                                                               self.hidden(ctx, resource))})
+
+        async def delete(request: Request) -> Response:
+            ctx = self.context(request)
+            await run_in_threadpool(service.delete, ctx, request.path_params["id"])
+            return Response(status_code=204)
+
+        return [
+            Route(base, self.guarded(list_), methods=["GET"]),
+            Route(base, self.guarded(create), methods=["POST"]),
+            Route(base + "/{id}", self.guarded(show), methods=["GET"]),
+            Route(base + "/{id}", self.guarded(update), methods=["PUT"]),
+            Route(base + "/{id}", self.guarded(delete), methods=["DELETE"]),
+            *self.tag_routes(base, service),
+        ]
+
+    def tag_routes(self, base: str, owner: Any) -> list[Route]:
+        """The tags API of one collection."""
+        tags = self.services.tags
+        tag_list = list_of_strings(255)
+
+        async def get_all(request: Request) -> Response:
+            ctx = self.context(request)
+            found = await run_in_threadpool(tags.get_all, ctx, owner, request.path_params["id"])
+            return json_response({"tags": found})
+
+        async def replace(request: Request) -> Response:
+            ctx = self.context(request)
+            body = await self.body(request)
+            if not isinstance(body, dict) or "tags" not in body:
+                raise exc.BadRequest(resource="tags", msg="Body must contain 'tags'")
+            try:
+                wanted = tag_list(body["tags"])
+            except Invalid as err:
+                raise exc.InvalidInput(error_message=f"Invalid input for tags. Reason: {err}") \
+                    from None
+            found = await run_in_threadpool(tags.replace, ctx, owner, request.path_params["id"],
+                                            wanted)
+            return json_response({"tags": found})
+
+        async def clear(request: Request) -> Response:
+            ctx = self.context(request)
+            await run_in_threadpool(tags.clear, ctx, owner, request.path_params["id"])
+            return Response(status_code=204)
+
+        def one_tag(request: Request) -> str:
+            tag = request.path_params["tag"]
+            if not tag or len(tag) > 255:
+                raise exc.InvalidInput(error_message=f"Invalid input for tag. Reason: '{tag}' "
+                                                     "must be 1 to 255 characters")
+            return tag
+
+        async def check(request: Request) -> Response:
+            ctx = self.context(request)
+            await run_in_threadpool(tags.has, ctx, owner, request.path_params["id"],
+                                    one_tag(request))
+            return Response(status_code=204)
+
+        async def add(request: Request) -> Response:
+            ctx = self.context(request)
+            await run_in_threadpool(tags.add, ctx, owner, request.path_params["id"],
+                                    one_tag(request))
+            return Response(status_code=201)
+
+        async def remove(request: Request) -> Response:
+            ctx = self.context(request)
+            await run_in_threadpool(tags.remove, ctx, owner, request.path_params["id"],
+                                    one_tag(request))
+            return Response(status_code=204)
+
+        return [
+            Route(base + "/{id}/tags", self.guarded(get_all), methods=["GET"]),
+            Route(base + "/{id}/tags", self.guarded(replace), methods=["PUT"]),
+            Route(base + "/{id}/tags", self.guarded(clear), methods=["DELETE"]),
+            Route(base + "/{id}/tags/{tag}", self.guarded(check), methods=["GET"]),
+            Route(base + "/{id}/tags/{tag}", self.guarded(add), methods=["PUT"]),
+            Route(base + "/{id}/tags/{tag}", self.guarded(remove), methods=["DELETE"]),
+        ]
+
+    @staticmethod
+    def links(request: Request, items: list[dict[str, Any]], more: bool,
+              had_marker: bool) -> list[dict[str, str]]:
+        """`next` (when more follow) and `previous` (when this page had a marker) links."""
+        kept = [(k, val) for k, val in request.query_params.multi_items()
+                if k not in ("marker", "page_reverse")]
+        url = str(request.url.replace(query=""))
+        links = []
+        if items and more:
+            links.append({"rel": "next",
+                          "href": f"{url}?{urlencode([*kept, ('marker', items[-1]['id'])])}"})
+        if items and had_marker:
+            query = urlencode([*kept, ("marker", items[0]["id"]), ("page_reverse", "True")])
+            links.append({"rel": "previous", "href": f"{url}?{query}"})
+        return links
+
+    def routes(self) -> list[Route]:
+        """Every route of the API."""
+        routes = [
+            Route("/", self.guarded(self.versions), methods=["GET"]),
+            Route("/v2.0", self.guarded(self.resources), methods=["GET"]),
+            Route("/v2.0/", self.guarded(self.resources), methods=["GET"]),
+            Route("/v2.0/extensions", self.guarded(self.list_extensions), methods=["GET"]),
+            Route("/v2.0/extensions/{alias}", self.guarded(self.show_extension),
+                  methods=["GET"]),
+            Route("/openapi.json", self.guarded(self.openapi), methods=["GET"]),
+        ]
+        for resource in RESOURCES.values():
+            routes.extend(self.collection_routes(resource))
+        return routes
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 and 405, in Neutron's shape."""
+    status = getattr(error, "status_code", 500)
+    kind = {404: "HTTPNotFound", 405: "HTTPMethodNotAllowed"}.get(status, "HTTPError")
+    message = {404: "The resource could not be found.",
+               405: "The method is not allowed for this resource."}.get(status, GENERIC_500)
+    return json_response({"NeutronError": {"type": kind, "message": message, "detail": ""}},
+                         status)
+
+
+def create_app(conf: cfg.ConfigOpts, services: Services) -> Starlette:
+    """The ASGI application of a server."""
+    api = API(conf, services)
+    app = Starlette(routes=api.routes(), exception_handlers={HTTPException: _http_error})
+    app.state.api = api
+    return app

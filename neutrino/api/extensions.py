@@ -1,0 +1,69 @@
+"""The extensions neutrino implements, as `GET /v2.0/extensions` lists them.
+
+Only what works is listed: clients change their requests according to this list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# alias: (name, description, updated)
+EXTENSIONS: dict[str, tuple[str, str, str]] = {
+    "binding": ("Port Binding",
+                "Expose port bindings of a virtual port to external application",
+                "2014-02-03T10:00:00-00:00"),
+    "empty-string-filtering": ("Empty String Filtering Extension",
+                               "Allow filtering by attributes with empty string value",
+                               "2018-05-01T10:00:00-00:00"),
+    "external-net": ("Neutron external network",
+                     "Adds external network attribute to network resource.",
+                     "2013-01-14T10:00:00-00:00"),
+    "filter-validation": ("Filter parameters validation",
+                          "Provides validation on filter parameters.",
+                          "2018-07-04T10:00:00-00:00"),
+    "ip-substring-filtering": ("IP address substring filtering",
+                               "Provides IP address substring filtering when listing ports",
+                               "2017-11-28T09:00:00-00:00"),
+    "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource.",
+                "2015-03-25T10:00:00-00:00"),
+    "net-mtu-writable": ("Network MTU (writable)",
+                         "Provides a writable MTU attribute for a network resource.",
+                         "2017-07-12T00:00:00-00:00"),
+    "pagination": ("Pagination support", "Extension that indicates that pagination is enabled.",
+                   "2016-06-12T00:00:00-00:00"),
+    "port-security": ("Port Security", "Provides port security", "2012-07-23T10:00:00-00:00"),
+    "project-id": ("project_id field enabled",
+                   "Extension that indicates that project_id field is enabled.",
+                   "2016-09-09T09:09:09-09:09"),
+    "provider": ("Provider Network", "Expose mapping of virtual networks to physical networks",
+                 "2012-09-07T10:00:00-00:00"),
+    "sorting": ("Sorting support", "Extension that indicates that sorting is enabled.",
+                "2016-06-12T00:00:00-00:00"),
+    "standard-attr-description": ("standard-attr-description",
+                                  "Extension to add descriptions to standard attributes",
+                                  "2016-02-10T10:00:00-00:00"),
+    "standard-attr-revisions": ("Resource revision numbers",
+                                "This extension will display the revision number of neutron "
+                                "resources.", "2016-04-11T10:00:00-00:00"),
+    "standard-attr-tag": ("Tag support for resources with standard attribute: network, subnet, "
+                          "port", "Enables to set tag on resources with standard attribute.",
+                          "2017-01-01T00:00:00-00:00"),
+    "standard-attr-timestamp": ("Resource timestamps",
+                                "Adds created_at and updated_at fields to all Neutron resources "
+                                "that have Neutron standard attributes.",
+                                "2016-09-12T10:00:00-00:00"),
+}
+
+
+def extension(alias: str) -> dict[str, Any] | None:
+    """One extension record, or None if neutrino does not implement the alias."""
+    if alias not in EXTENSIONS:
+        return None
+    name, description, updated = EXTENSIONS[alias]
+    return {"name": name, "alias": alias, "description": description, "updated": updated,
+            "links": []}
+
+
+def all_extensions() -> list[dict[str, Any]]:
+    """Every implemented extension, by alias."""
+    return [r for r in (extension(a) for a in sorted(EXTENSIONS)) if r is not None]

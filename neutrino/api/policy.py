@@ -1,0 +1,169 @@
+"""Who may do what: Neutron's default rules, enforced with oslo.policy.
+
+Rules are registered as defaults, so an operator's policy file overrides them by name as it
+would Neutron's (`get_network:provider:network_type`, `create_port:fixed_ips:ip_address`, ...).
+Lists are scoped in SQL by the same rules (each service's `scope`), which keeps a list of
+10,000 ports from costing 10,000 rule evaluations; an operator's override of a `get_*` rule
+therefore governs single reads and writes, while lists keep the default scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from oslo_config import cfg
+from oslo_policy import policy
+
+from neutrino import exceptions as exc
+from neutrino.api.resources import RESOURCES
+
+LOG = logging.getLogger(__name__)
+
+ADMIN = "rule:context_is_admin"
+MEMBER = "rule:admin_or_project_member"
+READER = "rule:admin_or_project_reader"
+NET_OWNER = "rule:context_is_admin or (role:member and project_id:%(network:project_id)s)"
+
+BASE_RULES: dict[str, str] = {
+    "context_is_admin": "role:admin",
+    "admin_only": "rule:context_is_admin",
+    "owner": "project_id:%(project_id)s",
+    "admin_or_owner": "rule:context_is_admin or rule:owner",
+    "project_member": "role:member and project_id:%(project_id)s",
+    "project_reader": "role:reader and project_id:%(project_id)s",
+    "admin_or_project_member": "rule:context_is_admin or rule:project_member",
+    "admin_or_project_reader": "rule:context_is_admin or rule:project_reader",
+    "network_owner": "project_id:%(network:project_id)s",
+    "admin_or_network_owner": "rule:context_is_admin or rule:network_owner",
+    "shared": "True:%(shared)s",
+    "external": "True:%(router:external)s",
+}
+
+ACTION_RULES: dict[str, str] = {
+    "create_network": MEMBER,
+    "get_network": f"{READER} or rule:shared or rule:external",
+    "update_network": MEMBER,
+    "delete_network": MEMBER,
+    "create_network:shared": ADMIN,
+    "update_network:shared": ADMIN,
+    "create_network:router:external": ADMIN,
+    "update_network:router:external": ADMIN,
+    "get_network:router:external": "",
+    "get_network:shared": "",
+    "create_subnet": NET_OWNER,
+    "get_subnet": f"{READER} or rule:shared",
+    "update_subnet": NET_OWNER,
+    "delete_subnet": NET_OWNER,
+    "create_port": f"{MEMBER} or rule:network_owner",
+    "get_port": f"{READER} or rule:network_owner",
+    "update_port": f"{MEMBER} or rule:network_owner",
+    "delete_port": f"{MEMBER} or rule:network_owner",
+    "create_port:mac_address": NET_OWNER,
+    "create_port:fixed_ips": "",
+    "create_port:fixed_ips:ip_address": NET_OWNER,
+    "create_port:fixed_ips:subnet_id": f"{NET_OWNER} or rule:shared",
+    "update_port:fixed_ips": NET_OWNER,
+    "update_port:mac_address": ADMIN,
+    "create_port:device_owner": NET_OWNER,
+    "update_port:device_owner": NET_OWNER,
+    "create_port:port_security_enabled": NET_OWNER,
+    "update_port:port_security_enabled": NET_OWNER,
+    "create_port:binding:vnic_type": "",
+    "update_port:binding:vnic_type": "",
+    "get_port:binding:vnic_type": "",
+    "get_port:fixed_ips": "",
+    "get_port:mac_address": "",
+    "get_port:device_owner": "",
+    "get_port:port_security_enabled": "",
+}
+
+
+def _attribute_rules() -> dict[str, str]:
+    """Rules for policy-guarded attributes not named above: admin only, as Neutron does."""
+    rules: dict[str, str] = {}
+    for resource in RESOURCES.values():
+        for attr in resource.attrs:
+            if not attr.policy:
+                continue
+            actions = ["get"] + (["create"] if attr.post else []) + (["update"] if attr.put else [])
+            for action in actions:
+                rules.setdefault(f"{action}_{resource.name}:{attr.name}", ADMIN)
+    return rules
+
+
+def list_rules() -> list[policy.RuleDefault]:
+    """Every default rule, for the enforcer and for oslopolicy-sample-generator."""
+    rules = {**BASE_RULES, **ACTION_RULES}
+    for name, check in _attribute_rules().items():
+        rules.setdefault(name, check)
+    return [policy.RuleDefault(name, check) for name, check in rules.items()]
+
+
+@dataclass
+class Context:
+    """The caller of one request."""
+
+    user_id: str | None
+    project_id: str | None
+    roles: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Keystone's default implied roles: admin implies member, member implies reader.
+        roles = {r.strip().lower() for r in self.roles if r.strip()}
+        if "admin" in roles:
+            roles.add("member")
+        if "member" in roles:
+            roles.add("reader")
+        self.roles = sorted(roles)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the caller has the admin role."""
+        return "admin" in self.roles
+
+    @property
+    def creds(self) -> dict[str, Any]:
+        """Credentials in the shape oslo.policy checks read."""
+        return {"user_id": self.user_id, "project_id": self.project_id,
+                "tenant_id": self.project_id, "roles": self.roles, "is_admin": self.is_admin}
+
+    @classmethod
+    def admin(cls) -> Context:
+        """An admin context, for the server's own work."""
+        return cls(user_id=None, project_id=None, roles=["admin"])
+
+
+class Enforcer:
+    """oslo.policy with neutrino's defaults registered."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self._enforcer = policy.Enforcer(conf)
+        self._enforcer.register_defaults(list_rules())
+        self._enforcer.load_rules()
+
+    def check(self, ctx: Context, action: str, target: dict[str, Any]) -> bool:
+        """Whether `ctx` may do `action` on `target`."""
+        if action not in self._enforcer.rules:
+            return True
+        return bool(self._enforcer.enforce(action, target, ctx.creds))
+
+    def enforce(self, ctx: Context, action: str, target: dict[str, Any]) -> None:
+        """Raise PolicyNotAuthorized unless `ctx` may do `action` on `target`."""
+        if not self.check(ctx, action, target):
+            raise exc.PolicyNotAuthorized(action=action)
+
+    def hidden_attributes(self, ctx: Context, resource_name: str,
+                          target: dict[str, Any]) -> frozenset[str]:
+        """Attributes `ctx` may not read on resources like `target`.
+
+        The get rules of attributes depend on the caller's roles, not on the row (all of
+        Neutron's defaults for them are admin-only or open), so one evaluation serves a list.
+        """
+        resource = next(r for r in RESOURCES.values() if r.name == resource_name)
+        hidden = {
+            a.name for a in resource.attrs
+            if a.policy and not self.check(ctx, f"get_{resource_name}:{a.name}", target)
+        }
+        return frozenset(hidden)

@@ -1,0 +1,153 @@
+"""Each API resource described once, as data (Neutron's attribute maps).
+
+An `Attr` says how an attribute is validated, defaulted, stored, filtered, sorted and guarded
+by policy. The request parser, the query builder, the renderer, the policy defaults and the
+OpenAPI document all read these tables; nothing else lists a resource's attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from neutrino.api import validators as v
+
+MISSING: Any = object()
+
+VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
+              "virtio-forwarder", "smart-nic", "remote-managed", "vdpa")
+IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+NETWORK_TYPES = ("local", "flat", "vxlan")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of a resource."""
+
+    name: str
+    column: str | None = None  # the table column; None for computed attributes
+    validator: v.Validator | None = None
+    default: Any = MISSING  # MISSING on a POST-able attribute makes it required
+    post: bool = False
+    put: bool = False
+    filter: bool = True
+    sort: bool = True
+    policy: bool = False  # guarded by create_/get_/update_<resource>:<name> rules
+    # Computed by the service when absent from a POST (e.g. a network's MTU).
+    computed_default: bool = False
+    visible: bool = True
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        """Whether a POST must carry this attribute."""
+        return self.post and self.default is MISSING and not self.computed_default
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource: its names and its attributes."""
+
+    name: str
+    collection: str
+    attrs: tuple[Attr, ...]
+    tags: bool = True
+    attr_map: dict[str, Attr] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attr_map", {a.name: a for a in self.attrs})
+
+
+def _standard(project: bool = True) -> tuple[Attr, ...]:
+    """The attributes every resource with standard attributes has."""
+    attrs = [
+        Attr("id", "id", v.uuid_(), doc="The resource's UUID."),
+        Attr("name", "name", v.string(255), default="", post=True, put=True),
+        Attr("description", "description", v.string(255), default="", post=True, put=True),
+        Attr("created_at", "created_at", filter=False),
+        Attr("updated_at", "updated_at", filter=False),
+        Attr("revision_number", "revision_number", v.integer(), sort=True),
+        Attr("tags", None, v.list_of_strings(255), default=[], post=True, sort=False,
+             filter=False),
+    ]
+    if project:
+        attrs += [
+            Attr("project_id", "project_id", v.project_id(), post=True, computed_default=True),
+            Attr("tenant_id", "project_id", v.project_id(), post=True, computed_default=True),
+        ]
+    return tuple(attrs)
+
+
+NETWORK = Resource("network", "networks", _standard() + (
+    Attr("admin_state_up", "admin_state_up", v.boolean(), default=True, post=True, put=True),
+    Attr("status", "status"),
+    Attr("subnets", None, filter=False, sort=False),
+    Attr("shared", "shared", v.boolean(), default=False, post=True, put=True, policy=True),
+    Attr("router:external", "external", v.boolean(), default=False, post=True, put=True,
+         policy=True),
+    Attr("mtu", "mtu", v.integer(68, 65535), post=True, put=True, computed_default=True),
+    Attr("provider:network_type", "network_type", v.one_of(*NETWORK_TYPES), post=True,
+         policy=True, computed_default=True),
+    Attr("provider:physical_network", "physical_network", v.string(64, nullable=True),
+         post=True, policy=True, computed_default=True),
+    Attr("provider:segmentation_id", "segmentation_id", v.integer(0, 16777215, nullable=True),
+         post=True, policy=True, computed_default=True),
+    Attr("availability_zone_hints", "availability_zone_hints", v.list_of_strings(255),
+         default=[], post=True, filter=False, sort=False),
+    Attr("availability_zones", None, filter=False, sort=False),
+    Attr("port_security_enabled", "port_security_enabled", v.boolean(), default=True,
+         post=True, put=True),
+    Attr("ipv4_address_scope", None, filter=False, sort=False),
+    Attr("ipv6_address_scope", None, filter=False, sort=False),
+))
+
+SUBNET = Resource("subnet", "subnets", _standard() + (
+    Attr("network_id", "network_id", v.uuid_(), post=True),
+    Attr("ip_version", "ip_version", v.one_of(4, 6, "4", "6"), post=True),
+    Attr("cidr", "cidr", v.cidr(), post=True),
+    Attr("prefixlen", None, v.integer(0, 128), post=True, visible=False, filter=False,
+         sort=False, computed_default=True),
+    Attr("gateway_ip", "gateway_ip", v.ip_address(nullable=True), post=True, put=True,
+         computed_default=True),
+    Attr("allocation_pools", "allocation_pools", v.allocation_pools(), post=True, put=True,
+         computed_default=True, filter=False, sort=False),
+    Attr("dns_nameservers", "dns_nameservers", v.list_of_ips(), default=[], post=True,
+         put=True, filter=False, sort=False),
+    Attr("host_routes", "host_routes", v.host_routes(), default=[], post=True, put=True,
+         filter=False, sort=False),
+    Attr("enable_dhcp", "enable_dhcp", v.boolean(), default=True, post=True, put=True),
+    Attr("ipv6_ra_mode", "ipv6_ra_mode", v.one_of(*IPV6_MODES, nullable=True), default=None,
+         post=True),
+    Attr("ipv6_address_mode", "ipv6_address_mode", v.one_of(*IPV6_MODES, nullable=True),
+         default=None, post=True),
+    Attr("subnetpool_id", "subnetpool_id", v.one_of(None, nullable=True), default=None,
+         post=True),
+    Attr("segment_id", "segment_id", v.one_of(None, nullable=True), default=None, post=True),
+    Attr("service_types", "service_types", v.list_of_strings(255), default=[], post=True,
+         put=True, filter=False, sort=False),
+))
+
+PORT = Resource("port", "ports", _standard() + (
+    Attr("network_id", "network_id", v.uuid_(), post=True),
+    Attr("admin_state_up", "admin_state_up", v.boolean(), default=True, post=True, put=True),
+    Attr("mac_address", "mac_address", v.mac_address(), post=True, put=True, policy=True,
+         computed_default=True),
+    Attr("fixed_ips", None, v.fixed_ips(), post=True, put=True, policy=True,
+         computed_default=True, sort=False),
+    Attr("device_id", "device_id", v.string(255), default="", post=True, put=True),
+    Attr("device_owner", "device_owner", v.string(255), default="", post=True, put=True,
+         policy=True),
+    Attr("status", "status"),
+    Attr("binding:host_id", "binding_host_id", v.string(255), default="", post=True,
+         put=True, policy=True),
+    Attr("binding:vif_type", "binding_vif_type", policy=True),
+    Attr("binding:vif_details", "binding_vif_details", policy=True, filter=False, sort=False),
+    Attr("binding:vnic_type", "binding_vnic_type", v.one_of(*VNIC_TYPES), default="normal",
+         post=True, put=True, policy=True),
+    Attr("binding:profile", "binding_profile", v.any_dict(), default={}, post=True, put=True,
+         policy=True, filter=False, sort=False),
+    Attr("port_security_enabled", "port_security_enabled", v.boolean(), default=True,
+         post=True, put=True, policy=True),
+))
+
+RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT)}

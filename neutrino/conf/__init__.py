@@ -1,0 +1,183 @@
+"""Configuration options, registered once with oslo.config under Neutron's names.
+
+Every option neutrino reads is declared here, so that `list_opts` can feed
+`oslo-config-generator` and the sample configuration is generated, never written by hand.
+Options found in a configuration file that neutrino does not declare are reported once by
+`log_unused_options`: a `neutron.conf` written for Neutron must load, not fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterable, Sequence
+
+from oslo_config import cfg
+
+LOG = logging.getLogger(__name__)
+
+core_opts = [
+    cfg.HostAddressOpt("bind_host", default="127.0.0.1", help="The host IP to bind the API to."),
+    cfg.PortOpt("bind_port", default=9696, help="The port to bind the API to."),
+    cfg.IntOpt(
+        "api_workers",
+        default=1,
+        min=1,
+        help="Number of API server processes. Keep 1 with the embedded SQLite database.",
+    ),
+    cfg.StrOpt(
+        "auth_strategy",
+        default="noauth",
+        choices=[
+            ("noauth", "Trust the X-Project-Id, X-User-Id and X-Roles headers (development)."),
+            ("http_basic", "HTTP Basic authentication against http_basic_auth_user_file."),
+        ],
+        help="How API callers are authenticated.",
+    ),
+    cfg.StrOpt(
+        "http_basic_auth_user_file",
+        default="$state_path/users.json",
+        help="File of users (bcrypt password hashes, project and roles) for http_basic auth; "
+        "managed with `neutrino user add|list|remove`.",
+    ),
+    cfg.StrOpt(
+        "state_path",
+        default="/var/lib/neutrino",
+        help="Where neutrino keeps its state (the embedded database, the users file).",
+    ),
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="example.domain",
+               help="The name of this host, as agents and the server report it."),
+    cfg.BoolOpt(
+        "allow_overlapping_ips",
+        default=False,
+        help="Allow overlapping subnet CIDRs between networks of one project.",
+    ),
+    cfg.StrOpt(
+        "base_mac",
+        default="fa:16:3e:00:00:00",
+        help="Base MAC address for ports; '00' octets are replaced by random ones.",
+    ),
+    cfg.IntOpt(
+        "dhcp_lease_duration",
+        default=86400,
+        help="DHCP lease duration in seconds; -1 means infinite.",
+    ),
+    cfg.IntOpt(
+        "global_physnet_mtu",
+        default=1500,
+        min=68,
+        help="MTU of the underlying physical network; overlay networks subtract their overhead.",
+    ),
+    cfg.IntOpt("max_dns_nameservers", default=5, help="Maximum DNS nameservers per subnet."),
+    cfg.IntOpt("max_subnet_host_routes", default=20, help="Maximum host routes per subnet."),
+    cfg.IntOpt(
+        "pagination_max_limit",
+        default=-1,
+        help="The most items one list call returns; -1 means no limit.",
+    ),
+    cfg.ListOpt(
+        "default_availability_zones",
+        default=[],
+        help="Availability zones for resources created without hints.",
+    ),
+]
+
+database_opts = [
+    cfg.StrOpt(
+        "connection",
+        default="sqlite:///$state_path/neutrino.sqlite",
+        secret=True,
+        help="SQLAlchemy URL of the database: sqlite:///..., postgresql+psycopg://..., "
+        "mysql+pymysql://...",
+    ),
+    cfg.IntOpt("max_pool_size", default=20, help="Connections kept open per server process."),
+    cfg.IntOpt("max_overflow", default=40, help="Extra connections allowed above the pool."),
+    cfg.IntOpt(
+        "max_retries",
+        default=10,
+        help="Retries of a transaction that lost a race (deadlock, duplicate allocation).",
+    ),
+]
+
+ml2_opts = [
+    cfg.ListOpt(
+        "type_drivers",
+        default=["local", "flat", "vxlan"],
+        help="Network types that may be created.",
+    ),
+    cfg.ListOpt(
+        "tenant_network_types",
+        default=["vxlan"],
+        help="Network types for project networks, in order of preference.",
+    ),
+    cfg.ListOpt("mechanism_drivers", default=["linuxbridge"], help="L2 mechanisms in use."),
+    cfg.IntOpt(
+        "path_mtu",
+        default=0,
+        help="Largest MTU of the overlay path; 0 uses global_physnet_mtu.",
+    ),
+]
+
+ml2_type_vxlan_opts = [
+    cfg.ListOpt(
+        "vni_ranges",
+        default=["1:65535"],
+        help="MIN:MAX ranges of VXLAN VNIs available to project networks.",
+    ),
+]
+
+ml2_type_flat_opts = [
+    cfg.ListOpt(
+        "flat_networks",
+        default=["*"],
+        help="Physical networks on which flat networks may be created; '*' allows any.",
+    ),
+]
+
+OPT_GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
+    (None, core_opts),
+    ("database", database_opts),
+    ("ml2", ml2_opts),
+    ("ml2_type_vxlan", ml2_type_vxlan_opts),
+    ("ml2_type_flat", ml2_type_flat_opts),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every neutrino option on `conf` (idempotent)."""
+    for group, opts in OPT_GROUPS:
+        for opt in opts:
+            if group is None:
+                if opt.dest not in conf:
+                    conf.register_opt(opt)
+            elif group not in conf or opt.dest not in conf[group]:
+                conf.register_opt(opt, group=group)
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """Return the options for oslo-config-generator."""
+    return [(group or "DEFAULT", list(opts)) for group, opts in OPT_GROUPS]
+
+
+def unused_options(conf: cfg.ConfigOpts, files: Sequence[str]) -> list[tuple[str, str]]:
+    """Return (section, option) pairs set in `files` that neutrino does not declare."""
+    known: dict[str, set[str]] = {}
+    for group, opts in conf._groups.items():
+        known[group.upper() if group == "DEFAULT" else group] = set()
+        for name in opts._opts:
+            known[group].add(name)
+    default = {name for name in conf._opts}
+    unused: list[tuple[str, str]] = []
+    for path in files:
+        sections: dict[str, dict[str, list[str]]] = {}
+        cfg.ConfigParser(path, sections).parse()
+        for section, values in sections.items():
+            names = default if section == "DEFAULT" else known.get(section, set())
+            unused.extend((section, key) for key in values if key not in names)
+    return unused
+
+
+def log_unused_options(conf: cfg.ConfigOpts, files: Iterable[str]) -> None:
+    """Log, once per option, what the configuration files set that neutrino ignores."""
+    for section, key in sorted(set(unused_options(conf, list(files)))):
+        LOG.info("Ignoring option [%s] %s: neutrino does not use it", section, key)

@@ -1,0 +1,143 @@
+"""Engines and transactions.
+
+`Database.write` runs a function in one transaction and runs it again when the transaction
+lost a race (a duplicate key from a concurrent allocation, a deadlock, a busy SQLite file):
+the function re-reads what it needs each time, so a retry sees the winner's rows.
+On SQLite, writers take the lock when they begin (`BEGIN IMMEDIATE`) and queue on a
+process-wide lock first, since SQLite serialises writers anyway and spinning on
+`SQLITE_BUSY` wastes the CPU the other writer needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Error codes meaning "the transaction lost a race; run it again".
+_MYSQL_RETRY_CODES = {1205, 1213}  # lock wait timeout, deadlock
+_PG_RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+def normalize_url(url: str) -> str:
+    """Map driver-less URLs (as in Neutron configs) to the drivers neutrino ships."""
+    parsed = make_url(url)
+    driver = {"mysql": "mysql+pymysql", "postgresql": "postgresql+psycopg"}.get(
+        parsed.drivername, parsed.drivername
+    )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    orig = exc.orig
+    code = getattr(orig, "args", [None])[0] if orig is not None else None
+    if code in _MYSQL_RETRY_CODES:
+        return True
+    if getattr(orig, "sqlstate", None) in _PG_RETRY_STATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+class Database:
+    """One engine and the transaction helpers services use."""
+
+    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 40,
+                 max_retries: int = 10) -> None:
+        self.url = normalize_url(url)
+        self.max_retries = max_retries
+        parsed = make_url(self.url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+            self.engine: Engine = create_engine(
+                self.url, connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=pool_size, max_overflow=max_overflow,
+            )
+            _setup_sqlite(self.engine)
+        else:
+            self.engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=max_overflow,
+                pool_pre_ping=True, isolation_level="READ COMMITTED",
+            )
+
+    @property
+    def dialect(self) -> str:
+        """The backend's name: sqlite, postgresql or mysql."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction (rolled back at the end)."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    @contextmanager
+    def _write_txn(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in a write transaction, again if it lost a race."""
+        attempt = 0
+        while True:
+            try:
+                if self._write_lock is not None:
+                    with self._write_lock, self._write_txn() as conn:
+                        return fn(conn)
+                with self._write_txn() as conn:
+                    return fn(conn)
+            except DBAPIError as exc:
+                attempt += 1
+                if attempt > self.max_retries or not _is_retryable(exc):
+                    raise
+                LOG.debug("Retrying transaction %s after %s (attempt %d)",
+                          getattr(fn, "__qualname__", fn), type(exc).__name__, attempt)
+                time.sleep(random.uniform(0, 0.002 * attempt))
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    """WAL and foreign keys on every connection; let us issue BEGIN ourselves."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would BEGIN lazily and break BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+

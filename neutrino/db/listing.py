@@ -1,0 +1,119 @@
+"""One way to list any resource: filters, tag filters, scope, sorting and keyset paging.
+
+A marker is looked up within the caller's scope, so another project's id can neither serve
+as a marker nor reveal where it would sort (it answers 404 like any hidden resource).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+)
+
+from neutrino import exceptions as exc
+from neutrino.api.request import Query
+from neutrino.api.resources import Resource
+from neutrino.db.models import Tag
+
+TAGS = Tag.__table__
+
+
+def tag_clauses(table: Table, tag_filters: dict[str, list[str]]) -> list[ColumnElement[bool]]:
+    """WHERE clauses for Neutron's tags, tags-any, not-tags and not-tags-any filters."""
+
+    def has(tags: Sequence[str]) -> ColumnElement[bool]:
+        return exists().where(TAGS.c.resource_id == table.c.id, TAGS.c.tag.in_(tags))
+
+    def has_all(tags: Sequence[str]) -> ColumnElement[bool]:
+        distinct = sorted(set(tags))
+        count = (select(func.count()).where(TAGS.c.resource_id == table.c.id,
+                                            TAGS.c.tag.in_(distinct))
+                 .scalar_subquery())
+        return count == len(distinct)
+
+    clauses: list[ColumnElement[bool]] = []
+    for key, tags in tag_filters.items():
+        if not tags:
+            continue
+        if key == "tags":
+            clauses.append(has_all(tags))
+        elif key == "tags-any":
+            clauses.append(has(tags))
+        elif key == "not-tags":
+            clauses.append(not_(has_all(tags)))
+        elif key == "not-tags-any":
+            clauses.append(not_(has(tags)))
+    return clauses
+
+
+def filter_clauses(resource: Resource, table: Table, query: Query) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the attribute filters of `query`."""
+    clauses: list[ColumnElement[bool]] = []
+    for name, values in query.filters.items():
+        column_name = resource.attr_map[name].column
+        if column_name is None:
+            continue
+        column = table.c[column_name]
+        non_null = [val for val in values if val is not None]
+        clause = column.in_(non_null) if non_null else false()
+        clauses.append(clause)
+    clauses.extend(tag_clauses(table, query.tag_filters))
+    return clauses
+
+
+def _sort_columns(resource: Resource, table: Table, query: Query) -> list[tuple[Any, bool]]:
+    sorts = [(table.c[resource.attr_map[name].column or name], asc)
+             for name, asc in query.sorts]
+    if not any(col.name == "id" for col, _ in sorts):
+        sorts.append((table.c.id, sorts[-1][1] if sorts else True))
+    if query.page_reverse:
+        sorts = [(col, not asc) for col, asc in sorts]
+    return sorts
+
+
+def _after_marker(sorts: list[tuple[Any, bool]], marker: Row[Any]) -> ColumnElement[bool]:
+    """Rows strictly after `marker` in the sort order (a keyset condition)."""
+    alternatives = []
+    for i, (column, asc) in enumerate(sorts):
+        equal = [col == marker._mapping[col.name] for col, _ in sorts[:i]]
+        value = marker._mapping[column.name]
+        beyond = column > value if asc else column < value
+        alternatives.append(and_(*equal, beyond))
+    return or_(*alternatives)
+
+
+def list_rows(conn: Connection, resource: Resource, table: Table, query: Query,
+              where: Sequence[ColumnElement[bool]] = ()) -> tuple[list[Row[Any]], bool]:
+    """The rows of one page, in order, and whether more rows follow it."""
+    stmt: Select[Any] = select(table).where(*where, *filter_clauses(resource, table, query))
+    sorts = _sort_columns(resource, table, query)
+    if query.marker is not None:
+        marker = conn.execute(select(table).where(table.c.id == query.marker, *where)).first()
+        if marker is None:
+            raise exc.MarkerNotFound(marker=query.marker)
+        stmt = stmt.where(_after_marker(sorts, marker))
+    if query.sorts or query.limit is not None or query.marker is not None:
+        stmt = stmt.order_by(*(col.asc() if asc else col.desc() for col, asc in sorts))
+    if query.limit is not None:
+        stmt = stmt.limit(query.limit + 1)
+    rows = list(conn.execute(stmt).all())
+    more = query.limit is not None and len(rows) > query.limit
+    if more:
+        rows = rows[: query.limit]
+    if query.page_reverse:
+        rows.reverse()
+    return rows, more

@@ -1,0 +1,160 @@
+"""The schema: one table per resource, standard attributes as columns.
+
+Uniqueness that matters is a constraint here rather than a check in Python: one address per
+subnet (`ipallocations` primary key), one MAC per network (`ports`), one network per VXLAN VNI
+or flat physical network (`segment_allocations`). Services rely on the database refusing a
+duplicate and retry the transaction that lost the race.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names (Alembic needs them)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class StandardAttrs:
+    """Columns every API resource carries (Neutron's standard attributes)."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True, default="")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Network(StandardAttrs, Base):
+    """A layer-2 network."""
+
+    __tablename__ = "networks"
+
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    mtu: Mapped[int] = mapped_column(Integer)
+    network_type: Mapped[str] = mapped_column(String(32))
+    physical_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    segmentation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    availability_zone_hints: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SegmentAllocation(Base):
+    """A segment owned by one network: the key is the whole segment, so no two networks share it.
+
+    `physical_network` is '' and `segmentation_id` 0 where a type has none, because NULLs
+    would not collide in a unique key.
+    """
+
+    __tablename__ = "segment_allocations"
+
+    network_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    physical_network: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segmentation_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+
+
+class Subnet(StandardAttrs, Base):
+    """An IP range on a network."""
+
+    __tablename__ = "subnets"
+
+    network_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    ip_version: Mapped[int] = mapped_column(Integer)
+    cidr: Mapped[str] = mapped_column(String(64))
+    gateway_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
+    ipv6_ra_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    ipv6_address_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    allocation_pools: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    dns_nameservers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    host_routes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    service_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    subnetpool_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    segment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class Port(StandardAttrs, Base):
+    """A port on a network: a MAC and its fixed IPs."""
+
+    __tablename__ = "ports"
+    __table_args__ = (UniqueConstraint("network_id", "mac_address"),)
+
+    network_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    mac_address: Mapped[str] = mapped_column(String(32))
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="", index=True)
+    binding_host_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    binding_vif_type: Mapped[str] = mapped_column(String(64), default="unbound")
+    binding_vnic_type: Mapped[str] = mapped_column(String(64), default="normal")
+    binding_vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    binding_profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class IPAllocation(Base):
+    """An address of a port on a subnet. The primary key makes each address unique per subnet.
+
+    `ip_key` is the address as 32 hex digits, so that addresses of either family sort and
+    compare as strings and the allocator can look for gaps with an index range scan.
+    """
+
+    __tablename__ = "ipallocations"
+    __table_args__ = (Index("ix_ipallocations_subnet_key", "subnet_id", "ip_key", unique=True),)
+
+    subnet_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("subnets.id", ondelete="CASCADE"), primary_key=True
+    )
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ip_key: Mapped[str] = mapped_column(String(32))
+    port_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="CASCADE"), index=True
+    )
+    network_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class Tag(Base):
+    """A tag on any resource (ids are UUIDs, so unique across resource types)."""
+
+    __tablename__ = "tags"
+
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)

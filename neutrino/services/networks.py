@@ -1,0 +1,246 @@
+"""Networks: create, read, update, delete, with their segments and MTU."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
+
+from neutrino import exceptions as exc
+from neutrino.api.policy import Context
+from neutrino.api.request import Query
+from neutrino.api.resources import NETWORK
+from neutrino.db import listing
+from neutrino.db.models import IPAllocation, Network, Port, Subnet
+from neutrino.services import segments
+from neutrino.services.common import (
+    Core,
+    bump_revision,
+    delete_tags,
+    enforce_attrs,
+    load_tags,
+    new_id,
+    replace_tags,
+    standard_fields,
+    utcnow,
+)
+
+LOG = logging.getLogger(__name__)
+NETWORKS = Network.__table__
+SUBNETS = Subnet.__table__
+PORTS = Port.__table__
+ALLOCS = IPAllocation.__table__
+DHCP_OWNER = "network:dhcp"
+
+
+def network_target(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
+    """The policy target of a network row."""
+    m = row._mapping if isinstance(row, Row) else row
+    return {"project_id": m["project_id"], "tenant_id": m["project_id"],
+            "shared": bool(m["shared"]), "router:external": bool(m["external"])}
+
+
+def render(row: Row[Any], subnets: list[str], tags: list[str]) -> dict[str, Any]:
+    """A network row as the API shows it."""
+    m = row._mapping
+    return {
+        **standard_fields(row),
+        "admin_state_up": m["admin_state_up"],
+        "status": m["status"],
+        "subnets": subnets,
+        "shared": m["shared"],
+        "router:external": m["external"],
+        "mtu": m["mtu"],
+        "provider:network_type": m["network_type"],
+        "provider:physical_network": m["physical_network"],
+        "provider:segmentation_id": m["segmentation_id"],
+        "availability_zone_hints": list(m["availability_zone_hints"] or []),
+        "availability_zones": [],
+        "port_security_enabled": m["port_security_enabled"],
+        "ipv4_address_scope": None,
+        "ipv6_address_scope": None,
+        "tags": tags,
+    }
+
+
+class NetworkService:
+    """The rules of networks."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.table = NETWORKS
+
+    def check_access(self, conn: Connection, ctx: Context, network_id: str,
+                     action: str) -> None:
+        """Raise unless `ctx` may do `action` (get, update, delete) on the network."""
+        row = self.fetch(conn, ctx, network_id)
+        self.core.policy.enforce(ctx, f"{action}_network", network_target(row))
+
+    def scope(self, ctx: Context) -> list[ColumnElement[bool]]:
+        """What `ctx` may see: its project's networks, shared and external ones."""
+        if ctx.is_admin:
+            return []
+        return [or_(NETWORKS.c.project_id == (ctx.project_id or ""),
+                    NETWORKS.c.shared.is_(True), NETWORKS.c.external.is_(True))]
+
+    def fetch(self, conn: Connection, ctx: Context, network_id: str,
+              for_update: bool = False) -> Row[Any]:
+        """The network row, or NetworkNotFound if absent or hidden from `ctx`."""
+        stmt = select(NETWORKS).where(NETWORKS.c.id == network_id)
+        if for_update and not self.core.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None or not self.core.policy.check(ctx, "get_network", network_target(row)):
+            raise exc.NetworkNotFound(net_id=network_id)
+        return row
+
+    def _render_rows(self, conn: Connection, rows: list[Row[Any]]) -> list[dict[str, Any]]:
+        ids = [r.id for r in rows]
+        subnets: dict[str, list[str]] = defaultdict(list)
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            for net_id, subnet_id in conn.execute(
+                    select(SUBNETS.c.network_id, SUBNETS.c.id)
+                    .where(SUBNETS.c.network_id.in_(chunk)).order_by(SUBNETS.c.created_at)):
+                subnets[net_id].append(subnet_id)
+        tags = load_tags(conn, ids)
+        return [render(r, subnets.get(r.id, []), tags.get(r.id, [])) for r in rows]
+
+    def get(self, ctx: Context, network_id: str) -> dict[str, Any]:
+        """One network."""
+        with self.core.db.read() as conn:
+            return self._render_rows(conn, [self.fetch(conn, ctx, network_id)])[0]
+
+    def list(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+        """A page of networks and whether more follow."""
+        with self.core.db.read() as conn:
+            rows, more = listing.list_rows(conn, NETWORK, NETWORKS, query, self.scope(ctx))
+            return self._render_rows(conn, rows), more
+
+    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create networks (all or none)."""
+        prepared = []
+        for body in bodies:
+            project = self.core.project_for(ctx, body)
+            target = network_target({"project_id": project,
+                                     "shared": body.get("shared", False),
+                                     "external": body.get("router:external", False)})
+            self.core.policy.enforce(ctx, "create_network", target)
+            enforce_attrs(self.core, ctx, NETWORK, "create", body, target)
+            prepared.append((project, body))
+
+        def txn(conn: Connection) -> list[dict[str, Any]]:
+            now = utcnow()
+            created = []
+            for project, body in prepared:
+                created.append(self._insert(conn, project, body, now))
+            return created
+
+        networks = self.core.db.write(txn)
+        for net in networks:
+            LOG.info("Created network %s (%s, %s %s)", net["id"], net["name"] or "-",
+                     net["provider:network_type"], net["provider:segmentation_id"])
+        return networks
+
+    def _insert(self, conn: Connection, project: str, body: dict[str, Any],
+                now: Any) -> dict[str, Any]:
+        conf = self.core.conf
+        network_id = new_id()
+        provider = {k: body[k] for k in ("provider:network_type", "provider:physical_network",
+                                         "provider:segmentation_id") if k in body}
+        requested = None
+        if provider:
+            if "provider:network_type" not in provider:
+                raise exc.InvalidInput(error_message="provider:network_type required")
+            requested = segments.Segment(provider["provider:network_type"],
+                                         provider.get("provider:physical_network"),
+                                         provider.get("provider:segmentation_id"))
+        # The row must exist before its segment references it.
+        values = {
+            "id": network_id, "project_id": project, "name": body["name"],
+            "description": body["description"], "created_at": now, "updated_at": now,
+            "revision_number": 0, "admin_state_up": body["admin_state_up"], "status": "ACTIVE",
+            "shared": body["shared"], "external": body["router:external"], "mtu": 0,
+            "network_type": "local", "physical_network": None, "segmentation_id": None,
+            "availability_zone_hints": body["availability_zone_hints"],
+            "port_security_enabled": body["port_security_enabled"],
+        }
+        conn.execute(insert(NETWORKS).values(**values))
+        segment = segments.allocate(conn, conf, network_id, requested)
+        limit = segments.max_mtu(conf, segment.network_type)
+        mtu = body.get("mtu", limit)
+        if mtu > limit:
+            raise exc.InvalidInput(error_message=f"Requested MTU is too big, maximum is {limit}")
+        seg_values = {"network_type": segment.network_type,
+                      "physical_network": segment.physical_network,
+                      "segmentation_id": segment.segmentation_id, "mtu": mtu}
+        conn.execute(NETWORKS.update().where(NETWORKS.c.id == network_id).values(**seg_values))
+        tags = replace_tags(conn, network_id, body.get("tags", []))
+        row = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
+        return render(row, [], tags)
+
+    def update(self, ctx: Context, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a network's writable attributes."""
+
+        def txn(conn: Connection) -> dict[str, Any]:
+            row = self.fetch(conn, ctx, network_id, for_update=True)
+            target = network_target(row)
+            self.core.policy.enforce(ctx, "update_network", target)
+            enforce_attrs(self.core, ctx, NETWORK, "update", body, target)
+            values: dict[str, Any] = {}
+            for key, value in body.items():
+                column = NETWORK.attr_map[key].column
+                if column is not None:
+                    values[column] = value
+            if "mtu" in body:
+                limit = segments.max_mtu(self.core.conf, row.network_type)
+                if body["mtu"] > limit:
+                    raise exc.InvalidInput(
+                        error_message=f"Requested MTU is too big, maximum is {limit}")
+            if body.get("shared") is False and row.shared:
+                self._check_unshare(conn, row)
+            bump_revision(conn, NETWORKS, network_id, utcnow(), values)
+            if "tags" in body:
+                replace_tags(conn, network_id, body["tags"])
+            fresh = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
+            return self._render_rows(conn, [fresh])[0]
+
+        network = self.core.db.write(txn)
+        LOG.info("Updated network %s: %s", network_id, sorted(body))
+        return network
+
+    def _check_unshare(self, conn: Connection, row: Row[Any]) -> None:
+        """A network other projects have ports on must stay shared."""
+        other = conn.execute(select(PORTS.c.id).where(
+            PORTS.c.network_id == row.id, PORTS.c.project_id != row.project_id,
+            PORTS.c.device_owner != DHCP_OWNER).limit(1)).first()
+        if other is not None:
+            raise exc.InvalidSharedSetting(network=row.id)
+
+    def delete(self, ctx: Context, network_id: str) -> None:
+        """Delete a network that has no ports but DHCP ports."""
+
+        def txn(conn: Connection) -> None:
+            row = self.fetch(conn, ctx, network_id, for_update=True)
+            self.core.policy.enforce(ctx, "delete_network", network_target(row))
+            in_use = conn.execute(select(PORTS.c.id).where(
+                PORTS.c.network_id == network_id, PORTS.c.device_owner != DHCP_OWNER)
+                .limit(1)).first()
+            if in_use is not None:
+                raise exc.NetworkInUse(net_id=network_id)
+            port_ids = list(conn.execute(select(PORTS.c.id).where(
+                PORTS.c.network_id == network_id)).scalars())
+            subnet_ids = list(conn.execute(select(SUBNETS.c.id).where(
+                SUBNETS.c.network_id == network_id)).scalars())
+            conn.execute(delete(ALLOCS).where(ALLOCS.c.network_id == network_id))
+            conn.execute(delete(PORTS).where(PORTS.c.network_id == network_id))
+            conn.execute(delete(SUBNETS).where(SUBNETS.c.network_id == network_id))
+            conn.execute(delete(segments.SEGMENTS).where(
+                segments.SEGMENTS.c.network_id == network_id))
+            conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
+            delete_tags(conn, [network_id, *port_ids, *subnet_ids])
+
+        self.core.db.write(txn)
+        LOG.info("Deleted network %s", network_id)

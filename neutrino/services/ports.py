@@ -1,0 +1,383 @@
+"""Ports: a MAC address and fixed IPs on a network, and how the port is bound to a host."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import netaddr
+from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
+
+from neutrino import exceptions as exc
+from neutrino.api.policy import Context
+from neutrino.api.request import Query
+from neutrino.api.resources import PORT
+from neutrino.db import listing
+from neutrino.db.models import IPAllocation, Network, Port, Subnet
+from neutrino.services import ipam
+from neutrino.services.common import (
+    Core,
+    bump_revision,
+    delete_tags,
+    enforce_attrs,
+    load_tags,
+    new_id,
+    replace_tags,
+    standard_fields,
+    utcnow,
+)
+from neutrino.services.networks import NetworkService
+
+LOG = logging.getLogger(__name__)
+NETWORKS = Network.__table__
+SUBNETS = Subnet.__table__
+PORTS = Port.__table__
+ALLOCS = IPAllocation.__table__
+FIXED_IP_FILTERS = ("ip_address", "subnet_id", "ip_address_substr")
+
+
+def port_target(project_id: str, network: Row[Any], device_owner: str = "") -> dict[str, Any]:
+    """The policy target of a port of `project_id` on `network`."""
+    return {"project_id": project_id, "tenant_id": project_id,
+            "network:project_id": network.project_id, "shared": bool(network.shared),
+            "device_owner": device_owner}
+
+
+def render(row: Row[Any], fixed_ips: list[dict[str, str]], tags: list[str]) -> dict[str, Any]:
+    """A port row as the API shows it."""
+    m = row._mapping
+    return {
+        **standard_fields(row),
+        "network_id": m["network_id"],
+        "admin_state_up": m["admin_state_up"],
+        "mac_address": m["mac_address"],
+        "fixed_ips": fixed_ips,
+        "device_id": m["device_id"],
+        "device_owner": m["device_owner"],
+        "status": m["status"],
+        "binding:host_id": m["binding_host_id"],
+        "binding:vif_type": m["binding_vif_type"],
+        "binding:vif_details": m["binding_vif_details"],
+        "binding:vnic_type": m["binding_vnic_type"],
+        "binding:profile": m["binding_profile"],
+        "port_security_enabled": m["port_security_enabled"],
+        "tags": tags,
+    }
+
+
+def random_mac(base_mac: str, rng: random.Random) -> str:
+    """A MAC from `base_mac`, its '00' octets after the third replaced at random."""
+    octets = base_mac.lower().split(":")
+    out = [o if i < 3 or o != "00" else f"{rng.randint(0, 255):02x}"
+           for i, o in enumerate(octets)]
+    return ":".join(out)
+
+
+def binding_of(host: str) -> tuple[str, dict[str, Any]]:
+    """The VIF type and details of a port bound (or not) to `host`."""
+    if not host:
+        return "unbound", {}
+    return "bridge", {"connectivity": "l2", "port_filter": False}
+
+
+class PortService:
+    """The rules of ports."""
+
+    def __init__(self, core: Core, networks: NetworkService) -> None:
+        self.core = core
+        self.networks = networks
+        self._rng = random.SystemRandom()
+        self.table = PORTS
+
+    def check_access(self, conn: Connection, ctx: Context, port_id: str, action: str) -> None:
+        """Raise unless `ctx` may do `action` (get, update, delete) on the port."""
+        row, network = self.fetch(conn, ctx, port_id)
+        self.core.policy.enforce(ctx, f"{action}_port",
+                                 port_target(row.project_id, network, row.device_owner))
+
+    def scope(self, ctx: Context) -> list[ColumnElement[bool]]:
+        """What `ctx` may see: its project's ports and those on its networks."""
+        if ctx.is_admin:
+            return []
+        own_networks = select(NETWORKS.c.id).where(NETWORKS.c.project_id == (ctx.project_id
+                                                                              or ""))
+        return [or_(PORTS.c.project_id == (ctx.project_id or ""),
+                    PORTS.c.network_id.in_(own_networks))]
+
+    def fetch(self, conn: Connection, ctx: Context,
+              port_id: str) -> tuple[Row[Any], Row[Any]]:
+        """The port and its network, or PortNotFound if absent or hidden from `ctx`."""
+        row = conn.execute(select(PORTS).where(PORTS.c.id == port_id)).first()
+        if row is not None:
+            network = conn.execute(select(NETWORKS).where(NETWORKS.c.id == row.network_id)).one()
+            target = port_target(row.project_id, network, row.device_owner)
+            if self.core.policy.check(ctx, "get_port", target):
+                return row, network
+        raise exc.PortNotFound(port_id=port_id)
+
+    def _fixed_ips(self, conn: Connection, port_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+        out: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for start in range(0, len(port_ids), 5000):
+            chunk = port_ids[start:start + 5000]
+            rows = conn.execute(select(ALLOCS.c.port_id, ALLOCS.c.subnet_id,
+                                       ALLOCS.c.ip_address)
+                                .where(ALLOCS.c.port_id.in_(chunk))
+                                .order_by(ALLOCS.c.port_id, ALLOCS.c.ip_key))
+            for port_id, subnet_id, address in rows:
+                out[port_id].append({"subnet_id": subnet_id, "ip_address": address})
+        return out
+
+    def _render_rows(self, conn: Connection, rows: list[Row[Any]]) -> list[dict[str, Any]]:
+        ids = [r.id for r in rows]
+        fixed = self._fixed_ips(conn, ids)
+        tags = load_tags(conn, ids)
+        return [render(r, fixed.get(r.id, []), tags.get(r.id, [])) for r in rows]
+
+    def get(self, ctx: Context, port_id: str) -> dict[str, Any]:
+        """One port."""
+        with self.core.db.read() as conn:
+            row, _ = self.fetch(conn, ctx, port_id)
+            return self._render_rows(conn, [row])[0]
+
+    def list(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+        """A page of ports and whether more follow."""
+        where = self.scope(ctx)
+        for raw in query.extra_filters.get("fixed_ips", []):
+            where.append(self._fixed_ip_clause(raw))
+        with self.core.db.read() as conn:
+            rows, more = listing.list_rows(conn, PORT, PORTS, query, where)
+            return self._render_rows(conn, rows), more
+
+    @staticmethod
+    def _fixed_ip_clause(raw: str) -> ColumnElement[bool]:
+        """`fixed_ips=ip_address=A`, `fixed_ips=subnet_id=S`, `fixed_ips=ip_address_substr=P`."""
+        key, _, value = raw.partition("=")
+        if key not in FIXED_IP_FILTERS or not value:
+            raise exc.BadRequest(resource="port", msg=f"Invalid fixed_ips filter '{raw}'")
+        if key == "ip_address":
+            cond = ALLOCS.c.ip_address == value
+        elif key == "subnet_id":
+            cond = ALLOCS.c.subnet_id == value
+        else:
+            cond = ALLOCS.c.ip_address.contains(value, autoescape=True)
+        return PORTS.c.id.in_(select(ALLOCS.c.port_id).where(cond))
+
+    # -- writes -------------------------------------------------------------------------
+
+    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create ports (all or none)."""
+
+        def txn(conn: Connection) -> list[dict[str, Any]]:
+            now = utcnow()
+            return [self._insert(conn, ctx, body, now) for body in bodies]
+
+        ports = self.core.db.write(txn)
+        for port in ports:
+            LOG.info("Created port %s on network %s: %s %s", port["id"], port["network_id"],
+                     port["mac_address"], [ip["ip_address"] for ip in port["fixed_ips"]])
+        return ports
+
+    def _enforce_create(self, ctx: Context, body: dict[str, Any], project: str,
+                        network: Row[Any]) -> None:
+        target = port_target(project, network, body.get("device_owner", ""))
+        self.core.policy.enforce(ctx, "create_port", target)
+        if ctx.is_admin:
+            return
+        if network.project_id != project and not network.shared:
+            # Visible through router:external only: not a network others may plug into.
+            raise exc.NetworkNotFound(net_id=network.id)
+        checked = {k: v for k, v in body.items()
+                   if k != "device_owner" or str(v).startswith("network:")}
+        enforce_attrs(self.core, ctx, PORT, "create", checked, target)
+        for ip in body.get("fixed_ips", []):
+            for key in ("ip_address", "subnet_id"):
+                if key in ip:
+                    self.core.policy.enforce(ctx, f"create_port:fixed_ips:{key}", target)
+
+    def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
+                now: datetime) -> dict[str, Any]:
+        network = self.networks.fetch(conn, ctx, body["network_id"])
+        project = self.core.project_for(ctx, body)
+        self._enforce_create(ctx, body, project, network)
+        port_id = new_id()
+        mac = body.get("mac_address")
+        if mac is not None:
+            self._check_mac_free(conn, network.id, mac)
+        else:
+            mac = random_mac(self.core.conf.base_mac, self._rng)
+        vif_type, vif_details = binding_of(body["binding:host_id"])
+        row = {
+            "id": port_id, "project_id": project, "name": body["name"],
+            "description": body["description"], "created_at": now, "updated_at": now,
+            "revision_number": 0, "network_id": network.id, "mac_address": mac,
+            "admin_state_up": body["admin_state_up"], "status": "DOWN",
+            "device_id": body["device_id"], "device_owner": body["device_owner"],
+            "binding_host_id": body["binding:host_id"], "binding_vif_type": vif_type,
+            "binding_vif_details": vif_details, "binding_vnic_type": body["binding:vnic_type"],
+            "binding_profile": body["binding:profile"],
+            "port_security_enabled": body["port_security_enabled"],
+        }
+        conn.execute(insert(PORTS).values(**row))
+        subnets = self._subnets(conn, network.id)
+        requested = body.get("fixed_ips")
+        wanted = self._default_ips(subnets) if requested is None else requested
+        fixed = self._allocate(conn, network.id, port_id, subnets, wanted)
+        tags = replace_tags(conn, port_id, body.get("tags", []))
+        return render(_RowLike(row), fixed, tags)  # type: ignore[arg-type]
+
+    def _check_mac_free(self, conn: Connection, network_id: str, mac: str) -> None:
+        taken = conn.execute(select(PORTS.c.id).where(
+            PORTS.c.network_id == network_id, PORTS.c.mac_address == mac)).first()
+        if taken is not None:
+            raise exc.MacAddressInUse(net_id=network_id, mac=mac)
+
+    @staticmethod
+    def _subnets(conn: Connection, network_id: str) -> list[dict[str, Any]]:
+        rows = conn.execute(select(SUBNETS.c.id, SUBNETS.c.cidr, SUBNETS.c.ip_version,
+                                   SUBNETS.c.allocation_pools, SUBNETS.c.gateway_ip,
+                                   SUBNETS.c.ipv6_address_mode)
+                            .where(SUBNETS.c.network_id == network_id)
+                            .order_by(SUBNETS.c.created_at, SUBNETS.c.id))
+        return [dict(r._mapping) for r in rows]
+
+    @staticmethod
+    def _default_ips(subnets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Without fixed_ips, a port gets one address per IP version, as Neutron does."""
+        if any(s["ip_version"] == 4 for s in subnets):
+            wanted: list[dict[str, Any]] = [{"ip_version": 4}]
+        else:
+            wanted = []
+        if any(s["ip_version"] == 6 for s in subnets):
+            wanted.append({"ip_version": 6})
+        return wanted
+
+    def _allocate(self, conn: Connection, network_id: str, port_id: str,
+                  subnets: list[dict[str, Any]],
+                  wanted: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Allocate each wanted address; return the port's fixed_ips in address order."""
+        by_id = {s["id"]: s for s in subnets}
+        rows = []
+        for want in wanted:
+            subnet, address = self._resolve(conn, network_id, by_id, subnets, want)
+            rows.append({"subnet_id": subnet["id"], "ip_address": address,
+                         "ip_key": ipam.ip_key(address), "port_id": port_id,
+                         "network_id": network_id})
+        if rows:
+            conn.execute(insert(ALLOCS), rows)
+        rows.sort(key=lambda r: r["ip_key"])
+        return [{"subnet_id": r["subnet_id"], "ip_address": r["ip_address"]} for r in rows]
+
+    def _resolve(self, conn: Connection, network_id: str, by_id: dict[str, dict[str, Any]],
+                 subnets: list[dict[str, Any]],
+                 want: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The subnet and address for one entry of fixed_ips."""
+        if "ip_version" in want:  # a default allocation: first subnet of that version with room
+            for subnet in subnets:
+                if subnet["ip_version"] == want["ip_version"]:
+                    address = ipam.pick_address(conn, subnet, self._rng)
+                    if address is not None:
+                        return subnet, address
+            raise exc.IpAddressGenerationFailure(net_id=network_id)
+        address = want.get("ip_address")
+        if "subnet_id" in want:
+            subnet = by_id.get(want["subnet_id"])
+            if subnet is None:
+                raise exc.InvalidInput(error_message=(
+                    f"Failed to create port on network {network_id}, because fixed_ips "
+                    f"included invalid subnet {want['subnet_id']}"))
+        else:
+            matches = [s for s in subnets if ipam.address_in_subnet(s, address)]
+            if not matches:
+                raise exc.InvalidIpForNetwork(ip_address=address)
+            subnet = matches[0]
+        if address is None:
+            address = ipam.pick_address(conn, subnet, self._rng)
+            if address is None:
+                raise exc.IpAddressGenerationFailure(net_id=network_id)
+            return subnet, address
+        ipam.check_address(subnet, address)
+        if ipam.is_allocated(conn, subnet["id"], address):
+            raise exc.IpAddressAlreadyAllocated(ip=address, subnet_id=subnet["id"])
+        return subnet, address
+
+    def update(self, ctx: Context, port_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a port's writable attributes, its fixed IPs included."""
+
+        def txn(conn: Connection) -> dict[str, Any]:
+            row, network = self.fetch(conn, ctx, port_id)
+            target = port_target(row.project_id, network, row.device_owner)
+            self.core.policy.enforce(ctx, "update_port", target)
+            checked = {k: v for k, v in body.items()
+                       if k != "device_owner" or str(v).startswith("network:")
+                       or row.device_owner.startswith("network:")}
+            enforce_attrs(self.core, ctx, PORT, "update", checked, target)
+            values: dict[str, Any] = {}
+            for key, value in body.items():
+                column = PORT.attr_map[key].column
+                if column is not None:
+                    values[column] = value
+            if "mac_address" in body and body["mac_address"] != row.mac_address:
+                if row.binding_host_id:
+                    raise exc.Conflict(msg="port is bound")
+                self._check_mac_free(conn, network.id, body["mac_address"])
+            if "binding:host_id" in body:
+                vif_type, details = binding_of(body["binding:host_id"])
+                values.update(binding_vif_type=vif_type, binding_vif_details=details)
+            if "fixed_ips" in body:
+                self._replace_fixed_ips(conn, network.id, port_id, body["fixed_ips"])
+            bump_revision(conn, PORTS, port_id, utcnow(), values)
+            fresh = conn.execute(select(PORTS).where(PORTS.c.id == port_id)).one()
+            return self._render_rows(conn, [fresh])[0]
+
+        port = self.core.db.write(txn)
+        LOG.info("Updated port %s: %s", port_id, sorted(body))
+        return port
+
+    def _replace_fixed_ips(self, conn: Connection, network_id: str, port_id: str,
+                           wanted: list[dict[str, Any]]) -> None:
+        """Keep the addresses still asked for, release the rest, allocate the new ones."""
+        current = conn.execute(select(ALLOCS.c.subnet_id, ALLOCS.c.ip_address)
+                               .where(ALLOCS.c.port_id == port_id)).all()
+        keep: set[tuple[str, str]] = set()
+        new: list[dict[str, Any]] = []
+        for want in wanted:
+            address = want.get("ip_address")
+            match = next(((s, a) for s, a in current if a == address and (
+                "subnet_id" not in want or want["subnet_id"] == s)), None)
+            if match is not None and match not in keep:
+                keep.add(match)
+            else:
+                new.append(want)
+        for subnet_id, address in current:
+            if (subnet_id, address) not in keep:
+                conn.execute(delete(ALLOCS).where(ALLOCS.c.subnet_id == subnet_id,
+                                                  ALLOCS.c.ip_address == address))
+        if new:
+            self._allocate(conn, network_id, port_id, self._subnets(conn, network_id), new)
+
+    def delete(self, ctx: Context, port_id: str) -> None:
+        """Delete a port and release its addresses."""
+
+        def txn(conn: Connection) -> None:
+            row, network = self.fetch(conn, ctx, port_id)
+            self.core.policy.enforce(ctx, "delete_port",
+                                     port_target(row.project_id, network, row.device_owner))
+            conn.execute(delete(ALLOCS).where(ALLOCS.c.port_id == port_id))
+            conn.execute(delete(PORTS).where(PORTS.c.id == port_id))
+            delete_tags(conn, [port_id])
+
+        self.core.db.write(txn)
+        LOG.info("Deleted port %s", port_id)
+
+
+class _RowLike:
+    """A freshly inserted row's values, readable like a fetched Row by `render`."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._mapping = values
+
+
+__all__ = ["PortService", "netaddr"]

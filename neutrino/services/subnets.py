@@ -1,0 +1,234 @@
+"""Subnets: address ranges on networks, with their pools, gateway, DNS and routes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import netaddr
+from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
+
+from neutrino import exceptions as exc
+from neutrino.api.policy import Context
+from neutrino.api.request import Query
+from neutrino.api.resources import SUBNET
+from neutrino.db import listing
+from neutrino.db.models import IPAllocation, Network, Port, Subnet
+from neutrino.services import ipam
+from neutrino.services.common import (
+    Core,
+    bump_revision,
+    delete_tags,
+    load_tags,
+    new_id,
+    replace_tags,
+    standard_fields,
+    utcnow,
+)
+from neutrino.services.networks import DHCP_OWNER, NetworkService
+
+LOG = logging.getLogger(__name__)
+NETWORKS = Network.__table__
+SUBNETS = Subnet.__table__
+PORTS = Port.__table__
+ALLOCS = IPAllocation.__table__
+
+
+def subnet_target(subnet: Row[Any] | dict[str, Any], network: Row[Any]) -> dict[str, Any]:
+    """The policy target of a subnet on `network`."""
+    m = subnet._mapping if isinstance(subnet, Row) else subnet
+    return {"project_id": m["project_id"], "tenant_id": m["project_id"],
+            "network:project_id": network.project_id, "shared": bool(network.shared)}
+
+
+def render(row: Row[Any], tags: list[str]) -> dict[str, Any]:
+    """A subnet row as the API shows it."""
+    m = row._mapping
+    return {
+        **standard_fields(row),
+        "network_id": m["network_id"],
+        "ip_version": m["ip_version"],
+        "cidr": m["cidr"],
+        "gateway_ip": m["gateway_ip"],
+        "allocation_pools": list(m["allocation_pools"]),
+        "dns_nameservers": list(m["dns_nameservers"]),
+        "host_routes": list(m["host_routes"]),
+        "enable_dhcp": m["enable_dhcp"],
+        "ipv6_ra_mode": m["ipv6_ra_mode"],
+        "ipv6_address_mode": m["ipv6_address_mode"],
+        "subnetpool_id": m["subnetpool_id"],
+        "segment_id": m["segment_id"],
+        "service_types": list(m["service_types"]),
+        "tags": tags,
+    }
+
+
+def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
+    """Rules on a subnet's values that need no database: versions, limits, geometry."""
+    version = values["ip_version"]
+    cidr = values["cidr"]
+    if netaddr.IPNetwork(cidr).version != version:
+        raise exc.InvalidInput(error_message=f"Invalid input for cidr. Reason: cidr {cidr} "
+                                             f"is not an IPv{version} subnet")
+    if version == 4 and (values.get("ipv6_ra_mode") or values.get("ipv6_address_mode")):
+        raise exc.InvalidInput(error_message="ipv6_ra_mode or ipv6_address_mode cannot be set "
+                                             "when ip_version is 4")
+    if len(values["dns_nameservers"]) > conf.max_dns_nameservers:
+        raise exc.DNSNameServersExhausted(subnet_id=subnet_id, quota=conf.max_dns_nameservers)
+    if len(values["host_routes"]) > conf.max_subnet_host_routes:
+        raise exc.HostRoutesExhausted(subnet_id=subnet_id, quota=conf.max_subnet_host_routes)
+    for route in values["host_routes"]:
+        for key in ("destination", "nexthop"):
+            if netaddr.IPNetwork(route[key]).version != version:
+                raise exc.InvalidInput(error_message=f"Invalid input for host_routes. Reason: "
+                                                     f"{key} {route[key]} is not IPv{version}")
+    ipam.validate_gateway(cidr, values["gateway_ip"])
+    ipam.validate_pools(cidr, values["gateway_ip"], values["allocation_pools"])
+
+
+class SubnetService:
+    """The rules of subnets."""
+
+    def __init__(self, core: Core, networks: NetworkService) -> None:
+        self.core = core
+        self.networks = networks
+        self.table = SUBNETS
+
+    def check_access(self, conn: Connection, ctx: Context, subnet_id: str,
+                     action: str) -> None:
+        """Raise unless `ctx` may do `action` (get, update, delete) on the subnet."""
+        row, network = self.fetch(conn, ctx, subnet_id)
+        self.core.policy.enforce(ctx, f"{action}_subnet", subnet_target(row, network))
+
+    def scope(self, ctx: Context) -> list[ColumnElement[bool]]:
+        """What `ctx` may see: its project's subnets and those of shared networks."""
+        if ctx.is_admin:
+            return []
+        shared = select(NETWORKS.c.id).where(NETWORKS.c.shared.is_(True))
+        return [or_(SUBNETS.c.project_id == (ctx.project_id or ""),
+                    SUBNETS.c.network_id.in_(shared))]
+
+    def fetch(self, conn: Connection, ctx: Context, subnet_id: str) -> tuple[Row[Any], Row[Any]]:
+        """The subnet and its network, or SubnetNotFound if absent or hidden from `ctx`."""
+        row = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).first()
+        if row is not None:
+            network = conn.execute(select(NETWORKS).where(NETWORKS.c.id == row.network_id)).one()
+            if self.core.policy.check(ctx, "get_subnet", subnet_target(row, network)):
+                return row, network
+        raise exc.SubnetNotFound(subnet_id=subnet_id)
+
+    def get(self, ctx: Context, subnet_id: str) -> dict[str, Any]:
+        """One subnet."""
+        with self.core.db.read() as conn:
+            row, _ = self.fetch(conn, ctx, subnet_id)
+            return render(row, load_tags(conn, [row.id]).get(row.id, []))
+
+    def list(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+        """A page of subnets and whether more follow."""
+        with self.core.db.read() as conn:
+            rows, more = listing.list_rows(conn, SUBNET, SUBNETS, query, self.scope(ctx))
+            tags = load_tags(conn, [r.id for r in rows])
+            return [render(r, tags.get(r.id, [])) for r in rows], more
+
+    def _check_overlap(self, conn: Connection, network_id: str, cidr: str,
+                       exclude: str | None = None) -> None:
+        """No two subnets of a network overlap; nor any two at all without overlapping IPs."""
+        stmt = select(SUBNETS.c.id, SUBNETS.c.cidr)
+        if self.core.conf.allow_overlapping_ips:
+            stmt = stmt.where(SUBNETS.c.network_id == network_id)
+        new = netaddr.IPNetwork(cidr)
+        for other_id, other_cidr in conn.execute(stmt):
+            other = netaddr.IPNetwork(other_cidr)
+            if other_id != exclude and other.version == new.version and (
+                    new in other or other in new):
+                raise exc.SubnetOverlap(cidr=cidr, net_id=network_id)
+
+    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create subnets (all or none)."""
+
+        def txn(conn: Connection) -> list[dict[str, Any]]:
+            now = utcnow()
+            return [self._insert(conn, ctx, body, now) for body in bodies]
+
+        subnets = self.core.db.write(txn)
+        for subnet in subnets:
+            LOG.info("Created subnet %s (%s) on network %s", subnet["id"], subnet["cidr"],
+                     subnet["network_id"])
+        return subnets
+
+    def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
+                now: Any) -> dict[str, Any]:
+        network = self.networks.fetch(conn, ctx, body["network_id"], for_update=True)
+        project = self.core.project_for(ctx, body)
+        subnet_id = new_id()
+        values = {k: body[k] for k in (
+            "name", "description", "network_id", "cidr", "dns_nameservers", "host_routes",
+            "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode", "subnetpool_id", "segment_id",
+            "service_types")}
+        values["ip_version"] = int(body["ip_version"])
+        self.core.policy.enforce(ctx, "create_subnet", subnet_target(
+            {"project_id": project}, network))
+        values["gateway_ip"] = body["gateway_ip"] if "gateway_ip" in body \
+            else ipam.default_gateway(body["cidr"])
+        values["allocation_pools"] = body.get("allocation_pools") or ipam.default_pools(
+            body["cidr"], values["gateway_ip"])
+        check_shape(self.core.conf, values, subnet_id)
+        self._check_overlap(conn, network.id, body["cidr"])
+        row = {**values, "id": subnet_id, "project_id": project, "created_at": now,
+               "updated_at": now, "revision_number": 0}
+        conn.execute(insert(SUBNETS).values(**row))
+        bump_revision(conn, NETWORKS, network.id, now)
+        tags = replace_tags(conn, subnet_id, body.get("tags", []))
+        return render(conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one(),
+                      tags)
+
+    def update(self, ctx: Context, subnet_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a subnet's writable attributes."""
+
+        def txn(conn: Connection) -> dict[str, Any]:
+            row, network = self.fetch(conn, ctx, subnet_id)
+            self.core.policy.enforce(ctx, "update_subnet", subnet_target(row, network))
+            current = dict(row._mapping)
+            changes = {SUBNET.attr_map[k].column or k: v for k, v in body.items()}
+            merged = {**current, **changes}
+            if "gateway_ip" in body and "allocation_pools" not in body \
+                    and body["gateway_ip"] is not None:
+                # A gateway moved into the default pools carves itself out of them.
+                default = ipam.default_pools(current["cidr"], current["gateway_ip"])
+                if current["allocation_pools"] == default:
+                    merged["allocation_pools"] = ipam.default_pools(current["cidr"],
+                                                                    body["gateway_ip"])
+            check_shape(self.core.conf, merged, subnet_id)
+            writable = {k: merged[k] for k in changes if k in SUBNETS.c}
+            if merged["allocation_pools"] != current["allocation_pools"]:
+                writable["allocation_pools"] = merged["allocation_pools"]
+            bump_revision(conn, SUBNETS, subnet_id, utcnow(), writable)
+            fresh = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
+            return render(fresh, load_tags(conn, [subnet_id]).get(subnet_id, []))
+
+        subnet = self.core.db.write(txn)
+        LOG.info("Updated subnet %s: %s", subnet_id, sorted(body))
+        return subnet
+
+    def delete(self, ctx: Context, subnet_id: str) -> None:
+        """Delete a subnet whose only addresses belong to DHCP ports (which lose them)."""
+
+        def txn(conn: Connection) -> None:
+            row, network = self.fetch(conn, ctx, subnet_id)
+            self.core.policy.enforce(ctx, "delete_subnet", subnet_target(row, network))
+            users = conn.execute(
+                select(PORTS.c.id, PORTS.c.device_owner)
+                .join(ALLOCS, ALLOCS.c.port_id == PORTS.c.id)
+                .where(ALLOCS.c.subnet_id == subnet_id)).all()
+            if any(owner != DHCP_OWNER for _, owner in users):
+                raise exc.SubnetInUse(subnet_id=subnet_id)
+            now = utcnow()
+            conn.execute(delete(ALLOCS).where(ALLOCS.c.subnet_id == subnet_id))
+            for port_id, _ in users:
+                bump_revision(conn, PORTS, port_id, now)
+            conn.execute(delete(SUBNETS).where(SUBNETS.c.id == subnet_id))
+            delete_tags(conn, [subnet_id])
+            bump_revision(conn, NETWORKS, network.id, now)
+
+        self.core.db.write(txn)
+        LOG.info("Deleted subnet %s", subnet_id)
