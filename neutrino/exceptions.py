@@ -128,6 +128,12 @@ class Conflict(NeutronException):
     message = "An unknown exception occurred."
 
 
+class ConcurrentChange(Conflict):
+    """A transaction kept losing races with concurrent ones."""
+
+    message = "The request conflicted with concurrent changes and was not applied; retry it."
+
+
 class InUse(Conflict):
     """A resource is still used by others."""
 

@@ -23,6 +23,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from neutrino.exceptions import ConcurrentChange
+
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -116,8 +118,12 @@ class Database:
                     return fn(conn)
             except DBAPIError as exc:
                 attempt += 1
-                if attempt > self.max_retries or not _is_retryable(exc):
+                if not _is_retryable(exc):
                     raise
+                if attempt > self.max_retries:
+                    LOG.warning("Giving up on %s after %d lost races: %s",
+                                getattr(fn, "__qualname__", fn), attempt - 1, exc.orig)
+                    raise ConcurrentChange() from exc
                 LOG.debug("Retrying transaction %s after %s (attempt %d)",
                           getattr(fn, "__qualname__", fn), type(exc).__name__, attempt)
                 time.sleep(random.uniform(0, 0.002 * attempt))

@@ -22,6 +22,7 @@ from neutrino.db.models import IPAllocation
 ALLOCS = IPAllocation.__table__
 RANDOM_PROBES = 6
 SCAN_CHUNK = 2048
+SCAN_CHOICES = 64
 
 
 def ip_key(address: str | netaddr.IPAddress) -> str:
@@ -144,15 +145,21 @@ def pick_address(conn: Connection, subnet: dict[str, Any],
         address = key_to_ip(candidate, version)
         if not is_allocated(conn, subnet["id"], address):
             return address
-    return _scan_for_free(conn, subnet["id"], ranges, version)
+    free = _scan_for_free(conn, subnet["id"], ranges, SCAN_CHOICES)
+    return key_to_ip(rng.choice(free), version) if free else None
 
 
 def _scan_for_free(conn: Connection, subnet_id: str, ranges: list[tuple[int, int]],
-                   version: int) -> str | None:
-    """The lowest free address of the pools, walking the allocations in key order."""
+                   wanted: int) -> list[int]:
+    """Up to `wanted` free addresses, lowest first, walking the allocations in key order.
+
+    The caller picks one at random: concurrent creators scanning a nearly full subnet would
+    otherwise all want its lowest free address and all but one lose the race.
+    """
+    free: list[int] = []
     for start, end in ranges:
         expected = start
-        while expected <= end:
+        while expected <= end and len(free) < wanted:
             rows = conn.execute(
                 select(ALLOCS.c.ip_key)
                 .where(ALLOCS.c.subnet_id == subnet_id,
@@ -160,11 +167,14 @@ def _scan_for_free(conn: Connection, subnet_id: str, ranges: list[tuple[int, int
                 .order_by(ALLOCS.c.ip_key).limit(SCAN_CHUNK)).scalars().all()
             for key in rows:
                 value = int(key, 16)
-                if value != expected:
-                    return key_to_ip(expected, version)
-                expected += 1
+                while expected < value and len(free) < wanted:
+                    free.append(expected)
+                    expected += 1
+                expected = value + 1
             if len(rows) < SCAN_CHUNK:
-                break
-        if expected <= end:
-            return key_to_ip(expected, version)
-    return None
+                while expected <= end and len(free) < wanted:
+                    free.append(expected)
+                    expected += 1
+        if len(free) >= wanted:
+            break
+    return free

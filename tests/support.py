@@ -1,0 +1,201 @@
+"""Test support: real server processes on real databases, and the real clients.
+
+`Server` runs `neutrino-server` as a subprocess on a free loopback port and stops it by pid.
+`database_url` makes a throwaway database on SQLite, PostgreSQL or MariaDB (and drops it).
+`openstack_cli` runs the real `openstack` command against a server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+MYSQL_ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def backend_unavailable(backend: str) -> str | None:
+    """Why a database backend cannot be used here, or None if it can."""
+    if backend == "sqlite":
+        return None
+    try:
+        if backend == "postgresql":
+            import psycopg
+
+            psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+                            connect_timeout=3).close()
+        else:
+            import pymysql
+
+            pymysql.connect(connect_timeout=3, **MYSQL_ADMIN).close()  # type: ignore[arg-type]
+    except Exception as err:  # any failure means: not reachable here
+        return f"{backend} is not reachable on 127.0.0.1: {err}"
+    return None
+
+
+@contextlib.contextmanager
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A URL of a new, empty database on `backend`, dropped afterwards."""
+    name = f"neutrino_test_{uuid.uuid4().hex[:12]}"
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'neutrino.sqlite'}"
+        return
+    if backend == "postgresql":
+        import psycopg
+
+        admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    import pymysql
+
+    conn = pymysql.connect(**MYSQL_ADMIN)  # type: ignore[arg-type]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+class Server:
+    """A neutrino-server subprocess with its own state directory and configuration."""
+
+    def __init__(self, tmp_path: Path, db_url: str, *, auth: str = "noauth",
+                 options: dict[str, dict[str, Any]] | None = None) -> None:
+        self.dir = tmp_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.auth = auth
+        self.db_url = db_url
+        self.config = tmp_path / "neutrino.conf"
+        sections: dict[str, dict[str, Any]] = {
+            "DEFAULT": {"state_path": tmp_path / "state", "bind_port": self.port,
+                        "auth_strategy": auth, "allow_overlapping_ips": True},
+            "database": {"connection": db_url},
+        }
+        for section, values in (options or {}).items():
+            sections.setdefault(section, {}).update(values)
+        self.config.write_text("".join(
+            f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+            for section, values in sections.items()))
+        self.log = tmp_path / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `neutrino` (the admin CLI) with this server's configuration."""
+        return subprocess.run([str(VENV_BIN / "neutrino"), "--config-file", str(self.config),
+                               *args], check=True, capture_output=True, text=True)
+
+    def start(self) -> Server:
+        """Migrate (non-SQLite), start, and wait until the API answers."""
+        if not self.db_url.startswith("sqlite"):
+            subprocess.run([str(VENV_BIN / "neutrino-db-manage"), "--config-file",
+                            str(self.config), "upgrade", "head"], check=True,
+                           capture_output=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "neutrino-server"), "--config-file", str(self.config)],
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"neutrino-server exited: {self.log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("neutrino-server did not answer within 30 s")
+
+    def stop(self) -> None:
+        """Stop the server by its pid."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log_text(self) -> str:
+        """What the server logged."""
+        return self.log.read_text() if self.log.exists() else ""
+
+    # -- clients -----------------------------------------------------------------------
+
+    def sdk(self, username: str | None = None, password: str | None = None) -> Any:
+        """An openstacksdk connection: auth none, or http_basic as `username`."""
+        import openstack
+
+        if self.auth == "http_basic":
+            return openstack.connect(auth_type="http_basic", auth={
+                "username": username, "password": password, "endpoint": self.url})
+        return openstack.connect(auth_type="none", network_endpoint_override=self.url + "/")
+
+    def http(self, project: str | None = None, roles: str | None = None,
+             basic: tuple[str, str] | None = None) -> httpx.Client:
+        """A plain HTTP client, as a noauth project or an http_basic user."""
+        headers = {}
+        if project is not None:
+            headers["X-Project-Id"] = project
+        if roles is not None:
+            headers["X-Roles"] = roles
+        return httpx.Client(base_url=self.url, headers=headers, auth=basic, timeout=30)
+
+    def cli_env(self, username: str | None = None, password: str | None = None) -> dict[str, str]:
+        """Environment for the `openstack` command against this server."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        clouds = self.dir / f"clouds-{username or 'none'}.yaml"
+        if self.auth == "http_basic":
+            clouds.write_text(
+                "clouds:\n  test:\n    auth_type: http_basic\n    auth:\n"
+                f"      username: {username}\n      password: {password}\n"
+                f"      endpoint: {self.url}\n")
+        else:
+            clouds.write_text("clouds:\n  test:\n    auth_type: none\n"
+                              f"    network_endpoint_override: {self.url}/\n")
+        env.update(OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="test")
+        return env
+
+
+def openstack_cli(env: dict[str, str], *args: str, check: bool = True,
+                  cwd: Path | None = None) -> Any:
+    """Run the real `openstack` command; JSON output is parsed when asked for."""
+    proc = subprocess.run([str(VENV_BIN / "openstack"), *args], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"openstack {' '.join(args)} failed ({proc.returncode}): "
+                             f"{proc.stderr}")
+    if "json" in args and proc.returncode == 0:
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
+    return proc
