@@ -28,6 +28,7 @@ from neutrino.api.request import parse_item, parse_query, unwrap
 from neutrino.api.resources import RESOURCES, Resource
 from neutrino.api.validators import Invalid, list_of_strings
 from neutrino.services import Services
+from neutrino.services.tags import ResourceService
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -49,7 +50,8 @@ def error_response(error: exc.NeutronException) -> Response:
     return response
 
 
-def select_fields(item: dict[str, Any], fields: list[str], hidden: frozenset[str]) -> dict[str, Any]:
+def select_fields(item: dict[str, Any], fields: list[str],
+                  hidden: frozenset[str]) -> dict[str, Any]:
     """The attributes asked for with `fields=` (all when none), less the hidden ones."""
     if fields:
         return {k: item[k] for k in fields if k in item and k not in hidden}
@@ -66,7 +68,7 @@ class API:
         self.services = services
         self.users = auth.UserFile(conf.http_basic_auth_user_file) \
             if conf.auth_strategy == "http_basic" else None
-        self.by_collection = {
+        self.by_collection: dict[str, ResourceService] = {
             "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
         }
 
@@ -166,7 +168,7 @@ class API:
             ctx = self.context(request)
             query = parse_query(resource, request.query_params.multi_items(), extra,
                                 self.conf.pagination_max_limit)
-            items, more = await run_in_threadpool(service.list, ctx, query)
+            items, more = await run_in_threadpool(service.list_page, ctx, query)
             hidden = self.hidden(ctx, resource)
             body: dict[str, Any] = {resource.collection: [
                 select_fields(item, query.fields, hidden) for item in items]}
@@ -219,7 +221,7 @@ class API:
             *self.tag_routes(base, service),
         ]
 
-    def tag_routes(self, base: str, owner: Any) -> list[Route]:
+    def tag_routes(self, base: str, owner: ResourceService) -> list[Route]:
         """The tags API of one collection."""
         tags = self.services.tags
         tag_list = list_of_strings(255)

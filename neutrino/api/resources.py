@@ -103,7 +103,7 @@ NETWORK = Resource("network", "networks", _standard() + (
 
 SUBNET = Resource("subnet", "subnets", _standard() + (
     Attr("network_id", "network_id", v.uuid_(), post=True),
-    Attr("ip_version", "ip_version", v.one_of(4, 6, "4", "6"), post=True),
+    Attr("ip_version", "ip_version", v.one_of(4, 6), post=True),
     Attr("cidr", "cidr", v.cidr(), post=True),
     Attr("prefixlen", None, v.integer(0, 128), post=True, visible=False, filter=False,
          sort=False, computed_default=True),

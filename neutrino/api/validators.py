@@ -132,7 +132,8 @@ def to_mac(value: Any) -> str:
 
 def mac_address() -> Validator:
     """A MAC address."""
-    return Validator(to_mac, {"type": "string", "pattern": "^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$"})
+    pattern = "^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$"
+    return Validator(to_mac, {"type": "string", "pattern": pattern})
 
 
 def to_ip(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from oslo_config import cfg
 
@@ -11,7 +12,7 @@ from neutrino.cmd.common import database, load_config
 from neutrino.db import migration
 
 
-def _add_commands(subparsers: object) -> None:
+def _add_commands(subparsers: Any) -> None:
     up = subparsers.add_parser("upgrade", help="Migrate up to a revision (default head).")
     up.add_argument("revision", nargs="?", default="head")
     down = subparsers.add_parser("downgrade", help="Migrate down to a revision.")

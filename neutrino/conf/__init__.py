@@ -134,7 +134,7 @@ ml2_type_flat_opts = [
     ),
 ]
 
-OPT_GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
+OPT_GROUPS: list[tuple[str | None, Sequence[cfg.Opt]]] = [
     (None, core_opts),
     ("database", database_opts),
     ("ml2", ml2_opts),
@@ -154,7 +154,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
                 conf.register_opt(opt, group=group)
 
 
-def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Return the options for oslo-config-generator."""
     return [(group or "DEFAULT", list(opts)) for group, opts in OPT_GROUPS]
 

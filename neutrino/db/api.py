@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
 
 from neutrino.exceptions import ConcurrentChange
 
@@ -65,12 +66,15 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._write_lock = threading.Lock() if self.is_sqlite else None
         if self.is_sqlite:
-            if parsed.database and parsed.database != ":memory:":
+            connect_args = {"check_same_thread": False, "timeout": 30}
+            if parsed.database in (None, "", ":memory:"):
+                # One shared connection, or each would see its own empty database.
+                self.engine: Engine = create_engine(self.url, connect_args=connect_args,
+                                                    poolclass=StaticPool)
+            else:
                 os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
-            self.engine: Engine = create_engine(
-                self.url, connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=pool_size, max_overflow=max_overflow,
-            )
+                self.engine = create_engine(self.url, connect_args=connect_args,
+                                            pool_size=pool_size, max_overflow=max_overflow)
             _setup_sqlite(self.engine)
         else:
             self.engine = create_engine(

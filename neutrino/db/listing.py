@@ -27,9 +27,7 @@ from sqlalchemy import (
 from neutrino import exceptions as exc
 from neutrino.api.request import Query
 from neutrino.api.resources import Resource
-from neutrino.db.models import Tag
-
-TAGS = Tag.__table__
+from neutrino.db.models import TAGS
 
 
 def tag_clauses(table: Table, tag_filters: dict[str, list[str]]) -> list[ColumnElement[bool]]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -158,3 +159,17 @@ class Tag(Base):
 
     resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+NETWORKS = _table(Network)
+SEGMENTS = _table(SegmentAllocation)
+SUBNETS = _table(Subnet)
+PORTS = _table(Port)
+ALLOCS = _table(IPAllocation)
+TAGS = _table(Tag)

@@ -16,9 +16,8 @@ from neutrino import exceptions as exc
 from neutrino.api.policy import Context, Enforcer
 from neutrino.api.resources import MISSING, Resource
 from neutrino.db.api import Database
-from neutrino.db.models import Tag
+from neutrino.db.models import TAGS
 
-TAGS = Tag.__table__
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 

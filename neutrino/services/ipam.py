@@ -9,6 +9,7 @@ answers `IpAddressGenerationFailure`. The database's unique key settles any rema
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -17,9 +18,8 @@ import netaddr
 from sqlalchemy import Connection, select
 
 from neutrino import exceptions as exc
-from neutrino.db.models import IPAllocation
+from neutrino.db.models import ALLOCS
 
-ALLOCS = IPAllocation.__table__
 RANDOM_PROBES = 6
 SCAN_CHUNK = 2048
 SCAN_CHOICES = 64
@@ -92,7 +92,7 @@ def validate_pools(cidr: str, gateway: str | None, pools: Sequence[dict[str, str
             raise exc.OutOfBoundsAllocationPool(pool=text, subnet_cidr=cidr)
         ranges.append((int(start), int(end), text))
     ranges.sort()
-    for (_, end_a, text_a), (start_b, _, text_b) in zip(ranges, ranges[1:], strict=False):
+    for (_, end_a, text_a), (start_b, _, text_b) in itertools.pairwise(ranges):
         if start_b <= end_a:
             raise exc.OverlappingAllocationPools(pool_1=text_a, pool_2=text_b, subnet_cidr=cidr)
     if gateway is not None:

@@ -13,7 +13,7 @@ from neutrino.api.policy import Context
 from neutrino.api.request import Query
 from neutrino.api.resources import NETWORK
 from neutrino.db import listing
-from neutrino.db.models import IPAllocation, Network, Port, Subnet
+from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SEGMENTS, SUBNETS
 from neutrino.services import segments
 from neutrino.services.common import (
     Core,
@@ -28,10 +28,6 @@ from neutrino.services.common import (
 )
 
 LOG = logging.getLogger(__name__)
-NETWORKS = Network.__table__
-SUBNETS = Subnet.__table__
-PORTS = Port.__table__
-ALLOCS = IPAllocation.__table__
 DHCP_OWNER = "network:dhcp"
 
 
@@ -113,7 +109,7 @@ class NetworkService:
         with self.core.db.read() as conn:
             return self._render_rows(conn, [self.fetch(conn, ctx, network_id)])[0]
 
-    def list(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of networks and whether more follow."""
         with self.core.db.read() as conn:
             rows, more = listing.list_rows(conn, NETWORK, NETWORKS, query, self.scope(ctx))
@@ -237,8 +233,8 @@ class NetworkService:
             conn.execute(delete(ALLOCS).where(ALLOCS.c.network_id == network_id))
             conn.execute(delete(PORTS).where(PORTS.c.network_id == network_id))
             conn.execute(delete(SUBNETS).where(SUBNETS.c.network_id == network_id))
-            conn.execute(delete(segments.SEGMENTS).where(
-                segments.SEGMENTS.c.network_id == network_id))
+            conn.execute(delete(SEGMENTS).where(
+                SEGMENTS.c.network_id == network_id))
             conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
             delete_tags(conn, [network_id, *port_ids, *subnet_ids])
 

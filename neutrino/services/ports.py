@@ -16,7 +16,7 @@ from neutrino.api.policy import Context
 from neutrino.api.request import Query
 from neutrino.api.resources import PORT
 from neutrino.db import listing
-from neutrino.db.models import IPAllocation, Network, Port, Subnet
+from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
 from neutrino.services import ipam
 from neutrino.services.common import (
     Core,
@@ -32,10 +32,6 @@ from neutrino.services.common import (
 from neutrino.services.networks import NetworkService
 
 LOG = logging.getLogger(__name__)
-NETWORKS = Network.__table__
-SUBNETS = Subnet.__table__
-PORTS = Port.__table__
-ALLOCS = IPAllocation.__table__
 FIXED_IP_FILTERS = ("ip_address", "subnet_id", "ip_address_substr")
 
 
@@ -142,7 +138,7 @@ class PortService:
             row, _ = self.fetch(conn, ctx, port_id)
             return self._render_rows(conn, [row])[0]
 
-    def list(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of ports and whether more follow."""
         where = self.scope(ctx)
         for raw in query.extra_filters.get("fixed_ips", []):
@@ -277,18 +273,20 @@ class PortService:
         if "ip_version" in want:  # a default allocation: first subnet of that version with room
             for subnet in subnets:
                 if subnet["ip_version"] == want["ip_version"]:
-                    address = ipam.pick_address(conn, subnet, self._rng)
-                    if address is not None:
-                        return subnet, address
+                    picked = ipam.pick_address(conn, subnet, self._rng)
+                    if picked is not None:
+                        return subnet, picked
             raise exc.IpAddressGenerationFailure(net_id=network_id)
-        address = want.get("ip_address")
+        address: str | None = want.get("ip_address")
         if "subnet_id" in want:
-            subnet = by_id.get(want["subnet_id"])
-            if subnet is None:
+            found = by_id.get(want["subnet_id"])
+            if found is None:
                 raise exc.InvalidInput(error_message=(
                     f"Failed to create port on network {network_id}, because fixed_ips "
                     f"included invalid subnet {want['subnet_id']}"))
+            subnet = found
         else:
+            assert address is not None  # the validator requires subnet_id or ip_address
             matches = [s for s in subnets if ipam.address_in_subnet(s, address)]
             if not matches:
                 raise exc.InvalidIpForNetwork(ip_address=address)

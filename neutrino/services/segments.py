@@ -13,9 +13,8 @@ from oslo_config import cfg
 from sqlalchemy import Connection, insert, select
 
 from neutrino import exceptions as exc
-from neutrino.db.models import SegmentAllocation
+from neutrino.db.models import SEGMENTS
 
-SEGMENTS = SegmentAllocation.__table__
 VXLAN_OVERHEAD_V4 = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14)
 MAX_VNI = 2**24 - 1
 

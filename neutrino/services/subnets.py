@@ -13,7 +13,7 @@ from neutrino.api.policy import Context
 from neutrino.api.request import Query
 from neutrino.api.resources import SUBNET
 from neutrino.db import listing
-from neutrino.db.models import IPAllocation, Network, Port, Subnet
+from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
 from neutrino.services import ipam
 from neutrino.services.common import (
     Core,
@@ -28,10 +28,6 @@ from neutrino.services.common import (
 from neutrino.services.networks import DHCP_OWNER, NetworkService
 
 LOG = logging.getLogger(__name__)
-NETWORKS = Network.__table__
-SUBNETS = Subnet.__table__
-PORTS = Port.__table__
-ALLOCS = IPAllocation.__table__
 
 
 def subnet_target(subnet: Row[Any] | dict[str, Any], network: Row[Any]) -> dict[str, Any]:
@@ -123,7 +119,7 @@ class SubnetService:
             row, _ = self.fetch(conn, ctx, subnet_id)
             return render(row, load_tags(conn, [row.id]).get(row.id, []))
 
-    def list(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of subnets and whether more follow."""
         with self.core.db.read() as conn:
             rows, more = listing.list_rows(conn, SUBNET, SUBNETS, query, self.scope(ctx))

@@ -1,4 +1,7 @@
-"""The tags API on any resource: read, replace, add, remove; changes count as revisions."""
+"""The protocol of resource services, and the tags API on any resource.
+
+Tags are read, replaced, added and removed; each change counts as a revision.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from sqlalchemy import Connection, Table, delete, insert, select
 
 from neutrino import exceptions as exc
 from neutrino.api.policy import Context
+from neutrino.api.request import Query
 from neutrino.services.common import TAGS, Core, bump_revision, replace_tags, utcnow
 
 LOG = logging.getLogger(__name__)
@@ -22,6 +26,25 @@ class Guarded(Protocol):
     def check_access(self, conn: Connection, ctx: Context, resource_id: str,
                      action: str) -> None:
         """Raise NotFound if `ctx` cannot see the resource, NotAuthorized if it may not act."""
+
+
+class ResourceService(Guarded, Protocol):
+    """What the API needs of the service of a collection."""
+
+    def get(self, ctx: Context, resource_id: str) -> dict[str, Any]:
+        """One resource."""
+
+    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+        """A page of resources and whether more follow."""
+
+    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create resources (all or none)."""
+
+    def update(self, ctx: Context, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a resource."""
+
+    def delete(self, ctx: Context, resource_id: str) -> None:
+        """Delete a resource."""
 
 
 class TagService:

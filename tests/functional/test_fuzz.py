@@ -76,11 +76,16 @@ class Seeds:
     """Existing resources, so that ids in requests sometimes name something real."""
 
     ids: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in RESOURCES})
+    owned: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # by project
     macs: list[str] = field(default_factory=list)
 
     def all_ids(self) -> list[str]:
         """Every seeded id, of any collection."""
         return [i for ids in self.ids.values() for i in ids]
+
+    def mine(self, project: str | None, collection: str) -> list[str]:
+        """The ids of a collection a project owns (the admin: all of them)."""
+        return self.ids[collection] if project is None else self.owned[project][collection]
 
 
 def _create(server: Server, client: httpx.Client, collection: str, item: dict[str, Any],
@@ -101,15 +106,19 @@ def _seed(server: Server) -> Seeds:
     with server.http() as client:
         for project in PROJECTS:
             net = _create(server, client, "networks", {"name": "fuzz", "tags": [TAG]}, project)
+            owned = seeds.owned.setdefault(project or "", {c: [] for c in RESOURCES})
             seeds.ids["networks"].append(net["id"])
+            owned["networks"].append(net["id"])
             for version, cidr in ((4, "10.0.0.0/24"), (6, "fd00::/64")):
                 subnet = _create(server, client, "subnets", {
                     "network_id": net["id"], "ip_version": version, "cidr": cidr,
                     "tags": [TAG]}, project)
                 seeds.ids["subnets"].append(subnet["id"])
+                owned["subnets"].append(subnet["id"])
             port = _create(server, client, "ports", {"network_id": net["id"], "tags": [TAG]},
                            project)
             seeds.ids["ports"].append(port["id"])
+            owned["ports"].append(port["id"])
             seeds.macs.append(port["mac_address"])
     return seeds
 
@@ -228,10 +237,14 @@ SHORT_TEXT = st.text(max_size=20)
 STRING_LISTS = st.lists(st.text(max_size=10), max_size=3, unique=True)
 
 
-def _plausible_values(seeds: Seeds) -> dict[str, st.SearchStrategy[JsonValue]]:
+def _plausible_values(seeds: Seeds, project: str | None,
+                      ) -> dict[str, st.SearchStrategy[JsonValue]]:
     """For each attribute name, values it mostly accepts (some break cross-field rules)."""
-    networks = st.sampled_from(seeds.ids["networks"])
-    subnets = st.sampled_from(seeds.ids["subnets"])
+    # The caller's own resources half the time: another project's are mostly 404s.
+    networks = st.sampled_from(seeds.mine(project, "networks")) \
+        | st.sampled_from(seeds.ids["networks"])
+    subnets = st.sampled_from(seeds.mine(project, "subnets")) \
+        | st.sampled_from(seeds.ids["subnets"])
     return {
         "id": st.uuids().map(str),
         "name": SHORT_TEXT, "description": SHORT_TEXT, "device_id": SHORT_TEXT,
@@ -274,9 +287,10 @@ def _plausible_values(seeds: Seeds) -> dict[str, st.SearchStrategy[JsonValue]]:
     }
 
 
-def _wild_values(seeds: Seeds) -> dict[str, st.SearchStrategy[JsonValue]]:
+def _wild_values(seeds: Seeds, project: str | None,
+                 ) -> dict[str, st.SearchStrategy[JsonValue]]:
     """For each attribute name, values of any type: plausible, near misses and junk."""
-    plausible = _plausible_values(seeds)
+    plausible = _plausible_values(seeds, project)
     generic = JSON_VALUES | st.sampled_from(seeds.all_ids()) | IPS | CIDRS
     near_misses: dict[str, st.SearchStrategy[JsonValue]] = {
         "name": st.text(min_size=250, max_size=260),
@@ -304,9 +318,10 @@ def _wild_values(seeds: Seeds) -> dict[str, st.SearchStrategy[JsonValue]]:
 def _addresses_in(net: ipaddress.IPv4Network | ipaddress.IPv6Network,
                   ) -> st.SearchStrategy[str]:
     """Addresses inside a subnet, and the ones just outside it."""
-    size = net.num_addresses
+    size, first, top = net.num_addresses, int(net.network_address), 2**net.max_prefixlen - 1
     offsets = st.integers(0, min(size - 1, 300)) | st.sampled_from([-1, size - 1, size])
-    return offsets.map(lambda i: str(net.network_address + i))
+    # Clamped: just outside 0.0.0.0/1 is not an address at all.
+    return offsets.map(lambda i: str(type(net.network_address)(min(max(first + i, 0), top))))
 
 
 def _subnet_item(version: int, cidr: str, values: dict[str, st.SearchStrategy[JsonValue]],
@@ -334,10 +349,10 @@ def _subnet_item(version: int, cidr: str, values: dict[str, st.SearchStrategy[Js
         core, optional={k: val for k, val in by_cidr.items() if k not in core})
 
 
-def _plausible_item(resource: Resource, seeds: Seeds, create: bool,
+def _plausible_item(resource: Resource, seeds: Seeds, project: str | None, create: bool,
                     ) -> st.SearchStrategy[dict[str, JsonValue]]:
     """A body the parser mostly accepts, so that the service's own rules get exercised."""
-    values = _plausible_values(seeds)
+    values = _plausible_values(seeds, project)
     allowed = [a.name for a in resource.attrs if (a.post if create else a.put) and a.validator]
     # A mismatched project_id/tenant_id pair is a plain 400; the wild bodies try it.
     optional = {name: values[name] for name in allowed if name != "tenant_id"}
@@ -359,17 +374,18 @@ def _plausible_item(resource: Resource, seeds: Seeds, create: bool,
         return st.tuples(st.fixed_dictionaries({}, optional=plain), providers).map(
             lambda t: {**t[0], **t[1]})
     if resource.name == "port":
+        subnets = st.sampled_from(seeds.mine(project, "subnets")) \
+            | st.sampled_from(seeds.ids["subnets"])
         one_ip = st.one_of(
-            st.fixed_dictionaries({"subnet_id": st.sampled_from(seeds.ids["subnets"])}),
+            st.fixed_dictionaries({"subnet_id": subnets}),
             st.fixed_dictionaries({"ip_address": V4_IN_SEED | V6_IN_SEED}),
-            st.fixed_dictionaries({"subnet_id": st.sampled_from(seeds.ids["subnets"]),
-                                   "ip_address": V4_IN_SEED | V6_IN_SEED}))
+            st.fixed_dictionaries({"subnet_id": subnets, "ip_address": V4_IN_SEED | V6_IN_SEED}))
         rest = {k: val for k, val in optional.items() if k != "network_id"}
         rest["fixed_ips"] = st.lists(one_ip, max_size=3)
         return st.fixed_dictionaries({"network_id": values["network_id"]}, optional=rest)
     # Mostly fresh CIDRs (a seeded network already has 10.0.0.0/24 and fd00::/64, and a
     # network's subnets may not overlap), sometimes the seeded ones to hit the overlap check.
-    v4 = st.tuples(st.integers(1, 255), st.integers(0, 255), st.integers(16, 32)).map(
+    v4 = st.tuples(st.integers(1, 255), st.integers(0, 255), st.integers(20, 30)).map(
         lambda t: str(ipaddress.ip_network(f"10.{t[0]}.{t[1]}.0/{t[2]}", strict=False)))
     v6 = st.tuples(st.integers(1, 2**16 - 1), st.integers(56, 128)).map(
         lambda t: str(ipaddress.ip_network(f"fd00:{t[0]:x}::/{t[1]}", strict=False)))
@@ -378,23 +394,25 @@ def _plausible_item(resource: Resource, seeds: Seeds, create: bool,
         (v6 | V6_CIDRS).flatmap(lambda cidr: _subnet_item(6, cidr, values, optional)))
 
 
-def _wild_item(resource: Resource, seeds: Seeds) -> st.SearchStrategy[dict[str, JsonValue]]:
+def _wild_item(resource: Resource, seeds: Seeds, project: str | None,
+               ) -> st.SearchStrategy[dict[str, JsonValue]]:
     """The resource's keys (any, not just those the verb allows) with values of any type."""
-    values = _wild_values(seeds)
+    values = _wild_values(seeds, project)
     generic = JSON_VALUES
     return st.fixed_dictionaries({}, optional={
         a.name: values.get(a.name, generic) for a in resource.attrs})
 
 
-def _bodies(resource: Resource, seeds: Seeds, create: bool) -> st.SearchStrategy[bytes]:
+def _bodies(resource: Resource, seeds: Seeds, project: str | None,
+            create: bool) -> st.SearchStrategy[bytes]:
     """Request bodies: random JSON, near-valid items (alone or in bulk), and non-JSON bytes."""
-    plausible = _plausible_item(resource, seeds, create)
-    # Plausible items mixed with a few wild keys: one bad value among good ones.
-    wild = _wild_values(seeds)
+    plausible = _plausible_item(resource, seeds, project, create)
+    # A plausible item with one wild key: one bad value among good ones.
+    wild = _wild_values(seeds, project)
     one_wild = st.sampled_from([a.name for a in resource.attrs]).flatmap(
         lambda name: wild.get(name, JSON_VALUES).map(lambda value: {name: value}))
     mixed = st.tuples(plausible, one_wild).map(lambda t: {**t[0], **t[1]})
-    items = plausible | mixed | _wild_item(resource, seeds)
+    items = plausible | mixed | _wild_item(resource, seeds, project)
     good = st.fixed_dictionaries({resource.name: plausible})
     # one_of picks its branches about equally often: `good` is listed thrice so that most
     # bodies get past the parser into the service, where the interesting rules are.
@@ -418,12 +436,12 @@ def _scalar(value: JsonValue) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _query_params(resource: Resource, seeds: Seeds,
+def _query_params(resource: Resource, seeds: Seeds, project: str | None,
                   ) -> st.SearchStrategy[list[tuple[str, str]]]:
     """A list request's query: filters, fields, sorting and paging, plausible or random."""
     attr_names = [a.name for a in resource.attrs]
     filters = [a.name for a in resource.attrs if a.filter and a.column is not None]
-    plausible_values = _plausible_values(seeds)
+    plausible_values = _plausible_values(seeds, project)
     ids = st.sampled_from(seeds.all_ids()) | st.uuids().map(str)
     fields = st.lists(st.sampled_from(attr_names) | URL_TEXT, max_size=4).map(",".join)
     fixed_ips_filter = st.tuples(
@@ -525,23 +543,23 @@ def test_random_requests_get_no_5xx_and_neutron_errors(
     """Random POST/PUT bodies and list queries get < 500 and well-formed NeutronErrors."""
     resource = RESOURCES[collection]
     base = f"/v2.0/{collection}"
-    own_ids = fuzz_seeds.ids[collection]
-    ids = st.sampled_from(own_ids) | st.sampled_from(fuzz_seeds.all_ids()) \
-        | st.uuids().map(str) | URL_TEXT.filter(lambda s: s not in ("", ".", ".."))
     kind = data.draw(st.sampled_from(["post", "put", "list", "show"]), label="kind")
     project = data.draw(st.sampled_from(PROJECTS), label="project")
+    ids = st.sampled_from(fuzz_seeds.mine(project, collection)) \
+        | st.sampled_from(fuzz_seeds.all_ids()) | st.uuids().map(str) \
+        | URL_TEXT.filter(lambda s: s not in ("", ".", ".."))
     headers = {"Content-Type": "application/json"}
     if project is not None:
         headers["X-Project-Id"] = project
     if kind == "post":
-        body = data.draw(_bodies(resource, fuzz_seeds, create=True), label="body")
+        body = data.draw(_bodies(resource, fuzz_seeds, project, create=True), label="body")
         response = client.post(base, content=body, headers=headers)
     elif kind == "put":
         id_ = quote(data.draw(ids, label="id"), safe="")
-        body = data.draw(_bodies(resource, fuzz_seeds, create=False), label="body")
+        body = data.draw(_bodies(resource, fuzz_seeds, project, create=False), label="body")
         response = client.put(f"{base}/{id_}", content=body, headers=headers)
     elif kind == "list":
-        params = data.draw(_query_params(resource, fuzz_seeds), label="query")
+        params = data.draw(_query_params(resource, fuzz_seeds, project), label="query")
         response = client.get(base, params=_as_query(params), headers=headers)
     else:
         id_ = quote(data.draw(ids, label="id"), safe="")

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: b61507185b8f
-Revises: 
+Revises:
 Create Date: 2026-11-20 23:21:36.931570
 """
 
