@@ -553,7 +553,7 @@ def git_commit() -> str:
 
 
 def markdown(results: Sequence[Result], settings: Settings, argv: Sequence[str],
-             started: datetime.datetime, loads: tuple[str, str]) -> str:
+             started: datetime.datetime, loads: tuple[str, str], commit: str) -> str:
     """The section of docs/benchmarks.md."""
     command = shlex.join([".venv/bin/python", "bench/api.py", *argv])
     lines = [
@@ -563,7 +563,7 @@ def markdown(results: Sequence[Result], settings: Settings, argv: Sequence[str],
         f"- Command: `{command}`",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine()}; load average {loads[0]} before, {loads[1]} after",
-        f"- Python {platform.python_version()}; commit {git_commit()}",
+        f"- Python {platform.python_version()}; commit {commit}",
         f"- Workload: {settings.ports:,} ports pre-created on one network, "
         f"{settings.creates} sequential creates, {settings.lists} lists of every port, "
         f"{settings.clients} concurrent creators for {settings.duration:g} s; one "
@@ -640,14 +640,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, settings = parse_args(argv)
     started = datetime.datetime.now(datetime.UTC)
+    commit = git_commit()
     load_before = Path("/proc/loadavg").read_text().split()[0]
     results = [run_backend(b.strip(), settings) for b in args.backends.split(",") if b.strip()]
     load_after = Path("/proc/loadavg").read_text().split()[0]
+    if git_commit() != commit:
+        commit = f"{commit} at the start, {git_commit()} at the end (the code changed)"
     print_table(results)
-    print(f"\nload average (1 min): {load_before} before, {load_after} after")
+    print(f"\ncommit {commit}; load average (1 min): {load_before} before, {load_after} after")
     if not args.no_write:
-        write_doc(markdown(results, settings, argv, started, (load_before, load_after)),
-                  args.output)
+        write_doc(markdown(results, settings, argv, started, (load_before, load_after),
+                           commit), args.output)
         print(f"wrote {args.output}")
     return 0
 

@@ -74,11 +74,13 @@ def _journey(env: dict[str, str], prefix: str) -> None:
     assert gone.returncode != 0
 
 
+@pytest.mark.slow
 def test_journey_noauth(server: Server) -> None:
     """Create, list with filters, show by name and id, set and delete, with auth none."""
     _journey(server.cli_env(), "na")
 
 
+@pytest.mark.slow
 def test_journey_http_basic(basic_server: Server) -> None:
     """The same journey logged in through keystoneauth's http_basic plugin."""
     _journey(basic_server.cli_env(*ALICE), "hb")

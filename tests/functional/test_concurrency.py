@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 
 import httpx
+import pytest
 
 from tests.functional.test_api import make_net, ok
 from tests.support import Server
@@ -14,6 +15,7 @@ CLIENTS = 64
 POOL_SIZE = 253  # a /24 less network, broadcast and gateway
 
 
+@pytest.mark.slow
 def test_64_clients_fill_a_24(server: Server) -> None:
     """64 clients create ports on one /24 at once until it is full."""
     with server.http() as admin:

@@ -203,7 +203,10 @@ def test_openapi_operations_never_answer_5xx(sqlite_server: Server) -> None:
 # Text that httpx can put in a URL (no lone surrogates); JSON bodies may carry anything.
 URL_TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
 BIG_INTS = st.integers(min_value=2**31 - 2, max_value=2**70) | st.integers(max_value=-(2**31))
-INTS = st.integers(-5, 70000) | BIG_INTS
+# The edges of 32- and 64-bit columns, where databases stop agreeing with Python's ints.
+INT_EDGES = st.sampled_from([-1, 0, 2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**63, -(2**63) - 1,
+                             2**64, 10**30])
+INTS = st.integers(-5, 70000) | INT_EDGES | BIG_INTS
 JSON_SCALARS = st.none() | st.booleans() | INTS | st.floats() | st.text(max_size=20)
 JSON_VALUES: st.SearchStrategy[JsonValue] = st.recursive(
     JSON_SCALARS,
@@ -455,7 +458,8 @@ def _query_params(resource: Resource, seeds: Seeds, project: str | None,
             return fixed_ips_filter
         if key.startswith(("tags", "not-tags")):
             return tag_lists
-        return plausible_values[key].map(_scalar) | ids | INTS.map(str)
+        return plausible_values[key].map(_scalar) | ids | INTS.map(str) \
+            | INT_EDGES.map(str)
 
     def wild_value(key: str) -> st.SearchStrategy[str]:
         special: dict[str, st.SearchStrategy[str]] = {
@@ -534,7 +538,7 @@ def client(sqlite_server: Server) -> Iterator[httpx.Client]:
 
 
 @pytest.mark.parametrize("collection", sorted(RESOURCES))
-@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[
+@settings(max_examples=500, deadline=None, database=None, suppress_health_check=[
     *_SUPPRESSED, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_requests_get_no_5xx_and_neutron_errors(
