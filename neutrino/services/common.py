@@ -62,13 +62,18 @@ def load_tags(conn: Connection, ids: Iterable[str]) -> dict[str, list[str]]:
     return tags
 
 
-def replace_tags(conn: Connection, resource_id: str, tags: Iterable[str]) -> list[str]:
-    """Set the tags of a resource to exactly `tags`; return them sorted."""
+def insert_tags(conn: Connection, resource_id: str, tags: Iterable[str]) -> list[str]:
+    """Tag a new resource; return its tags sorted."""
     wanted = sorted(set(tags))
-    conn.execute(delete(TAGS).where(TAGS.c.resource_id == resource_id))
     if wanted:
         conn.execute(insert(TAGS), [{"resource_id": resource_id, "tag": t} for t in wanted])
     return wanted
+
+
+def replace_tags(conn: Connection, resource_id: str, tags: Iterable[str]) -> list[str]:
+    """Set the tags of a resource to exactly `tags`; return them sorted."""
+    conn.execute(delete(TAGS).where(TAGS.c.resource_id == resource_id))
+    return insert_tags(conn, resource_id, tags)
 
 
 def delete_tags(conn: Connection, resource_ids: Iterable[str]) -> None:

@@ -20,6 +20,7 @@ from neutrino.services.common import (
     bump_revision,
     delete_tags,
     enforce_attrs,
+    insert_tags,
     load_tags,
     new_id,
     replace_tags,
@@ -173,7 +174,7 @@ class NetworkService:
                       "physical_network": segment.physical_network,
                       "segmentation_id": segment.segmentation_id, "mtu": mtu}
         conn.execute(NETWORKS.update().where(NETWORKS.c.id == network_id).values(**seg_values))
-        tags = replace_tags(conn, network_id, body.get("tags", []))
+        tags = insert_tags(conn, network_id, body.get("tags", []))
         row = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
         return render(row, [], tags)
 

@@ -23,9 +23,9 @@ from neutrino.services.common import (
     bump_revision,
     delete_tags,
     enforce_attrs,
+    insert_tags,
     load_tags,
     new_id,
-    replace_tags,
     standard_fields,
     utcnow,
 )
@@ -221,7 +221,7 @@ class PortService:
         requested = body.get("fixed_ips")
         wanted = self._default_ips(subnets) if requested is None else requested
         fixed = self._allocate(conn, network.id, port_id, subnets, wanted)
-        tags = replace_tags(conn, port_id, body.get("tags", []))
+        tags = insert_tags(conn, port_id, body.get("tags", []))
         return render(_RowLike(row), fixed, tags)  # type: ignore[arg-type]
 
     def _check_mac_free(self, conn: Connection, network_id: str, mac: str) -> None:

@@ -19,9 +19,9 @@ from neutrino.services.common import (
     Core,
     bump_revision,
     delete_tags,
+    insert_tags,
     load_tags,
     new_id,
-    replace_tags,
     standard_fields,
     utcnow,
 )
@@ -174,7 +174,7 @@ class SubnetService:
                "updated_at": now, "revision_number": 0}
         conn.execute(insert(SUBNETS).values(**row))
         bump_revision(conn, NETWORKS, network.id, now)
-        tags = replace_tags(conn, subnet_id, body.get("tags", []))
+        tags = insert_tags(conn, subnet_id, body.get("tags", []))
         return render(conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one(),
                       tags)
 
