@@ -7,6 +7,7 @@ as a marker nor reveal where it would sort (it answers 404 like any hidden resou
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -94,10 +95,35 @@ def _after_marker(sorts: list[tuple[Any, bool]], marker: Row[Any]) -> ColumnElem
     return or_(*alternatives)
 
 
+@dataclass
+class Page:
+    """One page of a list: its rows as dicts, in order, and whether more rows follow."""
+
+    rows: list[dict[str, Any]]
+    more: bool
+    _id_select: Select[Any] | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids of the page's rows."""
+        return [row["id"] for row in self.rows]
+
+    def holds(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        """A clause true where `column` names a row of this page.
+
+        An unpaged list selects its children through the list's own WHERE rather than
+        thousands of bound ids, which every backend plans better and compiles faster.
+        """
+        if self._id_select is not None:
+            return column.in_(self._id_select)
+        return column.in_(self.ids)
+
+
 def list_rows(conn: Connection, resource: Resource, table: Table, query: Query,
-              where: Sequence[ColumnElement[bool]] = ()) -> tuple[list[Row[Any]], bool]:
-    """The rows of one page, in order, and whether more rows follow it."""
-    stmt: Select[Any] = select(table).where(*where, *filter_clauses(resource, table, query))
+              where: Sequence[ColumnElement[bool]] = ()) -> Page:
+    """One page of rows matching the query within `where`."""
+    conditions = [*where, *filter_clauses(resource, table, query)]
+    stmt: Select[Any] = select(table).where(*conditions)
     sorts = _sort_columns(resource, table, query)
     if query.marker is not None:
         marker = conn.execute(select(table).where(table.c.id == query.marker, *where)).first()
@@ -108,10 +134,14 @@ def list_rows(conn: Connection, resource: Resource, table: Table, query: Query,
         stmt = stmt.order_by(*(col.asc() if asc else col.desc() for col, asc in sorts))
     if query.limit is not None:
         stmt = stmt.limit(query.limit + 1)
-    rows = list(conn.execute(stmt).all())
+    result = conn.execute(stmt)
+    keys = list(result.keys())
+    # Plain dicts: reading them is several times cheaper than Row lookups when rendering.
+    rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
     more = query.limit is not None and len(rows) > query.limit
     if more:
         rows = rows[: query.limit]
     if query.page_reverse:
         rows.reverse()
-    return rows, more
+    unpaged = query.limit is None and query.marker is None
+    return Page(rows, more, select(table.c.id).where(*conditions) if unpaged else None)

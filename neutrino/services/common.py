@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import Connection, Row, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from neutrino import exceptions as exc
 from neutrino.api.policy import Context, Enforcer
 from neutrino.api.resources import MISSING, Resource
 from neutrino.db.api import Database
+from neutrino.db.listing import Page
 from neutrino.db.models import TAGS
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
-
-def utcnow() -> datetime:
-    """The current time, UTC, naive (as stored), to the second (as rendered)."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+def utcnow() -> str:
+    """The current time as it is stored and rendered: `2026-11-20T23:22:01Z`."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_id() -> str:
@@ -31,32 +30,30 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def standard_fields(row: Row[Any]) -> dict[str, Any]:
+def standard_fields(m: Mapping[str, Any]) -> dict[str, Any]:
     """The standard attributes of a row, rendered as Neutron does."""
-    m = row._mapping
     return {
         "id": m["id"],
         "name": m["name"],
         "description": m["description"],
         "project_id": m["project_id"],
         "tenant_id": m["project_id"],
-        "created_at": m["created_at"].strftime(TIME_FORMAT),
-        "updated_at": m["updated_at"].strftime(TIME_FORMAT),
+        "created_at": m["created_at"],
+        "updated_at": m["updated_at"],
         "revision_number": m["revision_number"],
     }
 
 
-def load_tags(conn: Connection, ids: Iterable[str]) -> dict[str, list[str]]:
-    """Tags of the given resources, sorted, by resource id."""
-    id_list = list(ids)
+def load_tags(conn: Connection, ids: Iterable[str] | Page) -> dict[str, list[str]]:
+    """Tags of the given resources (or of a page's), sorted, by resource id."""
+    if isinstance(ids, Page):
+        where = ids.holds(TAGS.c.resource_id)
+    else:
+        where = TAGS.c.resource_id.in_(list(ids))
     tags: dict[str, list[str]] = defaultdict(list)
-    # Chunked so that a list of 10,000 resources stays within every backend's bind limit.
-    for start in range(0, len(id_list), 5000):
-        chunk = id_list[start:start + 5000]
-        rows = conn.execute(select(TAGS.c.resource_id, TAGS.c.tag)
-                            .where(TAGS.c.resource_id.in_(chunk)))
-        for resource_id, tag in rows:
-            tags[resource_id].append(tag)
+    for resource_id, tag in conn.execute(select(TAGS.c.resource_id, TAGS.c.tag)
+                                         .where(where)).all():
+        tags[resource_id].append(tag)
     for values in tags.values():
         values.sort()
     return tags
@@ -83,7 +80,7 @@ def delete_tags(conn: Connection, resource_ids: Iterable[str]) -> None:
         conn.execute(delete(TAGS).where(TAGS.c.resource_id.in_(ids[start:start + 5000])))
 
 
-def bump_revision(conn: Connection, table: Table, resource_id: str, now: datetime,
+def bump_revision(conn: Connection, table: Table, resource_id: str, now: str,
                   values: dict[str, Any] | None = None) -> None:
     """Apply `values` to a row and count the change in its revision number."""
     conn.execute(update(table).where(table.c.id == resource_id).values(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
@@ -13,6 +14,7 @@ from neutrino.api.policy import Context
 from neutrino.api.request import Query
 from neutrino.api.resources import NETWORK
 from neutrino.db import listing
+from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SEGMENTS, SUBNETS
 from neutrino.services import segments
 from neutrino.services.common import (
@@ -39,11 +41,10 @@ def network_target(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
             "shared": bool(m["shared"]), "router:external": bool(m["external"])}
 
 
-def render(row: Row[Any], subnets: list[str], tags: list[str]) -> dict[str, Any]:
+def render(m: Mapping[str, Any], subnets: list[str], tags: list[str]) -> dict[str, Any]:
     """A network row as the API shows it."""
-    m = row._mapping
     return {
-        **standard_fields(row),
+        **standard_fields(m),
         "admin_state_up": m["admin_state_up"],
         "status": m["status"],
         "subnets": subnets,
@@ -93,28 +94,29 @@ class NetworkService:
             raise exc.NetworkNotFound(net_id=network_id)
         return row
 
-    def _render_rows(self, conn: Connection, rows: list[Row[Any]]) -> list[dict[str, Any]]:
-        ids = [r.id for r in rows]
+    def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
         subnets: dict[str, list[str]] = defaultdict(list)
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start:start + 5000]
-            for net_id, subnet_id in conn.execute(
-                    select(SUBNETS.c.network_id, SUBNETS.c.id)
-                    .where(SUBNETS.c.network_id.in_(chunk)).order_by(SUBNETS.c.created_at)):
-                subnets[net_id].append(subnet_id)
-        tags = load_tags(conn, ids)
-        return [render(r, subnets.get(r.id, []), tags.get(r.id, [])) for r in rows]
+        for net_id, subnet_id in conn.execute(
+                select(SUBNETS.c.network_id, SUBNETS.c.id)
+                .where(page.holds(SUBNETS.c.network_id))
+                .order_by(SUBNETS.c.created_at, SUBNETS.c.id)).all():
+            subnets[net_id].append(subnet_id)
+        tags = load_tags(conn, page)
+        return [render(r, subnets.get(r["id"], []), tags.get(r["id"], [])) for r in page.rows]
+
+    def _render_one(self, conn: Connection, row: Row[Any]) -> dict[str, Any]:
+        return self._render_page(conn, Page([dict(row._mapping)], False))[0]
 
     def get(self, ctx: Context, network_id: str) -> dict[str, Any]:
         """One network."""
         with self.core.db.read() as conn:
-            return self._render_rows(conn, [self.fetch(conn, ctx, network_id)])[0]
+            return self._render_one(conn, self.fetch(conn, ctx, network_id))
 
     def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of networks and whether more follow."""
         with self.core.db.read() as conn:
-            rows, more = listing.list_rows(conn, NETWORK, NETWORKS, query, self.scope(ctx))
-            return self._render_rows(conn, rows), more
+            page = listing.list_rows(conn, NETWORK, NETWORKS, query, self.scope(ctx))
+            return self._render_page(conn, page), page.more
 
     def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Create networks (all or none)."""
@@ -176,7 +178,7 @@ class NetworkService:
         conn.execute(NETWORKS.update().where(NETWORKS.c.id == network_id).values(**seg_values))
         tags = insert_tags(conn, network_id, body.get("tags", []))
         row = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
-        return render(row, [], tags)
+        return render(dict(row._mapping), [], tags)
 
     def update(self, ctx: Context, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Change a network's writable attributes."""
@@ -202,7 +204,7 @@ class NetworkService:
             if "tags" in body:
                 replace_tags(conn, network_id, body["tags"])
             fresh = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
-            return self._render_rows(conn, [fresh])[0]
+            return self._render_one(conn, fresh)
 
         network = self.core.db.write(txn)
         LOG.info("Updated network %s: %s", network_id, sorted(body))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
-import netaddr
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
 
 from neutrino import exceptions as exc
@@ -16,6 +15,7 @@ from neutrino.api.policy import Context
 from neutrino.api.request import Query
 from neutrino.api.resources import PORT
 from neutrino.db import listing
+from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
 from neutrino.services import ipam
 from neutrino.services.common import (
@@ -42,11 +42,11 @@ def port_target(project_id: str, network: Row[Any], device_owner: str = "") -> d
             "device_owner": device_owner}
 
 
-def render(row: Row[Any], fixed_ips: list[dict[str, str]], tags: list[str]) -> dict[str, Any]:
+def render(m: Mapping[str, Any], fixed_ips: list[dict[str, str]],
+           tags: list[str]) -> dict[str, Any]:
     """A port row as the API shows it."""
-    m = row._mapping
     return {
-        **standard_fields(row),
+        **standard_fields(m),
         "network_id": m["network_id"],
         "admin_state_up": m["admin_state_up"],
         "mac_address": m["mac_address"],
@@ -114,29 +114,29 @@ class PortService:
                 return row, network
         raise exc.PortNotFound(port_id=port_id)
 
-    def _fixed_ips(self, conn: Connection, port_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    @staticmethod
+    def _fixed_ips(conn: Connection, page: Page) -> dict[str, list[dict[str, str]]]:
         out: dict[str, list[dict[str, str]]] = defaultdict(list)
-        for start in range(0, len(port_ids), 5000):
-            chunk = port_ids[start:start + 5000]
-            rows = conn.execute(select(ALLOCS.c.port_id, ALLOCS.c.subnet_id,
-                                       ALLOCS.c.ip_address)
-                                .where(ALLOCS.c.port_id.in_(chunk))
-                                .order_by(ALLOCS.c.port_id, ALLOCS.c.ip_key))
-            for port_id, subnet_id, address in rows:
-                out[port_id].append({"subnet_id": subnet_id, "ip_address": address})
+        rows = conn.execute(select(ALLOCS.c.port_id, ALLOCS.c.subnet_id, ALLOCS.c.ip_address)
+                            .where(page.holds(ALLOCS.c.port_id))
+                            .order_by(ALLOCS.c.port_id, ALLOCS.c.ip_key)).all()
+        for port_id, subnet_id, address in rows:
+            out[port_id].append({"subnet_id": subnet_id, "ip_address": address})
         return out
 
-    def _render_rows(self, conn: Connection, rows: list[Row[Any]]) -> list[dict[str, Any]]:
-        ids = [r.id for r in rows]
-        fixed = self._fixed_ips(conn, ids)
-        tags = load_tags(conn, ids)
-        return [render(r, fixed.get(r.id, []), tags.get(r.id, [])) for r in rows]
+    def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
+        fixed = self._fixed_ips(conn, page)
+        tags = load_tags(conn, page)
+        return [render(r, fixed.get(r["id"], []), tags.get(r["id"], [])) for r in page.rows]
+
+    def _render_one(self, conn: Connection, row: Row[Any]) -> dict[str, Any]:
+        return self._render_page(conn, Page([dict(row._mapping)], False))[0]
 
     def get(self, ctx: Context, port_id: str) -> dict[str, Any]:
         """One port."""
         with self.core.db.read() as conn:
             row, _ = self.fetch(conn, ctx, port_id)
-            return self._render_rows(conn, [row])[0]
+            return self._render_one(conn, row)
 
     def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of ports and whether more follow."""
@@ -144,8 +144,8 @@ class PortService:
         for raw in query.extra_filters.get("fixed_ips", []):
             where.append(self._fixed_ip_clause(raw))
         with self.core.db.read() as conn:
-            rows, more = listing.list_rows(conn, PORT, PORTS, query, where)
-            return self._render_rows(conn, rows), more
+            page = listing.list_rows(conn, PORT, PORTS, query, where)
+            return self._render_page(conn, page), page.more
 
     @staticmethod
     def _fixed_ip_clause(raw: str) -> ColumnElement[bool]:
@@ -194,7 +194,7 @@ class PortService:
                     self.core.policy.enforce(ctx, f"create_port:fixed_ips:{key}", target)
 
     def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
-                now: datetime) -> dict[str, Any]:
+                now: str) -> dict[str, Any]:
         network = self.networks.fetch(conn, ctx, body["network_id"])
         project = self.core.project_for(ctx, body)
         self._enforce_create(ctx, body, project, network)
@@ -222,7 +222,7 @@ class PortService:
         wanted = self._default_ips(subnets) if requested is None else requested
         fixed = self._allocate(conn, network.id, port_id, subnets, wanted)
         tags = insert_tags(conn, port_id, body.get("tags", []))
-        return render(_RowLike(row), fixed, tags)  # type: ignore[arg-type]
+        return render(row, fixed, tags)
 
     def _check_mac_free(self, conn: Connection, network_id: str, mac: str) -> None:
         taken = conn.execute(select(PORTS.c.id).where(
@@ -328,7 +328,7 @@ class PortService:
                 self._replace_fixed_ips(conn, network.id, port_id, body["fixed_ips"])
             bump_revision(conn, PORTS, port_id, utcnow(), values)
             fresh = conn.execute(select(PORTS).where(PORTS.c.id == port_id)).one()
-            return self._render_rows(conn, [fresh])[0]
+            return self._render_one(conn, fresh)
 
         port = self.core.db.write(txn)
         LOG.info("Updated port %s: %s", port_id, sorted(body))
@@ -370,12 +370,3 @@ class PortService:
         self.core.db.write(txn)
         LOG.info("Deleted port %s", port_id)
 
-
-class _RowLike:
-    """A freshly inserted row's values, readable like a fetched Row by `render`."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._mapping = values
-
-
-__all__ = ["PortService", "netaddr"]

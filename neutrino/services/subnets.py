@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import netaddr
@@ -37,11 +38,10 @@ def subnet_target(subnet: Row[Any] | dict[str, Any], network: Row[Any]) -> dict[
             "network:project_id": network.project_id, "shared": bool(network.shared)}
 
 
-def render(row: Row[Any], tags: list[str]) -> dict[str, Any]:
+def render(m: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
     """A subnet row as the API shows it."""
-    m = row._mapping
     return {
-        **standard_fields(row),
+        **standard_fields(m),
         "network_id": m["network_id"],
         "ip_version": m["ip_version"],
         "cidr": m["cidr"],
@@ -117,14 +117,14 @@ class SubnetService:
         """One subnet."""
         with self.core.db.read() as conn:
             row, _ = self.fetch(conn, ctx, subnet_id)
-            return render(row, load_tags(conn, [row.id]).get(row.id, []))
+            return render(dict(row._mapping), load_tags(conn, [row.id]).get(row.id, []))
 
     def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of subnets and whether more follow."""
         with self.core.db.read() as conn:
-            rows, more = listing.list_rows(conn, SUBNET, SUBNETS, query, self.scope(ctx))
-            tags = load_tags(conn, [r.id for r in rows])
-            return [render(r, tags.get(r.id, [])) for r in rows], more
+            page = listing.list_rows(conn, SUBNET, SUBNETS, query, self.scope(ctx))
+            tags = load_tags(conn, page)
+            return [render(r, tags.get(r["id"], [])) for r in page.rows], page.more
 
     def _check_overlap(self, conn: Connection, network_id: str, cidr: str,
                        exclude: str | None = None) -> None:
@@ -175,8 +175,7 @@ class SubnetService:
         conn.execute(insert(SUBNETS).values(**row))
         bump_revision(conn, NETWORKS, network.id, now)
         tags = insert_tags(conn, subnet_id, body.get("tags", []))
-        return render(conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one(),
-                      tags)
+        return render(row, tags)
 
     def update(self, ctx: Context, subnet_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Change a subnet's writable attributes."""
@@ -200,7 +199,7 @@ class SubnetService:
                 writable["allocation_pools"] = merged["allocation_pools"]
             bump_revision(conn, SUBNETS, subnet_id, utcnow(), writable)
             fresh = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
-            return render(fresh, load_tags(conn, [subnet_id]).get(subnet_id, []))
+            return render(dict(fresh._mapping), load_tags(conn, [subnet_id]).get(subnet_id, []))
 
         subnet = self.core.db.write(txn)
         LOG.info("Updated subnet %s: %s", subnet_id, sorted(body))
