@@ -329,7 +329,7 @@ def throughput(url: str, network_id: str, result: Result, settings: Settings,
         errs: list[str] = []
         with httpx.Client(base_url=url, timeout=60) as client:
             client.get("/")  # open the keep-alive connection before the clock starts
-            barrier.wait()
+            barrier.wait(timeout=120)
             deadline = started[0] + settings.duration
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
