@@ -10,6 +10,9 @@ therefore governs single reads and writes, while lists keep the default scope.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,18 +139,56 @@ class Context:
 
 
 class Enforcer:
-    """oslo.policy with neutrino's defaults registered."""
+    """oslo.policy with neutrino's defaults registered, and its decisions remembered.
+
+    oslo.policy checks the policy file and inspects every check's signature on each call,
+    about 0.3 ms: most of a port create. A decision depends only on the rule, the target's
+    values and the caller's credentials, so it is cached under exactly those; the policy
+    file is looked at again at most once a second, and a change clears the cache.
+    """
+
+    RELOAD_INTERVAL = 1.0
+    CACHE_SIZE = 16384
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self._enforcer = policy.Enforcer(conf)
         self._enforcer.register_defaults(list_rules())
         self._enforcer.load_rules()
+        self._rules = self._enforcer.rules
+        self._checked_at = time.monotonic()
+        self._decisions: OrderedDict[tuple[Any, ...], bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _reload_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < self.RELOAD_INTERVAL:
+            return
+        self._checked_at = now
+        self._enforcer.load_rules()
+        if self._enforcer.rules is not self._rules:
+            LOG.info("Policy rules changed; forgetting cached decisions")
+            self._rules = self._enforcer.rules
+            with self._lock:
+                self._decisions.clear()
 
     def check(self, ctx: Context, action: str, target: dict[str, Any]) -> bool:
         """Whether `ctx` may do `action` on `target`."""
-        if action not in self._enforcer.rules:
+        self._reload_if_due()
+        if action not in self._rules:
             return True
-        return bool(self._enforcer.enforce(action, target, ctx.creds))
+        key = (action, tuple(sorted(target.items())), ctx.user_id, ctx.project_id,
+               tuple(ctx.roles))
+        with self._lock:
+            decision = self._decisions.get(key)
+            if decision is not None:
+                self._decisions.move_to_end(key)
+                return decision
+        decision = bool(self._enforcer.enforce(action, target, ctx.creds))
+        with self._lock:
+            self._decisions[key] = decision
+            if len(self._decisions) > self.CACHE_SIZE:
+                self._decisions.popitem(last=False)
+        return decision
 
     def enforce(self, ctx: Context, action: str, target: dict[str, Any]) -> None:
         """Raise PolicyNotAuthorized unless `ctx` may do `action` on `target`."""
