@@ -14,7 +14,9 @@ from neutrino import exceptions as exc
 from neutrino.api import validators as v
 from neutrino.api.resources import MISSING, Resource
 
-CONTROL_PARAMS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
+# Every backend stores integers in 64 bits; a limit above this means "all of them".
+MAX_INT = 2**63 - 1
+MAX_LIMIT = 2**31 - 1
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 
 
@@ -107,7 +109,10 @@ def _filter_value(resource: Resource, name: str, raw: str) -> Any:
         if kind == "boolean":
             return v.to_bool(raw)
         if kind == "integer":
-            return int(raw)
+            number = int(raw)
+            if not -MAX_INT - 1 <= number <= MAX_INT:
+                raise v.Invalid(f"'{raw}' is out of range")
+            return number
         if "enum" in validator.schema:
             for choice in validator.schema["enum"]:
                 if str(choice) == raw:
@@ -167,6 +172,8 @@ def parse_query(resource: Resource, params: Iterable[tuple[str, str]],
         query.sorts.append(("project_id" if key == "tenant_id" else key, direction == "asc"))
     if query.limit == 0:
         query.limit = None
+    elif query.limit is not None:
+        query.limit = min(query.limit, MAX_LIMIT)
     if max_limit > 0 and (query.limit is None or query.limit > max_limit):
         query.limit = max_limit
     return query

@@ -17,6 +17,8 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
+    case,
     exists,
     false,
     func,
@@ -84,14 +86,41 @@ def _sort_columns(resource: Resource, table: Table, query: Query) -> list[tuple[
     return sorts
 
 
+def _order_by(sorts: list[tuple[Any, bool]]) -> list[ColumnElement[Any]]:
+    """ORDER BY terms; NULLs sort last ascending and first descending on every backend."""
+    terms: list[ColumnElement[Any]] = []
+    for column, asc in sorts:
+        if column.nullable:
+            is_null = case((column.is_(None), 1), else_=0)
+            terms.append(is_null.asc() if asc else is_null.desc())
+        terms.append(column.asc() if asc else column.desc())
+    return terms
+
+
+def _equal(column: Any, value: Any) -> ColumnElement[bool]:
+    if value is None:
+        return column.is_(None)
+    return column == bindparam(None, value, type_=column.type)
+
+
+def _beyond(column: Any, value: Any, asc: bool) -> ColumnElement[bool]:
+    """Rows whose `column` sorts strictly after `value` (NULLs last when ascending)."""
+    if value is None:
+        return false() if asc else column.is_not(None)
+    bound = bindparam(None, value, type_=column.type)
+    if asc:
+        beyond = column > bound
+        return or_(beyond, column.is_(None)) if column.nullable else beyond
+    return column < bound
+
+
 def _after_marker(sorts: list[tuple[Any, bool]], marker: Row[Any]) -> ColumnElement[bool]:
     """Rows strictly after `marker` in the sort order (a keyset condition)."""
+    values = marker._mapping
     alternatives = []
     for i, (column, asc) in enumerate(sorts):
-        equal = [col == marker._mapping[col.name] for col, _ in sorts[:i]]
-        value = marker._mapping[column.name]
-        beyond = column > value if asc else column < value
-        alternatives.append(and_(*equal, beyond))
+        equal = [_equal(col, values[col.name]) for col, _ in sorts[:i]]
+        alternatives.append(and_(*equal, _beyond(column, values[column.name], asc)))
     return or_(*alternatives)
 
 
@@ -131,7 +160,7 @@ def list_rows(conn: Connection, resource: Resource, table: Table, query: Query,
             raise exc.MarkerNotFound(marker=query.marker)
         stmt = stmt.where(_after_marker(sorts, marker))
     if query.sorts or query.limit is not None or query.marker is not None:
-        stmt = stmt.order_by(*(col.asc() if asc else col.desc() for col, asc in sorts))
+        stmt = stmt.order_by(*_order_by(sorts))
     if query.limit is not None:
         stmt = stmt.limit(query.limit + 1)
     result = conn.execute(stmt)
