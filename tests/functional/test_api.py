@@ -143,9 +143,11 @@ def test_port_addresses(admin: httpx.Client) -> None:
     p2 = ok(port(admin, net, fixed_ips=[{"subnet_id": subnet["id"]}],
                  mac_address="fa:16:3e:aa:bb:cc"), 201)["port"]
     assert p2["mac_address"] == "fa:16:3e:aa:bb:cc"
+    # Addresses are picked at random: move to one that is surely not p2's own.
+    target = "10.30.0.21" if p2["fixed_ips"][0]["ip_address"] == "10.30.0.20" else "10.30.0.20"
     moved = ok(admin.put(f"/v2.0/ports/{p2['id']}", json={"port": {
-        "fixed_ips": [{"ip_address": "10.30.0.20"}]}}))["port"]
-    assert [ip["ip_address"] for ip in moved["fixed_ips"]] == ["10.30.0.20"]
+        "fixed_ips": [{"ip_address": target}]}}))["port"]
+    assert [ip["ip_address"] for ip in moved["fixed_ips"]] == [target]
     # The released address is free again.
     ok(port(admin, net, fixed_ips=[{"ip_address": p2["fixed_ips"][0]["ip_address"]}]), 201)
     bound = ok(admin.put(f"/v2.0/ports/{p1['id']}", json={"port": {
