@@ -15,7 +15,7 @@
     │   ├── InUse: NetworkInUse, SubnetInUse, PortInUse
     │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, MacAddressInUse
     └── ServiceUnavailable           503
-        └── NoNetworkAvailable
+        └── NoNetworkAvailable, MacAddressGenerationFailure, DatabaseUnavailable
 
 The `type` of the body is the class name; the message is the class template filled with the
 keyword arguments. The API layer turns anything else into a 500 with a generic message.
@@ -199,6 +199,12 @@ class MacAddressGenerationFailure(ServiceUnavailable):
     """No free MAC address could be found."""
 
     message = "Unable to generate unique mac on network %(net_id)s."
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database did not answer or dropped the connection."""
+
+    message = "The database is unavailable; retry the request."
 
 
 class NoNetworkAvailable(ServiceUnavailable):

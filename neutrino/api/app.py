@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import orjson
 from oslo_config import cfg
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -109,6 +110,11 @@ class API:
                 if error.status >= 500:
                     LOG.warning("%s %s: %s", request.method, request.url.path, error.msg)
                 return error_response(error)
+            except (OperationalError, InterfaceError) as error:
+                # A lost or refused database connection: the caller may retry.
+                LOG.warning("%s %s: database unavailable: %s", request.method,
+                            request.url.path, error.orig)
+                return error_response(exc.DatabaseUnavailable())
             except Exception:
                 LOG.exception("Unexpected error in %s %s", request.method, request.url.path)
                 return json_response({"NeutronError": {

@@ -44,7 +44,7 @@ def normalize_url(url: str) -> str:
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, IntegrityError) or exc.connection_invalidated:
         return True
     orig = exc.orig
     code = getattr(orig, "args", [None])[0] if orig is not None else None
@@ -79,7 +79,9 @@ class Database:
         else:
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=max_overflow,
-                pool_pre_ping=True, isolation_level="READ COMMITTED",
+                # No pre-ping (a round trip per checkout): a dropped connection makes a
+                # write retry and a read answer 503, and idle ones are recycled.
+                pool_recycle=1800, isolation_level="READ COMMITTED",
             )
 
     @property

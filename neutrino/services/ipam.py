@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from neutrino import exceptions as exc
 from neutrino.db.models import ALLOCS
@@ -123,10 +123,15 @@ def _pool_ranges(subnet: dict[str, Any]) -> list[tuple[int, int]]:
             for p in subnet["allocation_pools"]]
 
 
+# Built once: SQLAlchemy then computes its cache key once, not on every probe.
+_IS_ALLOCATED = select(ALLOCS.c.port_id).where(
+    ALLOCS.c.subnet_id == bindparam("subnet_id"), ALLOCS.c.ip_key == bindparam("ip_key"))
+
+
 def is_allocated(conn: Connection, subnet_id: str, address: str) -> bool:
     """Whether the address is taken on the subnet."""
-    row = conn.execute(select(ALLOCS.c.port_id).where(
-        ALLOCS.c.subnet_id == subnet_id, ALLOCS.c.ip_key == ip_key(address))).first()
+    row = conn.execute(_IS_ALLOCATED, {"subnet_id": subnet_id,
+                                       "ip_key": ip_key(address)}).first()
     return row is not None
 
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, insert, or_, select
 
 from neutrino import exceptions as exc
 from neutrino.api.policy import Context
@@ -32,6 +32,9 @@ from neutrino.services.common import (
 
 LOG = logging.getLogger(__name__)
 DHCP_OWNER = "network:dhcp"
+# Built once: SQLAlchemy then computes their cache keys once, not on every request.
+_BY_ID = select(NETWORKS).where(NETWORKS.c.id == bindparam("id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 
 def network_target(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
@@ -86,10 +89,8 @@ class NetworkService:
     def fetch(self, conn: Connection, ctx: Context, network_id: str,
               for_update: bool = False) -> Row[Any]:
         """The network row, or NetworkNotFound if absent or hidden from `ctx`."""
-        stmt = select(NETWORKS).where(NETWORKS.c.id == network_id)
-        if for_update and not self.core.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        stmt = _BY_ID_FOR_UPDATE if for_update and not self.core.db.is_sqlite else _BY_ID
+        row = conn.execute(stmt, {"id": network_id}).first()
         if row is None or not self.core.policy.check(ctx, "get_network", network_target(row)):
             raise exc.NetworkNotFound(net_id=network_id)
         return row

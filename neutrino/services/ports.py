@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, insert, or_, select
 
 from neutrino import exceptions as exc
 from neutrino.api.policy import Context
@@ -33,6 +33,15 @@ from neutrino.services.networks import NetworkService
 
 LOG = logging.getLogger(__name__)
 FIXED_IP_FILTERS = ("ip_address", "subnet_id", "ip_address_substr")
+# The statements of the port-create path, built once: SQLAlchemy then computes their cache
+# keys once instead of on every request (about a third of a create's CPU otherwise).
+_INSERT_PORT = insert(PORTS)
+_INSERT_ALLOCS = insert(ALLOCS)
+_NETWORK_SUBNETS = (
+    select(SUBNETS.c.id, SUBNETS.c.cidr, SUBNETS.c.ip_version, SUBNETS.c.allocation_pools,
+           SUBNETS.c.gateway_ip, SUBNETS.c.ipv6_address_mode)
+    .where(SUBNETS.c.network_id == bindparam("network_id"))
+    .order_by(SUBNETS.c.created_at, SUBNETS.c.id))
 
 
 def port_target(project_id: str, network: Row[Any], device_owner: str = "") -> dict[str, Any]:
@@ -216,7 +225,7 @@ class PortService:
             "binding_profile": body["binding:profile"],
             "port_security_enabled": body["port_security_enabled"],
         }
-        conn.execute(insert(PORTS).values(**row))
+        conn.execute(_INSERT_PORT, row)
         subnets = self._subnets(conn, network.id)
         requested = body.get("fixed_ips")
         wanted = self._default_ips(subnets) if requested is None else requested
@@ -232,11 +241,7 @@ class PortService:
 
     @staticmethod
     def _subnets(conn: Connection, network_id: str) -> list[dict[str, Any]]:
-        rows = conn.execute(select(SUBNETS.c.id, SUBNETS.c.cidr, SUBNETS.c.ip_version,
-                                   SUBNETS.c.allocation_pools, SUBNETS.c.gateway_ip,
-                                   SUBNETS.c.ipv6_address_mode)
-                            .where(SUBNETS.c.network_id == network_id)
-                            .order_by(SUBNETS.c.created_at, SUBNETS.c.id))
+        rows = conn.execute(_NETWORK_SUBNETS, {"network_id": network_id})
         return [dict(r._mapping) for r in rows]
 
     @staticmethod
@@ -262,7 +267,7 @@ class PortService:
                          "ip_key": ipam.ip_key(address), "port_id": port_id,
                          "network_id": network_id})
         if rows:
-            conn.execute(insert(ALLOCS), rows)
+            conn.execute(_INSERT_ALLOCS, rows)
         rows.sort(key=lambda r: r["ip_key"])
         return [{"subnet_id": r["subnet_id"], "ip_address": r["ip_address"]} for r in rows]
 
