@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -39,11 +40,26 @@ def prepare_database(conf: cfg.ConfigOpts) -> Database:
     return db
 
 
+def tune_gc() -> None:
+    """Collect garbage less often than Python's default.
+
+    A list of 10,000 ports allocates hundreds of thousands of short-lived objects; with the
+    default thresholds the collector runs hundreds of times during one response, rescanning
+    everything the server loaded at start. Freezing the start-up objects and raising the
+    young generation's threshold keeps collections rare and cheap.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def build_app(conf: cfg.ConfigOpts) -> Starlette:
     """The application for a parsed configuration."""
     os.makedirs(conf.state_path, exist_ok=True)
     db = prepare_database(conf)
-    return create_app(conf, Services.build(conf, db))
+    app = create_app(conf, Services.build(conf, db))
+    tune_gc()
+    return app
 
 
 def app_factory() -> Starlette:

@@ -125,13 +125,16 @@ class PortService:
 
     @staticmethod
     def _fixed_ips(conn: Connection, page: Page) -> dict[str, list[dict[str, str]]]:
-        out: dict[str, list[dict[str, str]]] = defaultdict(list)
-        rows = conn.execute(select(ALLOCS.c.port_id, ALLOCS.c.subnet_id, ALLOCS.c.ip_address)
-                            .where(page.holds(ALLOCS.c.port_id))
-                            .order_by(ALLOCS.c.port_id, ALLOCS.c.ip_key)).all()
-        for port_id, subnet_id, address in rows:
-            out[port_id].append({"subnet_id": subnet_id, "ip_address": address})
-        return out
+        keyed: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        # No ORDER BY: sorting every allocation costs more than ordering each port's few.
+        rows = conn.execute(select(ALLOCS.c.port_id, ALLOCS.c.ip_key, ALLOCS.c.subnet_id,
+                                   ALLOCS.c.ip_address)
+                            .where(page.holds(ALLOCS.c.port_id))).all()
+        for port_id, key, subnet_id, address in rows:
+            keyed[port_id].append((key, subnet_id, address))
+        return {port_id: [{"subnet_id": subnet_id, "ip_address": address}
+                          for _, subnet_id, address in (sorted(ips) if len(ips) > 1 else ips)]
+                for port_id, ips in keyed.items()}
 
     def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
         fixed = self._fixed_ips(conn, page)
