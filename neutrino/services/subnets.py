@@ -126,17 +126,16 @@ class SubnetService:
             tags = load_tags(conn, page)
             return [render(r, tags.get(r["id"], [])) for r in page.rows], page.more
 
-    def _check_overlap(self, conn: Connection, network_id: str, cidr: str,
-                       exclude: str | None = None) -> None:
-        """No two subnets of a network overlap; nor any two at all without overlapping IPs."""
-        stmt = select(SUBNETS.c.id, SUBNETS.c.cidr)
-        if self.core.conf.allow_overlapping_ips:
-            stmt = stmt.where(SUBNETS.c.network_id == network_id)
+    def _check_overlap(self, conn: Connection, network_id: str, project_id: str,
+                       cidr: str) -> None:
+        """No two subnets of a network overlap; without overlapping IPs, nor of a project."""
+        scope = SUBNETS.c.network_id == network_id
+        if not self.core.conf.allow_overlapping_ips:
+            scope = or_(scope, SUBNETS.c.project_id == project_id)
         new = netaddr.IPNetwork(cidr)
-        for other_id, other_cidr in conn.execute(stmt):
+        for other_cidr in conn.execute(select(SUBNETS.c.cidr).where(scope)).scalars():
             other = netaddr.IPNetwork(other_cidr)
-            if other_id != exclude and other.version == new.version and (
-                    new in other or other in new):
+            if other.version == new.version and (new in other or other in new):
                 raise exc.SubnetOverlap(cidr=cidr, net_id=network_id)
 
     def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,7 +168,7 @@ class SubnetService:
         values["allocation_pools"] = body.get("allocation_pools") or ipam.default_pools(
             body["cidr"], values["gateway_ip"])
         check_shape(self.core.conf, values, subnet_id)
-        self._check_overlap(conn, network.id, body["cidr"])
+        self._check_overlap(conn, network.id, project, body["cidr"])
         row = {**values, "id": subnet_id, "project_id": project, "created_at": now,
                "updated_at": now, "revision_number": 0}
         conn.execute(insert(SUBNETS).values(**row))

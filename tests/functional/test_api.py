@@ -333,3 +333,23 @@ def test_out_of_range_integers_are_400(admin: httpx.Client) -> None:
     error(admin.get("/v2.0/ports", params={"revision_number": str(-(2**63) - 1)}), 400,
           "InvalidInput")
     assert "networks" in ok(admin.get("/v2.0/networks", params={"limit": str(2**63 - 1)}))
+
+
+def test_overlap_within_a_project_without_overlapping_ips(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """allow_overlapping_ips = False: a project's subnets never overlap; projects may."""
+    from tests.conftest import _server
+
+    servers = _server(tmp_path_factory.mktemp("no-overlap"), "sqlite", "noauth",
+                      options={"DEFAULT": {"allow_overlapping_ips": False}})
+    server = next(servers)
+    try:
+        with server.http(project="pa") as a, server.http(project="pb") as b:
+            net1, _ = make_net(a, "10.1.0.0/16")
+            net2, _ = make_net(a, None)
+            error(a.post("/v2.0/subnets", json={"subnet": {
+                "network_id": net2["id"], "cidr": "10.1.2.0/24", "ip_version": 4}}), 400,
+                "SubnetOverlap")
+            make_net(b, "10.1.0.0/16")  # another project's identical range is fine
+    finally:
+        servers.close()
