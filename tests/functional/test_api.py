@@ -345,7 +345,7 @@ def test_overlap_within_a_project_without_overlapping_ips(
     server = next(servers)
     try:
         with server.http(project="pa") as a, server.http(project="pb") as b:
-            net1, _ = make_net(a, "10.1.0.0/16")
+            make_net(a, "10.1.0.0/16")
             net2, _ = make_net(a, None)
             error(a.post("/v2.0/subnets", json={"subnet": {
                 "network_id": net2["id"], "cidr": "10.1.2.0/24", "ip_version": 4}}), 400,
