@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, delete, insert, select, update
 
 from neutrino import exceptions as exc
 from neutrino.api.policy import Context, Enforcer
@@ -18,6 +19,8 @@ from neutrino.api.resources import MISSING, Resource
 from neutrino.db.api import Database
 from neutrino.db.listing import Page
 from neutrino.db.models import TAGS
+
+LOG = logging.getLogger(__name__)
 
 
 def utcnow() -> str:
@@ -119,3 +122,41 @@ def enforce_attrs(core: Core, ctx: Context, resource: Resource, action: str,
         if action == "create" and attr.default is not MISSING and body[attr.name] == attr.default:
             continue
         core.policy.enforce(ctx, f"{action}_{resource.name}:{attr.name}", target)
+
+
+class ResourceServiceBase:
+    """What the services of networks, subnets and ports share: rendering and bulk create."""
+
+    table: Table
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
+        """The API view of every row of a page (children and tags loaded in bulk)."""
+        raise NotImplementedError
+
+    def _render_one(self, conn: Connection, row: Row[Any]) -> dict[str, Any]:
+        return self._render_page(conn, Page([dict(row._mapping)], False))[0]
+
+    def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
+                now: str) -> dict[str, Any]:
+        """Create one resource within the caller's transaction; return its API view."""
+        raise NotImplementedError
+
+    def _describe(self, item: dict[str, Any]) -> str:
+        """What the log says of a new resource besides its id."""
+        return ""
+
+    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create resources in one transaction: all of them or none."""
+
+        def txn(conn: Connection) -> list[dict[str, Any]]:
+            now = utcnow()
+            return [self._insert(conn, ctx, body, now) for body in bodies]
+
+        created = self.core.db.write(txn)
+        kind = self.table.name[:-1]
+        for item in created:
+            LOG.info("Created %s %s %s", kind, item["id"], self._describe(item))
+        return created

@@ -18,7 +18,7 @@ from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SEGMENTS, SUBNETS
 from neutrino.services import segments
 from neutrino.services.common import (
-    Core,
+    ResourceServiceBase,
     bump_revision,
     delete_tags,
     enforce_attrs,
@@ -66,12 +66,10 @@ def render(m: Mapping[str, Any], subnets: list[str], tags: list[str]) -> dict[st
     }
 
 
-class NetworkService:
+class NetworkService(ResourceServiceBase):
     """The rules of networks."""
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        self.table = NETWORKS
+    table = NETWORKS
 
     def check_access(self, conn: Connection, ctx: Context, network_id: str,
                      action: str) -> None:
@@ -105,9 +103,6 @@ class NetworkService:
         tags = load_tags(conn, page)
         return [render(r, subnets.get(r["id"], []), tags.get(r["id"], [])) for r in page.rows]
 
-    def _render_one(self, conn: Connection, row: Row[Any]) -> dict[str, Any]:
-        return self._render_page(conn, Page([dict(row._mapping)], False))[0]
-
     def get(self, ctx: Context, network_id: str) -> dict[str, Any]:
         """One network."""
         with self.core.db.read() as conn:
@@ -119,33 +114,17 @@ class NetworkService:
             page = listing.list_rows(conn, NETWORK, NETWORKS, query, self.scope(ctx))
             return self._render_page(conn, page), page.more
 
-    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Create networks (all or none)."""
-        prepared = []
-        for body in bodies:
-            project = self.core.project_for(ctx, body)
-            target = network_target({"project_id": project,
-                                     "shared": body.get("shared", False),
-                                     "external": body.get("router:external", False)})
-            self.core.policy.enforce(ctx, "create_network", target)
-            enforce_attrs(self.core, ctx, NETWORK, "create", body, target)
-            prepared.append((project, body))
+    def _describe(self, item: dict[str, Any]) -> str:
+        return (f"({item['name'] or '-'}, {item['provider:network_type']} "
+                f"{item['provider:segmentation_id']})")
 
-        def txn(conn: Connection) -> list[dict[str, Any]]:
-            now = utcnow()
-            created = []
-            for project, body in prepared:
-                created.append(self._insert(conn, project, body, now))
-            return created
-
-        networks = self.core.db.write(txn)
-        for net in networks:
-            LOG.info("Created network %s (%s, %s %s)", net["id"], net["name"] or "-",
-                     net["provider:network_type"], net["provider:segmentation_id"])
-        return networks
-
-    def _insert(self, conn: Connection, project: str, body: dict[str, Any],
-                now: Any) -> dict[str, Any]:
+    def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
+                now: str) -> dict[str, Any]:
+        project = self.core.project_for(ctx, body)
+        target = network_target({"project_id": project, "shared": body["shared"],
+                                 "external": body["router:external"]})
+        self.core.policy.enforce(ctx, "create_network", target)
+        enforce_attrs(self.core, ctx, NETWORK, "create", body, target)
         conf = self.core.conf
         network_id = new_id()
         provider = {k: body[k] for k in ("provider:network_type", "provider:physical_network",

@@ -20,6 +20,7 @@ from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
 from neutrino.services import ipam
 from neutrino.services.common import (
     Core,
+    ResourceServiceBase,
     bump_revision,
     delete_tags,
     enforce_attrs,
@@ -88,14 +89,15 @@ def binding_of(host: str) -> tuple[str, dict[str, Any]]:
     return "bridge", {"connectivity": "l2", "port_filter": False}
 
 
-class PortService:
+class PortService(ResourceServiceBase):
     """The rules of ports."""
 
+    table = PORTS
+
     def __init__(self, core: Core, networks: NetworkService) -> None:
-        self.core = core
+        super().__init__(core)
         self.networks = networks
         self._rng = random.SystemRandom()
-        self.table = PORTS
 
     def check_access(self, conn: Connection, ctx: Context, port_id: str, action: str) -> None:
         """Raise unless `ctx` may do `action` (get, update, delete) on the port."""
@@ -141,9 +143,6 @@ class PortService:
         tags = load_tags(conn, page)
         return [render(r, fixed.get(r["id"], []), tags.get(r["id"], [])) for r in page.rows]
 
-    def _render_one(self, conn: Connection, row: Row[Any]) -> dict[str, Any]:
-        return self._render_page(conn, Page([dict(row._mapping)], False))[0]
-
     def get(self, ctx: Context, port_id: str) -> dict[str, Any]:
         """One port."""
         with self.core.db.read() as conn:
@@ -175,18 +174,9 @@ class PortService:
 
     # -- writes -------------------------------------------------------------------------
 
-    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Create ports (all or none)."""
-
-        def txn(conn: Connection) -> list[dict[str, Any]]:
-            now = utcnow()
-            return [self._insert(conn, ctx, body, now) for body in bodies]
-
-        ports = self.core.db.write(txn)
-        for port in ports:
-            LOG.info("Created port %s on network %s: %s %s", port["id"], port["network_id"],
-                     port["mac_address"], [ip["ip_address"] for ip in port["fixed_ips"]])
-        return ports
+    def _describe(self, item: dict[str, Any]) -> str:
+        return (f"on network {item['network_id']}: {item['mac_address']} "
+                f"{[ip['ip_address'] for ip in item['fixed_ips']]}")
 
     def _enforce_create(self, ctx: Context, body: dict[str, Any], project: str,
                         network: Row[Any]) -> None:

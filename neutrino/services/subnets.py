@@ -14,10 +14,12 @@ from neutrino.api.policy import Context
 from neutrino.api.request import Query
 from neutrino.api.resources import SUBNET
 from neutrino.db import listing
+from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
 from neutrino.services import ipam
 from neutrino.services.common import (
     Core,
+    ResourceServiceBase,
     bump_revision,
     delete_tags,
     insert_tags,
@@ -82,13 +84,14 @@ def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
     ipam.validate_pools(cidr, values["gateway_ip"], values["allocation_pools"])
 
 
-class SubnetService:
+class SubnetService(ResourceServiceBase):
     """The rules of subnets."""
 
+    table = SUBNETS
+
     def __init__(self, core: Core, networks: NetworkService) -> None:
-        self.core = core
+        super().__init__(core)
         self.networks = networks
-        self.table = SUBNETS
 
     def check_access(self, conn: Connection, ctx: Context, subnet_id: str,
                      action: str) -> None:
@@ -117,14 +120,13 @@ class SubnetService:
         """One subnet."""
         with self.core.db.read() as conn:
             row, _ = self.fetch(conn, ctx, subnet_id)
-            return render(dict(row._mapping), load_tags(conn, [row.id]).get(row.id, []))
+            return self._render_one(conn, row)
 
     def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of subnets and whether more follow."""
         with self.core.db.read() as conn:
             page = listing.list_rows(conn, SUBNET, SUBNETS, query, self.scope(ctx))
-            tags = load_tags(conn, page)
-            return [render(r, tags.get(r["id"], [])) for r in page.rows], page.more
+            return self._render_page(conn, page), page.more
 
     def _check_overlap(self, conn: Connection, network_id: str, project_id: str,
                        cidr: str) -> None:
@@ -138,21 +140,15 @@ class SubnetService:
             if other.version == new.version and (new in other or other in new):
                 raise exc.SubnetOverlap(cidr=cidr, net_id=network_id)
 
-    def create(self, ctx: Context, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Create subnets (all or none)."""
+    def _describe(self, item: dict[str, Any]) -> str:
+        return f"({item['cidr']}) on network {item['network_id']}"
 
-        def txn(conn: Connection) -> list[dict[str, Any]]:
-            now = utcnow()
-            return [self._insert(conn, ctx, body, now) for body in bodies]
-
-        subnets = self.core.db.write(txn)
-        for subnet in subnets:
-            LOG.info("Created subnet %s (%s) on network %s", subnet["id"], subnet["cidr"],
-                     subnet["network_id"])
-        return subnets
+    def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
+        tags = load_tags(conn, page)
+        return [render(r, tags.get(r["id"], [])) for r in page.rows]
 
     def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
-                now: Any) -> dict[str, Any]:
+                now: str) -> dict[str, Any]:
         network = self.networks.fetch(conn, ctx, body["network_id"], for_update=True)
         project = self.core.project_for(ctx, body)
         subnet_id = new_id()
@@ -198,7 +194,7 @@ class SubnetService:
                 writable["allocation_pools"] = merged["allocation_pools"]
             bump_revision(conn, SUBNETS, subnet_id, utcnow(), writable)
             fresh = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
-            return render(dict(fresh._mapping), load_tags(conn, [subnet_id]).get(subnet_id, []))
+            return self._render_one(conn, fresh)
 
         subnet = self.core.db.write(txn)
         LOG.info("Updated subnet %s: %s", subnet_id, sorted(body))
