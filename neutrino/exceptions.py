@@ -10,10 +10,12 @@
     ├── NotAuthorized                403
     │   └── PolicyNotAuthorized
     ├── NotFound                     404
-    │   └── NetworkNotFound, SubnetNotFound, PortNotFound, TagNotFound, ResourceNotFound
+    │   └── NetworkNotFound, SubnetNotFound, PortNotFound, TagNotFound, ResourceNotFound,
+    │       AgentNotFound, InvalidDHCPAgent
     ├── Conflict                     409
     │   ├── InUse: NetworkInUse, SubnetInUse, PortInUse
-    │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, MacAddressInUse
+    │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, MacAddressInUse,
+    │       NetworkHostedByDHCPAgent, NetworkNotHostedByDhcpAgent
     └── ServiceUnavailable           503
         └── NoNetworkAvailable, MacAddressGenerationFailure, DatabaseUnavailable
 
@@ -301,6 +303,31 @@ class AgentNotFound(NotFound):
     """No such agent."""
 
     message = "Agent %(id)s could not be found."
+
+
+class InvalidDHCPAgent(NotFound):
+    """The agent is not a DHCP agent, or it is disabled."""
+
+    message = "Agent %(id)s is not a valid DHCP Agent or has been disabled"
+
+
+class NetworkHostedByDHCPAgent(Conflict):
+    """The agent hosts the network already."""
+
+    message = "The network %(network_id)s has been already hosted by the DHCP Agent " \
+        "%(agent_id)s."
+
+
+class NetworkNotHostedByDhcpAgent(Conflict):
+    """The agent does not host the network."""
+
+    message = "The network %(network_id)s is not hosted by the DHCP agent %(agent_id)s."
+
+
+class AgentCreationNotSupported(BadRequest):
+    """Agents register themselves; the API cannot create one."""
+
+    message = "Agent creation using API is not supported"
 
 
 class Unauthenticated(NeutronException):

@@ -199,3 +199,63 @@ def openstack_cli(env: dict[str, str], *args: str, check: bool = True,
     if "json" in args and proc.returncode == 0:
         return json.loads(proc.stdout) if proc.stdout.strip() else None
     return proc
+
+
+AGENT_USER = ("neutrino-agent", "agent-secret")
+
+
+class AgentProcess:
+    """A neutrino agent (no-op data plane) as a subprocess, stopped or killed by its pid."""
+
+    BINARIES = {"dhcp": "neutrino-dhcp-agent", "l2": "neutrino-linuxbridge-agent"}
+
+    def __init__(self, server: Server, kind: str, host: str, *, zone: str = "nova",
+                 report_interval: float = 0.5, local_ip: str = "") -> None:
+        self.kind, self.host = kind, host
+        self.config = server.dir / f"{kind}-{host}.conf"
+        self.config.write_text(
+            f"[DEFAULT]\nhost = {host}\n"
+            f"[AGENT]\nserver_url = {server.url}\nserver_username = {AGENT_USER[0]}\n"
+            f"server_password = {AGENT_USER[1]}\nreport_interval = {report_interval}\n"
+            f"availability_zone = {zone}\nwatch_timeout = 5\nresync_interval = 5\n"
+            f"[VXLAN]\nlocal_ip = {local_ip}\n")
+        self.log = server.dir / f"{kind}-{host}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        """Start the agent (it registers on its first report)."""
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / self.BINARIES[self.kind]), "--config-file", str(self.config)],
+                stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self) -> None:
+        """Stop it gracefully (SIGTERM), by pid."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """kill -9, by pid."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.1, what: str = "") -> Any:
+    """Poll until `predicate()` is truthy; return its value, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)

@@ -7,8 +7,11 @@ traceback and answered with a generic 500.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,15 +27,17 @@ from starlette.routing import Route
 
 from neutrino import exceptions as exc
 from neutrino.api import auth, extensions, openapi
+from neutrino.api.agents_api import agent_routes
 from neutrino.api.policy import Context
 from neutrino.api.request import parse_item, parse_query, unwrap
 from neutrino.api.resources import RESOURCES, Resource
 from neutrino.api.validators import Invalid, list_of_strings
-from neutrino.services import Services
+from neutrino.services import Services, changes
 from neutrino.services.tags import ResourceService
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
+CHANGELOG_KEEP = 200_000
 GENERIC_500 = "Request Failed: internal server error while processing your request."
 
 
@@ -67,13 +72,19 @@ class API:
     def __init__(self, conf: cfg.ConfigOpts, services: Services) -> None:
         self.conf = conf
         self.services = services
-        self.users = auth.UserFile(conf.http_basic_auth_user_file) \
-            if conf.auth_strategy == "http_basic" else None
+        # Agents always log in through this file, whatever auth_strategy says.
+        self.channel_users = auth.UserFile(conf.http_basic_auth_user_file)
+        self.users = self.channel_users if conf.auth_strategy == "http_basic" else None
         self.by_collection: dict[str, ResourceService] = {
             "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
         }
 
     # -- plumbing ----------------------------------------------------------------------
+
+    @staticmethod
+    def resource(collection: str) -> Resource:
+        """The definition of a collection."""
+        return RESOURCES[collection]
 
     def context(self, request: Request) -> Context:
         """Who is calling."""
@@ -317,6 +328,7 @@ class API:
                   methods=["GET"]),
             Route("/openapi.json", self.guarded(self.openapi), methods=["GET"]),
         ]
+        routes.extend(agent_routes(self))
         for resource in RESOURCES.values():
             routes.extend(self.collection_routes(resource))
         return routes
@@ -332,9 +344,40 @@ async def _http_error(request: Request, error: Exception) -> Response:
                          status)
 
 
+async def _periodic(conf: cfg.ConfigOpts, services: Services) -> None:
+    """Failover and auto-scheduling every failover_check_interval; log pruning now and then."""
+    passes = 0
+    while True:
+        await asyncio.sleep(conf.failover_check_interval)
+        passes += 1
+        try:
+            await run_in_threadpool(services.dhcp.periodic, time.time())
+            if passes % 600 == 0:
+                await run_in_threadpool(services.core.db.write,
+                                        lambda conn: changes.prune(conn, CHANGELOG_KEEP))
+        except Exception:  # the next pass tries again
+            LOG.exception("Periodic scheduling pass failed")
+
+
 def create_app(conf: cfg.ConfigOpts, services: Services) -> Starlette:
-    """The ASGI application of a server."""
+    """The ASGI application of a server, with its background tasks."""
     api = API(conf, services)
-    app = Starlette(routes=api.routes(), exception_handlers={HTTPException: _http_error})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        services.feed.start(asyncio.get_running_loop())
+        services.agents.start_flusher()
+        tasks = [asyncio.create_task(services.feed.poll_forever()),
+                 asyncio.create_task(_periodic(conf, services))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await run_in_threadpool(services.agents.stop)
+
+    app = Starlette(routes=api.routes(), exception_handlers={HTTPException: _http_error},
+                    lifespan=lifespan)
     app.state.api = api
     return app

@@ -9,6 +9,14 @@ from typing import Any
 
 # alias: (name, description, updated)
 EXTENSIONS: dict[str, tuple[str, str, str]] = {
+    "agent": ("agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"),
+    "availability_zone": ("Availability Zone", "The availability zone extension.",
+                          "2015-01-01T10:00:00-00:00"),
+    "dhcp_agent_scheduler": ("DHCP Agent Scheduler", "Schedule networks among dhcp agents",
+                             "2013-02-07T10:00:00-00:00"),
+    "network_availability_zone": ("Network Availability Zone",
+                                  "Availability zone support for network.",
+                                  "2015-01-01T10:00:00-00:00"),
     "binding": ("Port Binding",
                 "Expose port bindings of a virtual port to external application",
                 "2014-02-03T10:00:00-00:00"),

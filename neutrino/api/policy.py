@@ -80,6 +80,15 @@ ACTION_RULES: dict[str, str] = {
     "get_port:mac_address": "",
     "get_port:device_owner": "",
     "get_port:port_security_enabled": "",
+    "get_agent": ADMIN,
+    "update_agent": ADMIN,
+    "delete_agent": ADMIN,
+    "get_dhcp-networks": ADMIN,
+    "create_dhcp-network": ADMIN,
+    "delete_dhcp-network": ADMIN,
+    "get_dhcp-agents": ADMIN,
+    "get_availability_zone": "",
+    "agent_channel": "role:service or role:admin",
 }
 
 

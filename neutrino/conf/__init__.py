@@ -82,6 +82,93 @@ core_opts = [
     ),
 ]
 
+agent_server_opts = [
+    cfg.IntOpt(
+        "agent_down_time",
+        default=6,
+        min=1,
+        help="Seconds after an agent's last report before it counts as dead. Keep it at "
+        "least twice the agents' report_interval (Neutron: 75).",
+    ),
+    cfg.IntOpt(
+        "dhcp_agents_per_network",
+        default=1,
+        min=1,
+        help="How many DHCP agents host each network.",
+    ),
+    cfg.StrOpt(
+        "network_scheduler_driver",
+        default="neutron.scheduler.dhcp_agent_scheduler.WeightScheduler",
+        help="How networks are placed on DHCP agents: ChanceScheduler (random), "
+        "WeightScheduler (least loaded by dhcp_load_type) or AZAwareWeightScheduler (spread "
+        "over availability zones, then least loaded); Neutron's class paths or those names.",
+    ),
+    cfg.StrOpt(
+        "dhcp_load_type",
+        default="networks",
+        choices=["networks", "subnets", "ports"],
+        help="What counts as load for the WeightScheduler.",
+    ),
+    cfg.BoolOpt(
+        "network_auto_schedule",
+        default=True,
+        help="Give networks short of DHCP agents to agents that register or come back.",
+    ),
+    cfg.BoolOpt(
+        "allow_automatic_dhcp_failover",
+        default=True,
+        help="Move the networks of dead DHCP agents to live ones.",
+    ),
+    cfg.IntOpt(
+        "dhcp_failover_grace",
+        default=0,
+        min=0,
+        help="Seconds an agent must have been dead before its networks move; 0 means "
+        "agent_down_time (Neutron waits agent_down_time * 2 after the last report).",
+    ),
+    cfg.FloatOpt(
+        "failover_check_interval",
+        default=1.0,
+        min=0.1,
+        help="Seconds between two passes of the failover and auto-scheduling task.",
+    ),
+]
+
+agent_opts = [
+    cfg.FloatOpt("report_interval", default=2.0, min=0.1,
+                 help="Seconds between an agent's reports to the server (Neutron: 30)."),
+    cfg.StrOpt("availability_zone", default="nova",
+               help="The availability zone this agent serves."),
+    cfg.URIOpt("server_url", default="http://127.0.0.1:9696",
+               help="Where the agent reaches neutrino-server."),
+    cfg.StrOpt("server_username", default="neutrino-agent",
+               help="The service user the agent logs in as (a user with the service role)."),
+    cfg.StrOpt("server_password", default="", secret=True,
+               help="That user's password."),
+    cfg.FloatOpt("watch_timeout", default=30.0, min=1.0,
+                 help="Seconds one watch may wait for changes before asking again."),
+    cfg.FloatOpt("resync_interval", default=30.0, min=1.0,
+                 help="Seconds between full reconcile passes, which find nothing to do when "
+                 "all is well."),
+    cfg.StrOpt("dataplane", default="noop", choices=["noop"],
+               help="What the agent does on the host: noop records the desired state only "
+               "(the Linux drivers plug into the same place)."),
+]
+
+dhcp_agent_opts = [
+    cfg.StrOpt("dhcp_driver", default="neutrino.agent.dhcp.Dnsmasq",
+               help="Reported in the agent's configurations, as Neutron's agent does."),
+]
+
+vxlan_opts = [
+    cfg.StrOpt("local_ip", default="", help="This host's tunnel endpoint address."),
+]
+
+linux_bridge_opts = [
+    cfg.ListOpt("physical_interface_mappings", default=[],
+                help="physnet:interface pairs for flat networks."),
+]
+
 database_opts = [
     cfg.StrOpt(
         "connection",
@@ -136,7 +223,12 @@ ml2_type_flat_opts = [
 
 OPT_GROUPS: list[tuple[str | None, Sequence[cfg.Opt]]] = [
     (None, core_opts),
+    (None, agent_server_opts),
     ("database", database_opts),
+    ("AGENT", agent_opts),
+    (None, dhcp_agent_opts),
+    ("VXLAN", vxlan_opts),
+    ("LINUX_BRIDGE", linux_bridge_opts),
     ("ml2", ml2_opts),
     ("ml2_type_vxlan", ml2_type_vxlan_opts),
     ("ml2_type_flat", ml2_type_flat_opts),
@@ -161,18 +253,15 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
 def unused_options(conf: cfg.ConfigOpts, files: Sequence[str]) -> list[tuple[str, str]]:
     """Return (section, option) pairs set in `files` that neutrino does not declare."""
-    known: dict[str, set[str]] = {}
-    for group, opts in conf._groups.items():
-        known[group.upper() if group == "DEFAULT" else group] = set()
-        for name in opts._opts:
-            known[group].add(name)
-    default = {name for name in conf._opts}
+    # oslo.config matches group names without regard to case ([vxlan] is [VXLAN]).
+    known = {name.lower(): set(group._opts) for name, group in conf._groups.items()}
+    known["default"] = set(conf._opts)
     unused: list[tuple[str, str]] = []
     for path in files:
         sections: dict[str, dict[str, list[str]]] = {}
         cfg.ConfigParser(path, sections).parse()
         for section, values in sections.items():
-            names = default if section == "DEFAULT" else known.get(section, set())
+            names = known.get(section.lower(), set())
             unused.extend((section, key) for key in values if key not in names)
     return unused
 

@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -150,6 +152,10 @@ class Port(StandardAttrs, Base):
     binding_vif_details: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     binding_profile: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Provisioning, as agents report it: the port is ACTIVE once it is up on its host and,
+    # if it needs DHCP, a DHCP agent will answer for it.
+    l2_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    dhcp_ready: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class IPAllocation(Base):
@@ -182,6 +188,76 @@ class Tag(Base):
     tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
+
+class Agent(Base):
+    """An agent process on a host, as it registered. One per (agent_type, host)."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("agent_type", "host"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(255))
+    binary: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    configurations: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    resources_synced: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # Seconds since the epoch (server clock): liveness is a comparison, rendering is rare.
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_timestamp: Mapped[float] = mapped_column(Float, index=True)
+    applied_revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DhcpAgentBinding(Base):
+    """A network hosted by a DHCP agent, and that agent's DHCP port on it.
+
+    The key makes a network bound at most once to an agent, whatever the concurrency; the
+    unique port makes a DHCP port serve one binding only.
+    """
+
+    __tablename__ = "dhcp_agent_bindings"
+
+    network_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True, index=True)
+    port_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="SET NULL"), nullable=True, unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Change(Base):
+    """One entry of the change log agents watch: what changed, on which network or host.
+
+    `seq` is the revision agents report and resume from; the log is pruned from the oldest
+    end, and an agent further behind than what is kept gets a snapshot.
+    """
+
+    __tablename__ = "changelog"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(36))
+    network_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Lease(Base):
+    """A named lease held by one server process at a time (e.g. the failover pass)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
 def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
@@ -194,3 +270,7 @@ SUBNETS = _table(Subnet)
 PORTS = _table(Port)
 ALLOCS = _table(IPAllocation)
 TAGS = _table(Tag)
+AGENTS = _table(Agent)
+DHCP_BINDINGS = _table(DhcpAgentBinding)
+CHANGES = _table(Change)
+LEASES = _table(Lease)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,13 +90,25 @@ def bump_revision(conn: Connection, table: Table, resource_id: str, now: str,
         **(values or {}), updated_at=now, revision_number=table.c.revision_number + 1))
 
 
+def _nothing(*_args: Any) -> None:
+    return None
+
+
 @dataclass
 class Core:
-    """What services share: configuration, database and policy."""
+    """What services share: configuration, database, policy, and hooks between services.
+
+    The hooks let the resource services call the DHCP scheduler and the change feed without
+    depending on them: `notify` after a committed write, `dhcp_needed` when a network gains
+    a DHCP subnet or a port on one, `dhcp_subnet` when a DHCP subnet is added.
+    """
 
     conf: cfg.ConfigOpts
     db: Database
     policy: Enforcer
+    notify: Callable[[], None] = _nothing
+    dhcp_needed: Callable[[Connection, str], None] = _nothing
+    dhcp_subnet: Callable[[Connection, str, str], None] = _nothing
 
     def project_for(self, ctx: Context, body: dict[str, Any]) -> str:
         """The project a new resource belongs to: the caller's, or (admins) the named one."""
@@ -156,6 +168,7 @@ class ResourceServiceBase:
             return [self._insert(conn, ctx, body, now) for body in bodies]
 
         created = self.core.db.write(txn)
+        self.core.notify()
         kind = self.table.name[:-1]
         for item in created:
             LOG.info("Created %s %s %s", kind, item["id"], self._describe(item))

@@ -15,8 +15,8 @@ from neutrino.api.request import Query
 from neutrino.api.resources import NETWORK
 from neutrino.db import listing
 from neutrino.db.listing import Page
-from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SEGMENTS, SUBNETS
-from neutrino.services import segments
+from neutrino.db.models import AGENTS, ALLOCS, DHCP_BINDINGS, NETWORKS, PORTS, SEGMENTS, SUBNETS
+from neutrino.services import changes, segments
 from neutrino.services.common import (
     ResourceServiceBase,
     bump_revision,
@@ -44,7 +44,8 @@ def network_target(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
             "shared": bool(m["shared"]), "router:external": bool(m["external"])}
 
 
-def render(m: Mapping[str, Any], subnets: list[str], tags: list[str]) -> dict[str, Any]:
+def render(m: Mapping[str, Any], subnets: list[str], tags: list[str],
+           zones: list[str] | None = None) -> dict[str, Any]:
     """A network row as the API shows it."""
     return {
         **standard_fields(m),
@@ -58,7 +59,7 @@ def render(m: Mapping[str, Any], subnets: list[str], tags: list[str]) -> dict[st
         "provider:physical_network": m["physical_network"],
         "provider:segmentation_id": m["segmentation_id"],
         "availability_zone_hints": list(m["availability_zone_hints"] or []),
-        "availability_zones": [],
+        "availability_zones": zones or [],
         "port_security_enabled": m["port_security_enabled"],
         "ipv4_address_scope": None,
         "ipv6_address_scope": None,
@@ -101,7 +102,15 @@ class NetworkService(ResourceServiceBase):
                 .order_by(SUBNETS.c.created_at, SUBNETS.c.id)).all():
             subnets[net_id].append(subnet_id)
         tags = load_tags(conn, page)
-        return [render(r, subnets.get(r["id"], []), tags.get(r["id"], [])) for r in page.rows]
+        zones: dict[str, set[str]] = defaultdict(set)
+        for net_id, zone in conn.execute(
+                select(DHCP_BINDINGS.c.network_id, AGENTS.c.availability_zone)
+                .join(AGENTS, AGENTS.c.id == DHCP_BINDINGS.c.agent_id)
+                .where(page.holds(DHCP_BINDINGS.c.network_id))).all():
+            if zone:
+                zones[net_id].add(zone)
+        return [render(r, subnets.get(r["id"], []), tags.get(r["id"], []),
+                       sorted(zones.get(r["id"], ()))) for r in page.rows]
 
     def get(self, ctx: Context, network_id: str) -> dict[str, Any]:
         """One network."""
@@ -157,6 +166,7 @@ class NetworkService(ResourceServiceBase):
                       "segmentation_id": segment.segmentation_id, "mtu": mtu}
         conn.execute(NETWORKS.update().where(NETWORKS.c.id == network_id).values(**seg_values))
         tags = insert_tags(conn, network_id, body.get("tags", []))
+        changes.record(conn, "network", network_id, network_id)
         row = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
         return render(dict(row._mapping), [], tags)
 
@@ -181,12 +191,14 @@ class NetworkService(ResourceServiceBase):
             if body.get("shared") is False and row.shared:
                 self._check_unshare(conn, row)
             bump_revision(conn, NETWORKS, network_id, utcnow(), values)
+            changes.record(conn, "network", network_id, network_id)
             if "tags" in body:
                 replace_tags(conn, network_id, body["tags"])
             fresh = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
             return self._render_one(conn, fresh)
 
         network = self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Updated network %s: %s", network_id, sorted(body))
         return network
 
@@ -220,6 +232,8 @@ class NetworkService(ResourceServiceBase):
                 SEGMENTS.c.network_id == network_id))
             conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
             delete_tags(conn, [network_id, *port_ids, *subnet_ids])
+            changes.record(conn, "network", network_id, network_id)
 
         self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Deleted network %s", network_id)

@@ -17,7 +17,7 @@ from neutrino.api.resources import PORT
 from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
-from neutrino.services import ipam
+from neutrino.services import changes, ipam
 from neutrino.services.common import (
     Core,
     ResourceServiceBase,
@@ -30,7 +30,7 @@ from neutrino.services.common import (
     standard_fields,
     utcnow,
 )
-from neutrino.services.networks import NetworkService
+from neutrino.services.networks import DHCP_OWNER, NetworkService
 
 LOG = logging.getLogger(__name__)
 FIXED_IP_FILTERS = ("ip_address", "subnet_id", "ip_address_substr")
@@ -40,7 +40,7 @@ _INSERT_PORT = insert(PORTS)
 _INSERT_ALLOCS = insert(ALLOCS)
 _NETWORK_SUBNETS = (
     select(SUBNETS.c.id, SUBNETS.c.cidr, SUBNETS.c.ip_version, SUBNETS.c.allocation_pools,
-           SUBNETS.c.gateway_ip, SUBNETS.c.ipv6_address_mode)
+           SUBNETS.c.gateway_ip, SUBNETS.c.ipv6_address_mode, SUBNETS.c.enable_dhcp)
     .where(SUBNETS.c.network_id == bindparam("network_id"))
     .order_by(SUBNETS.c.created_at, SUBNETS.c.id))
 
@@ -195,6 +195,11 @@ class PortService(ResourceServiceBase):
                 if key in ip:
                     self.core.policy.enforce(ctx, f"create_port:fixed_ips:{key}", target)
 
+    def insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
+               now: str) -> dict[str, Any]:
+        """Create one port within the caller's transaction (the DHCP scheduler's too)."""
+        return self._insert(conn, ctx, body, now)
+
     def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
                 now: str) -> dict[str, Any]:
         network = self.networks.fetch(conn, ctx, body["network_id"])
@@ -224,6 +229,11 @@ class PortService(ResourceServiceBase):
         wanted = self._default_ips(subnets) if requested is None else requested
         fixed = self._allocate(conn, network.id, port_id, subnets, wanted)
         tags = insert_tags(conn, port_id, body.get("tags", []))
+        changes.record(conn, "port", port_id, network.id, hosts=[row["binding_host_id"]])
+        dhcp_subnets = {s["id"] for s in subnets if s["enable_dhcp"]}
+        if row["device_owner"] != DHCP_OWNER and any(
+                ip["subnet_id"] in dhcp_subnets for ip in fixed):
+            self.core.dhcp_needed(conn, network.id)
         return render(row, fixed, tags)
 
     def _check_mac_free(self, conn: Connection, network_id: str, mac: str) -> None:
@@ -325,10 +335,13 @@ class PortService(ResourceServiceBase):
             if "fixed_ips" in body:
                 self._replace_fixed_ips(conn, network.id, port_id, body["fixed_ips"])
             bump_revision(conn, PORTS, port_id, utcnow(), values)
+            changes.record(conn, "port", port_id, network.id,
+                           hosts=[row.binding_host_id, body.get("binding:host_id")])
             fresh = conn.execute(select(PORTS).where(PORTS.c.id == port_id)).one()
             return self._render_one(conn, fresh)
 
         port = self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Updated port %s: %s", port_id, sorted(body))
         return port
 
@@ -364,7 +377,9 @@ class PortService(ResourceServiceBase):
             conn.execute(delete(ALLOCS).where(ALLOCS.c.port_id == port_id))
             conn.execute(delete(PORTS).where(PORTS.c.id == port_id))
             delete_tags(conn, [port_id])
+            changes.record(conn, "port", port_id, network.id, hosts=[row.binding_host_id])
 
         self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Deleted port %s", port_id)
 

@@ -16,7 +16,7 @@ from neutrino.api.resources import SUBNET
 from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
-from neutrino.services import ipam
+from neutrino.services import changes, ipam
 from neutrino.services.common import (
     Core,
     ResourceServiceBase,
@@ -170,6 +170,9 @@ class SubnetService(ResourceServiceBase):
         conn.execute(insert(SUBNETS).values(**row))
         bump_revision(conn, NETWORKS, network.id, now)
         tags = insert_tags(conn, subnet_id, body.get("tags", []))
+        changes.record(conn, "subnet", subnet_id, network.id)
+        if values["enable_dhcp"]:
+            self.core.dhcp_subnet(conn, network.id, subnet_id)
         return render(row, tags)
 
     def update(self, ctx: Context, subnet_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -179,8 +182,8 @@ class SubnetService(ResourceServiceBase):
             row, network = self.fetch(conn, ctx, subnet_id)
             self.core.policy.enforce(ctx, "update_subnet", subnet_target(row, network))
             current = dict(row._mapping)
-            changes = {SUBNET.attr_map[k].column or k: v for k, v in body.items()}
-            merged = {**current, **changes}
+            updates = {SUBNET.attr_map[k].column or k: v for k, v in body.items()}
+            merged = {**current, **updates}
             if "gateway_ip" in body and "allocation_pools" not in body \
                     and body["gateway_ip"] is not None:
                 # A gateway moved into the default pools carves itself out of them.
@@ -189,14 +192,18 @@ class SubnetService(ResourceServiceBase):
                     merged["allocation_pools"] = ipam.default_pools(current["cidr"],
                                                                     body["gateway_ip"])
             check_shape(self.core.conf, merged, subnet_id)
-            writable = {k: merged[k] for k in changes if k in SUBNETS.c}
+            writable = {k: merged[k] for k in updates if k in SUBNETS.c}
             if merged["allocation_pools"] != current["allocation_pools"]:
                 writable["allocation_pools"] = merged["allocation_pools"]
             bump_revision(conn, SUBNETS, subnet_id, utcnow(), writable)
+            changes.record(conn, "subnet", subnet_id, network.id)
+            if body.get("enable_dhcp") and not current["enable_dhcp"]:
+                self.core.dhcp_subnet(conn, network.id, subnet_id)
             fresh = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
             return self._render_one(conn, fresh)
 
         subnet = self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Updated subnet %s: %s", subnet_id, sorted(body))
         return subnet
 
@@ -219,6 +226,8 @@ class SubnetService(ResourceServiceBase):
             conn.execute(delete(SUBNETS).where(SUBNETS.c.id == subnet_id))
             delete_tags(conn, [subnet_id])
             bump_revision(conn, NETWORKS, network.id, now)
+            changes.record(conn, "subnet", subnet_id, network.id)
 
         self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Deleted subnet %s", subnet_id)

@@ -1,0 +1,208 @@
+"""Routes of the agent API, the DHCP agent scheduler, availability zones, and the channel
+agents talk to the server through (`/agent-channel/v1/...`).
+
+The channel always authenticates with HTTP Basic as a user with the `service` (or admin)
+role, whatever `auth_strategy` the API uses: a forged DHCP agent could otherwise take over a
+network's DHCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from neutrino import exceptions as exc
+from neutrino.api import auth
+from neutrino.api import validators as v
+from neutrino.api.policy import Context
+from neutrino.services.agents import DHCP_AGENT, FILTERS
+
+if TYPE_CHECKING:
+    from neutrino.api.app import API
+
+MAX_WATCH = 55.0
+
+
+def _null_created() -> Response:
+    # The SDK reads a JSON body from this 201; Neutron answers `null`.
+    return Response(b"null", status_code=201, media_type="application/json")
+
+
+def agent_routes(api: API) -> list[Route]:
+    """Every route of the agent API and the channel."""
+    from neutrino.api.app import json_response, select_fields
+
+    svc = api.services
+    agents, dhcp, channel, feed = svc.agents, svc.dhcp, svc.channel, svc.feed
+
+    async def list_agents(request: Request) -> Response:
+        ctx = api.context(request)
+        filters: dict[str, list[str]] = {}
+        fields: list[str] = []
+        for key, value in request.query_params.multi_items():
+            if key == "fields":
+                fields.extend(f for f in value.split(",") if f)
+            elif key in FILTERS:
+                filters.setdefault(key, []).append(value)
+            else:
+                raise exc.BadRequest(resource="agent",
+                                     msg=f"{key} is invalid attribute for filtering")
+        found = await run_in_threadpool(agents.list_agents, ctx, filters)
+        return json_response({"agents": [select_fields(a, fields, frozenset())
+                                          for a in found]})
+
+    async def show_agent(request: Request) -> Response:
+        ctx = api.context(request)
+        found = await run_in_threadpool(agents.get, ctx, request.path_params["id"])
+        return json_response({"agent": found})
+
+    async def create_agent(request: Request) -> Response:
+        api.context(request)
+        raise exc.AgentCreationNotSupported()
+
+    async def update_agent(request: Request) -> Response:
+        ctx = api.context(request)
+        body = await api.body(request)
+        item = body.get("agent") if isinstance(body, dict) else None
+        if not isinstance(item, dict):
+            raise exc.BadRequest(resource="agent", msg="Unable to find 'agent' in request body")
+        changes: dict[str, Any] = {}
+        for key, value in item.items():
+            try:
+                if key == "admin_state_up":
+                    changes[key] = v.to_bool(value)
+                elif key == "description":
+                    changes[key] = v.string(255)(value)
+                else:
+                    raise exc.BadRequest(resource="agent",
+                                         msg=f"Cannot update read-only attribute {key}")
+            except v.Invalid as err:
+                raise exc.InvalidInput(
+                    error_message=f"Invalid input for {key}. Reason: {err}") from None
+        updated = await run_in_threadpool(agents.update, ctx, request.path_params["id"],
+                                          changes)
+        return json_response({"agent": updated})
+
+    async def delete_agent(request: Request) -> Response:
+        ctx = api.context(request)
+        await run_in_threadpool(agents.delete, ctx, request.path_params["id"], dhcp.release)
+        svc.core.notify()
+        return Response(status_code=204)
+
+    async def agent_networks(request: Request) -> Response:
+        ctx = api.context(request)
+        found = await run_in_threadpool(dhcp.networks_of, ctx, request.path_params["id"])
+        hidden = api.hidden(ctx, api.resource("networks"))
+        return json_response({"networks": [select_fields(n, [], hidden) for n in found]})
+
+    async def add_network(request: Request) -> Response:
+        ctx = api.context(request)
+        body = await api.body(request)
+        network_id = body.get("network_id") if isinstance(body, dict) else None
+        if not isinstance(network_id, str):
+            raise exc.BadRequest(resource="agent", msg="network_id is required")
+        await run_in_threadpool(dhcp.add, ctx, request.path_params["id"], network_id)
+        return _null_created()
+
+    async def remove_network(request: Request) -> Response:
+        ctx = api.context(request)
+        await run_in_threadpool(dhcp.remove, ctx, request.path_params["id"],
+                                request.path_params["network_id"])
+        return Response(status_code=204)
+
+    async def network_agents(request: Request) -> Response:
+        ctx = api.context(request)
+        found = await run_in_threadpool(dhcp.agents_of, ctx, request.path_params["id"])
+        return json_response({"agents": found})
+
+    async def availability_zones(request: Request) -> Response:
+        ctx = api.context(request)
+        listed = await run_in_threadpool(agents.list_agents, Context.admin(), {})
+        zones: dict[tuple[str, str], bool] = {}
+        for agent in listed:
+            if agent["availability_zone"] and agent["agent_type"] == DHCP_AGENT:
+                key = (agent["availability_zone"], "network")
+                up = agent["alive"] and agent["admin_state_up"]
+                zones[key] = zones.get(key, False) or up
+        del ctx  # any authenticated caller may list zones, as in Neutron
+        return json_response({"availability_zones": [
+            {"name": name, "resource": resource,
+             "state": "available" if up else "unavailable"}
+            for (name, resource), up in sorted(zones.items())]})
+
+    # -- the channel ---------------------------------------------------------------------
+
+    def agent_caller(request: Request) -> Context:
+        username, password = auth.basic_credentials(request.headers.get("authorization"))
+        ctx = api.channel_users.authenticate(username, password)
+        svc.core.policy.enforce(ctx, "agent_channel", {})
+        return ctx
+
+    async def report(request: Request) -> Response:
+        agent_caller(request)
+        body = await api.body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("agent"), dict):
+            raise exc.BadRequest(resource="agent", msg="Unable to find 'agent' in request body")
+        return json_response(await run_in_threadpool(channel.report, body["agent"]))
+
+    async def status(request: Request) -> Response:
+        agent_caller(request)
+        body = await api.body(request)
+        if not isinstance(body, dict):
+            raise exc.BadRequest(resource="status", msg="Body must be an object")
+        return json_response(await run_in_threadpool(channel.status, body))
+
+    async def watch(request: Request) -> Response:
+        agent_caller(request)
+        params = request.query_params
+        try:
+            agent_type, host = params["agent_type"], params["host"]
+            cursor = int(params.get("since", "0"))
+            timeout = min(float(params.get("timeout", "30")), MAX_WATCH)
+        except (KeyError, ValueError) as err:
+            raise exc.BadRequest(resource="watch", msg=f"Invalid watch: {err}") from None
+        interest = await run_in_threadpool(channel.interest, agent_type, host)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            if cursor > feed.latest:
+                await asyncio.to_thread(feed.refresh)
+            entries = None if cursor <= 0 else feed.since(cursor)
+            if entries is None:
+                head = feed.latest
+                return json_response(await run_in_threadpool(channel.states, interest, None,
+                                                             head))
+            head = entries[-1].seq if entries else cursor
+            affected = channel.affected(interest, entries)
+            if affected is not None:
+                return json_response(await run_in_threadpool(channel.states, interest,
+                                                             affected, head))
+            cursor = head
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return json_response({"revision": cursor, "snapshot": False, "networks": [],
+                                      "removed": []})
+            await feed.wait(remaining)
+
+    return [
+        Route("/v2.0/agents", api.guarded(list_agents), methods=["GET"]),
+        Route("/v2.0/agents", api.guarded(create_agent), methods=["POST"]),
+        Route("/v2.0/agents/{id}", api.guarded(show_agent), methods=["GET"]),
+        Route("/v2.0/agents/{id}", api.guarded(update_agent), methods=["PUT"]),
+        Route("/v2.0/agents/{id}", api.guarded(delete_agent), methods=["DELETE"]),
+        Route("/v2.0/agents/{id}/dhcp-networks", api.guarded(agent_networks), methods=["GET"]),
+        Route("/v2.0/agents/{id}/dhcp-networks", api.guarded(add_network), methods=["POST"]),
+        Route("/v2.0/agents/{id}/dhcp-networks/{network_id}", api.guarded(remove_network),
+              methods=["DELETE"]),
+        Route("/v2.0/networks/{id}/dhcp-agents", api.guarded(network_agents),
+              methods=["GET"]),
+        Route("/v2.0/availability_zones", api.guarded(availability_zones), methods=["GET"]),
+        Route("/agent-channel/v1/report", api.guarded(report), methods=["POST"]),
+        Route("/agent-channel/v1/status", api.guarded(status), methods=["POST"]),
+        Route("/agent-channel/v1/watch", api.guarded(watch), methods=["GET"]),
+    ]

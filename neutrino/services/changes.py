@@ -1,0 +1,148 @@
+"""The change log that agents watch, and the in-memory feed that wakes their watches.
+
+Every write that changes what an agent should do appends a row to `changelog` in the same
+transaction: the kind of thing, its id, its network and (for host-bound things) its host.
+Each server process keeps the most recent entries in memory, refreshed from the database,
+so that thousands of waiting watches can tell whether a change concerns them without a
+query each; the database stays the one source, so a watch may resume on any server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from neutrino.db.api import Database
+from neutrino.db.models import CHANGES
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the log."""
+
+    seq: int
+    kind: str
+    object_id: str
+    network_id: str | None
+    host: str | None
+
+
+def record(conn: Connection, kind: str, object_id: str, network_id: str | None = None,
+           hosts: Iterable[str | None] = (None,)) -> None:
+    """Log a change within the writer's transaction (one entry per host concerned)."""
+    now = time.time()
+    rows = [{"kind": kind, "object_id": object_id, "network_id": network_id,
+             "host": host or None, "created_at": now} for host in dict.fromkeys(hosts)]
+    conn.execute(insert(CHANGES), rows)
+
+
+def latest_seq(conn: Connection) -> int:
+    """The newest revision of the log (0 when empty)."""
+    return int(conn.execute(select(func.max(CHANGES.c.seq))).scalar() or 0)
+
+
+class ChangeFeed:
+    """Recent changes, in memory, and an event loop wake-up when new ones arrive."""
+
+    def __init__(self, db: Database, keep: int = 50_000) -> None:
+        self.db = db
+        self._entries: deque[Change] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self.latest = 0
+        # Entries after this seq are all in memory; a watch from before it needs a snapshot.
+        self._floor = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._refresh_lock = threading.Lock()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Load the newest entries, bound to the server's event loop."""
+        self._loop = loop
+        self._event = asyncio.Event()
+        keep = self._entries.maxlen or 0
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(CHANGES.c.seq, CHANGES.c.kind, CHANGES.c.object_id,
+                       CHANGES.c.network_id, CHANGES.c.host)
+                .order_by(CHANGES.c.seq.desc()).limit(keep)).all()
+        with self._lock:
+            self._entries.extend(Change(*row) for row in reversed(rows))
+            self.latest = rows[0][0] if rows else 0
+            self._floor = rows[-1][0] - 1 if rows else 0
+
+    def refresh(self) -> bool:
+        """Read new entries from the database; True if there were any."""
+        with self._refresh_lock, self.db.read() as conn:
+            rows = conn.execute(
+                select(CHANGES.c.seq, CHANGES.c.kind, CHANGES.c.object_id,
+                       CHANGES.c.network_id, CHANGES.c.host)
+                .where(CHANGES.c.seq > self.latest).order_by(CHANGES.c.seq)).all()
+        if not rows:
+            return False
+        with self._lock:
+            for row in rows:
+                if len(self._entries) == self._entries.maxlen:
+                    self._floor = self._entries[0].seq
+                self._entries.append(Change(*row))
+            self.latest = rows[-1][0]
+        self._wake()
+        return True
+
+    def nudge(self) -> None:
+        """Called from any thread after a local write: refresh and wake watchers now."""
+        if self._loop is not None:
+            self.refresh()
+
+    def _wake(self) -> None:
+        loop, event = self._loop, self._event
+        if loop is None or event is None:
+            return
+
+        def swap() -> None:
+            assert self._event is not None
+            self._event.set()
+            self._event = asyncio.Event()
+
+        loop.call_soon_threadsafe(swap)
+
+    async def wait(self, timeout: float) -> None:
+        """Wait until new entries arrive or `timeout` passes (in the event loop)."""
+        event = self._event
+        if event is None:
+            await asyncio.sleep(timeout)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    def since(self, seq: int) -> list[Change] | None:
+        """Entries after `seq`, or None if they are no longer all known (a snapshot is due)."""
+        with self._lock:
+            if seq < self._floor or seq > self.latest:
+                return None
+            return [c for c in self._entries if c.seq > seq]
+
+    async def poll_forever(self, interval: float = 0.2) -> None:
+        """Pick up other server processes' writes (the database is the one source)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:  # keep polling through a database outage
+                LOG.warning("Could not read the change log", exc_info=True)
+
+
+def prune(conn: Connection, keep: int) -> int:
+    """Delete all but the newest `keep` entries; return how many went."""
+    head = latest_seq(conn)
+    result = conn.execute(delete(CHANGES).where(CHANGES.c.seq <= head - keep))
+    return int(result.rowcount or 0)
