@@ -19,9 +19,7 @@ import datetime
 import math
 import os
 import platform
-import re
 import shlex
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +35,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import CLK_TCK, git_commit, machine, proc_cpu  # noqa: E402
+from bench.common import write_doc as write_section  # noqa: E402
 from tests.support import Server, backend_unavailable, database_url  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -44,7 +44,6 @@ BEGIN = "<!-- bench/api.py:begin -->"
 END = "<!-- bench/api.py:end -->"
 PROJECT = "bench-project"
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # The goals of the issue.
 GOAL_CREATE_P50_MS = 10.0
@@ -140,15 +139,6 @@ def summary(values: Sequence[float], qs: Sequence[int] = (50, 90, 99)) -> dict[s
     out = {f"p{q}": percentile(values, q) * 1000.0 for q in qs}
     out["max"] = max(values) * 1000.0 if values else math.nan
     return out
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def pg_backends(url: str) -> Callable[[], dict[int, float]]:
@@ -530,28 +520,6 @@ def print_table(results: Sequence[Result]) -> None:
                   "measuring; these figures are disturbed")
 
 
-def machine() -> str:
-    """CPU model, cores and RAM of this machine."""
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
-    ram = f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB RAM" if mem else "RAM unknown"
-    return f"{model.group(1).strip() if model else platform.machine()}, " \
-           f"{os.cpu_count()} cores, {ram}"
-
-
-def git_commit() -> str:
-    """The short commit, marked when neutrino/ has uncommitted changes."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--", "neutrino"):
-        commit += " (with uncommitted changes in neutrino/)"
-    return commit
-
-
 def markdown(results: Sequence[Result], settings: Settings, argv: Sequence[str],
              started: datetime.datetime, loads: tuple[str, str], commit: str) -> str:
     """The section of docs/benchmarks.md."""
@@ -587,18 +555,6 @@ def markdown(results: Sequence[Result], settings: Settings, argv: Sequence[str],
                       "while measuring.", ""]
     lines.append(END)
     return "\n".join(lines) + "\n"
-
-
-def write_doc(section: str, path: Path = DOC) -> None:
-    """Replace this benchmark's section of the document, keeping the rest."""
-    text = path.read_text() if path.exists() else "# neutrino benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Settings]:
@@ -657,3 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def write_doc(section: str, path: Path = DOC) -> None:
+    """Replace this benchmark's section of the document, keeping the rest."""
+    write_section(section, BEGIN, END, path)

@@ -149,7 +149,12 @@ def agent_routes(api: API) -> list[Route]:
         body = await api.body(request)
         if not isinstance(body, dict) or not isinstance(body.get("agent"), dict):
             raise exc.BadRequest(resource="agent", msg="Unable to find 'agent' in request body")
-        return json_response(await run_in_threadpool(channel.report, body["agent"]))
+        parsed = channel.parse_report(body["agent"])
+        # Most reports only refresh a heartbeat: answered here, without a thread hop.
+        answer = channel.report_fast(parsed)
+        if answer is None:
+            answer = await run_in_threadpool(channel.report, parsed)
+        return json_response(answer)
 
     async def status(request: Request) -> Response:
         agent_caller(request)

@@ -345,10 +345,18 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 
 async def _periodic(conf: cfg.ConfigOpts, services: Services) -> None:
-    """Failover and auto-scheduling every failover_check_interval; log pruning now and then."""
+    """Failover and auto-scheduling every failover_check_interval; log pruning now and then.
+
+    A new DHCP agent wakes it early (once, however many register at the same time).
+    """
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    services.channel.wake_scheduler = lambda: loop.call_soon_threadsafe(wake.set)
     passes = 0
     while True:
-        await asyncio.sleep(conf.failover_check_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), conf.failover_check_interval)
+        wake.clear()
         passes += 1
         try:
             await run_in_threadpool(services.dhcp.periodic, time.time())

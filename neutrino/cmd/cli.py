@@ -1,13 +1,16 @@
-"""`neutrino`: administration commands (`neutrino user add|list|remove`)."""
+"""`neutrino`: administration commands (`neutrino user add|list|remove`, `agent-swarm`)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import json
 import sys
 from collections.abc import Sequence
 
 from neutrino.api.auth import UserFile
+from neutrino.cmd import swarm
 from neutrino.cmd.common import load_config
 
 
@@ -67,6 +70,10 @@ def parser() -> argparse.ArgumentParser:
     remove = actions.add_parser("remove", help="remove a user")
     remove.add_argument("name")
     remove.set_defaults(func=user_remove)
+    swarm_parser = commands.add_parser("agent-swarm", help="simulated agents, for load tests")
+    swarm.add_arguments(swarm_parser)
+    swarm_parser.set_defaults(func=lambda args: print(
+        json.dumps(asyncio.run(swarm.run(args)), indent=2)) or 0)
     return top
 
 

@@ -93,18 +93,35 @@ class AgentService:
 
     # -- reports --------------------------------------------------------------------------
 
+    @staticmethod
+    def _fingerprint(report: Report) -> bytes:
+        return orjson.dumps([report.binary, report.topic, report.configurations,
+                             report.availability_zone, report.resources_synced],
+                            option=orjson.OPT_SORT_KEYS)
+
+    def report_fast(self, report: Report) -> str | None:
+        """Record a heartbeat in memory if nothing else is new; the agent's id, or None.
+
+        Cheap enough to run on the event loop: no I/O, one lock.
+        """
+        if report.start_flag:
+            return None
+        fingerprint = self._fingerprint(report)
+        with self._lock:
+            known = self._known.get((report.agent_type, report.host))
+            if known is None or known.fingerprint != fingerprint:
+                return None
+            self._pending[known.id] = (time.time(), report.applied_revision)
+            return known.id
+
     def report(self, report: Report) -> tuple[str, bool]:
         """Register or refresh an agent; return its id and whether this was the slow path."""
+        fast = self.report_fast(report)
+        if fast is not None:
+            return fast, False
         key = (report.agent_type, report.host)
-        fingerprint = orjson.dumps([report.binary, report.topic, report.configurations,
-                                    report.availability_zone, report.resources_synced],
-                                   option=orjson.OPT_SORT_KEYS)
+        fingerprint = self._fingerprint(report)
         now = time.time()
-        with self._lock:
-            known = self._known.get(key)
-            if known and known.fingerprint == fingerprint and not report.start_flag:
-                self._pending[known.id] = (now, report.applied_revision)
-                return known.id, False
         agent_id, created = self.core.db.write(lambda conn: self._upsert(conn, report, now))
         with self._lock:
             self._known[key] = _Known(agent_id, fingerprint)

@@ -129,7 +129,15 @@ class ChangeFeed:
         with self._lock:
             if seq < self._floor or seq > self.latest:
                 return None
-            return [c for c in self._entries if c.seq > seq]
+            # From the newest back to the cursor: a wake-up costs the new entries only,
+            # not the whole window, for each of thousands of waiting watches.
+            newer = []
+            for change in reversed(self._entries):
+                if change.seq <= seq:
+                    break
+                newer.append(change)
+            newer.reverse()
+            return newer
 
     async def poll_forever(self, interval: float = 0.2) -> None:
         """Pick up other server processes' writes (the database is the one source)."""

@@ -9,7 +9,6 @@ twice does no harm, and a snapshot (every network, `snapshot: true`) replaces ev
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -129,11 +128,13 @@ class AgentChannel:
         self.agents = agents
         self.scheduler = scheduler
         self.feed = feed
+        self.wake_scheduler: Any = lambda: None  # set by the server's periodic task
 
-    def report(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Register or refresh an agent."""
+    @staticmethod
+    def parse_report(body: dict[str, Any]) -> Report:
+        """An agent's report from its JSON body."""
         try:
-            report = Report(
+            return Report(
                 agent_type=str(body["agent_type"]), host=str(body["host"]),
                 binary=str(body.get("binary", "")), topic=str(body.get("topic", "")),
                 configurations=dict(body.get("configurations") or {}),
@@ -143,12 +144,23 @@ class AgentChannel:
                 resources_synced=body.get("resources_synced"))
         except (KeyError, TypeError, ValueError) as err:
             raise exc.BadRequest(resource="agent", msg=f"Invalid report: {err}") from None
+
+    def report_fast(self, report: Report) -> dict[str, Any] | None:
+        """The answer to a report with nothing new in it (no I/O), or None."""
+        agent_id = self.agents.report_fast(report)
+        if agent_id is None:
+            return None
+        return {"agent": {"id": agent_id}, "revision": self.feed.latest}
+
+    def report(self, report: Report) -> dict[str, Any]:
+        """Register or refresh an agent (writes to the database)."""
         agent_id, slow = self.agents.report(report)
         if slow:
             self.core.notify()
-            if report.agent_type == DHCP_AGENT and self.core.conf.network_auto_schedule:
-                # A new or restarted agent takes networks short of agents right away.
-                self.scheduler.periodic(time.time())
+            if report.agent_type == DHCP_AGENT:
+                # A new or restarted agent takes networks short of agents at the next pass,
+                # which this brings forward.
+                self.wake_scheduler()
         return {"agent": {"id": agent_id}, "revision": self.feed.latest}
 
     def _agent(self, conn: Connection, agent_type: str, host: str) -> Row[Any]:

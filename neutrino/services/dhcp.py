@@ -326,9 +326,11 @@ class DhcpScheduler:
         return made
 
     def _live_agents(self, conn: Connection, now: float) -> set[str]:
-        rows = conn.execute(select(AGENTS).where(AGENTS.c.agent_type == DHCP_AGENT,
-                                                 AGENTS.c.admin_state_up.is_(True))).all()
-        return {r.id for r in rows if self.agents.is_alive(r._mapping, now)}
+        rows = conn.execute(select(AGENTS.c.id, AGENTS.c.heartbeat_timestamp).where(
+            AGENTS.c.agent_type == DHCP_AGENT, AGENTS.c.admin_state_up.is_(True))).all()
+        return {agent_id for agent_id, heartbeat in rows
+                if self.agents.is_alive({"id": agent_id, "heartbeat_timestamp": heartbeat},
+                                        now)}
 
     def _bindings(self, conn: Connection) -> dict[str, set[str]]:
         bound: dict[str, set[str]] = {}
@@ -374,12 +376,14 @@ class DhcpScheduler:
     def _fill(self, now: float) -> int:
         wanted = self.core.conf.dhcp_agents_per_network
         with self.core.db.read() as conn:
-            live = self._live_agents(conn, now)
-            if not live:
-                return 0
-            bound = self._bindings(conn)
             needing = conn.execute(select(SUBNETS.c.network_id).distinct().where(
                 SUBNETS.c.enable_dhcp.is_(True))).scalars().all()
+            if not needing:
+                return 0
+            bound = self._bindings(conn)
+            if all(len(bound.get(n, ())) >= wanted for n in needing):
+                return 0
+            live = self._live_agents(conn, now)
         made = 0
         for network_id in needing:
             agents = bound.get(network_id, set())
