@@ -144,7 +144,7 @@ def swarm(count: int, warmup: float, duration: float, workdir: Path) -> dict[str
         time.sleep(duration)
         cpu1, t1 = proc_cpu(server.proc.pid), time.monotonic()
         swarm_cpu1 = proc_cpu(proc.pid)
-        out, _ = proc.communicate(timeout=duration + 120)
+        out, _ = proc.communicate(timeout=duration + 180)
         figures: dict[str, Any] = json.loads(out)
         with httpx.Client(base_url=server.url) as c:
             agents = c.get("/v2.0/agents").json()["agents"]
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--networks", type=int, default=100)
     parser.add_argument("--agents", type=int, default=1000)
-    parser.add_argument("--warmup", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 10 networks, 100 agents, no Neutron timings")

@@ -9,6 +9,7 @@ network's DHCP.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,9 @@ def agent_routes(api: API) -> list[Route]:
         except (KeyError, ValueError) as err:
             raise exc.BadRequest(resource="watch", msg=f"Invalid watch: {err}") from None
         interest = await run_in_threadpool(channel.interest, agent_type, host)
-        deadline = time.monotonic() + max(timeout, 0.0)
+        # Agents started together would otherwise renew their watches together, forever:
+        # a quarter of jitter spreads them out.
+        deadline = time.monotonic() + max(timeout, 0.0) * random.uniform(0.75, 1.0)
         while True:
             if cursor > feed.latest:
                 await asyncio.to_thread(feed.refresh)

@@ -110,6 +110,53 @@ def _resource_paths(resource: Resource) -> dict[str, Any]:
     }
 
 
+def _agent_paths() -> dict[str, Any]:
+    """The agent API, the DHCP scheduler and availability zones."""
+    agent_id = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    agent_body = {"type": "object", "required": ["agent"], "properties": {"agent": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"admin_state_up": {"type": "boolean"},
+                       "description": {"type": "string", "maxLength": 255}}}}}
+    network_ref = {"type": "object", "required": ["network_id"],
+                   "properties": {"network_id": {"type": "string", "format": "uuid"}}}
+    return {
+        "/v2.0/agents": {"get": {"operationId": "list_agents",
+                                 "responses": _responses("200", "Agents", None)}},
+        "/v2.0/agents/{id}": {
+            "parameters": agent_id,
+            "get": {"operationId": "show_agent", "responses": _responses("200", "An agent",
+                                                                         None)},
+            "put": {"operationId": "update_agent", "requestBody": {
+                "required": True, "content": {"application/json": {"schema": agent_body}}},
+                "responses": _responses("200", "The agent", None)},
+            "delete": {"operationId": "delete_agent",
+                       "responses": _responses("204", "Deleted", None)},
+        },
+        "/v2.0/agents/{id}/dhcp-networks": {
+            "parameters": agent_id,
+            "get": {"operationId": "list_networks_on_dhcp_agent",
+                    "responses": _responses("200", "Networks", None)},
+            "post": {"operationId": "add_network_to_dhcp_agent", "requestBody": {
+                "required": True, "content": {"application/json": {"schema": network_ref}}},
+                "responses": _responses("201", "Added (body: null)", None)},
+        },
+        "/v2.0/agents/{id}/dhcp-networks/{network_id}": {
+            "parameters": [*agent_id, {"name": "network_id", "in": "path", "required": True,
+                                       "schema": {"type": "string"}}],
+            "delete": {"operationId": "remove_network_from_dhcp_agent",
+                       "responses": _responses("204", "Removed", None)},
+        },
+        "/v2.0/networks/{id}/dhcp-agents": {
+            "parameters": agent_id,
+            "get": {"operationId": "list_dhcp_agents_hosting_network",
+                    "responses": _responses("200", "Agents", None)},
+        },
+        "/v2.0/availability_zones": {"get": {
+            "operationId": "list_availability_zones",
+            "responses": _responses("200", "Availability zones", None)}},
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.0 document."""
     paths: dict[str, Any] = {
@@ -125,6 +172,7 @@ def document() -> dict[str, Any]:
     }
     for resource in RESOURCES.values():
         paths.update(_resource_paths(resource))
+    paths.update(_agent_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "neutrino: OpenStack Networking API v2.0", "version": "2.0"},

@@ -50,7 +50,7 @@ def tune_gc() -> None:
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(50_000, 50, 1000)
 
 
 def build_app(conf: cfg.ConfigOpts) -> Starlette:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import json
+import multiprocessing
 import random
 import sys
 import time
@@ -32,7 +33,8 @@ class Stats:
     errors: int = 0
     watches: int = 0
     watch_errors: int = 0
-    measure_from: float = 0.0  # reports before this (monotonic) time are not counted
+    measure_from: float = 0.0  # reports outside [measure_from, measure_until] (monotonic)
+    measure_until: float = float("inf")  # are not counted
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -106,7 +108,7 @@ async def _agent(index: int, args: argparse.Namespace, stats: Stats, deadline: f
             status, _ = await conn.request("POST", "/agent-channel/v1/report",
                                            json.dumps({"agent": body}).encode())
             if status == 200:
-                if time.monotonic() >= stats.measure_from:
+                if stats.measure_from <= time.monotonic() <= stats.measure_until:
                     stats.latencies.append(time.perf_counter() - started)
                 body["start_flag"] = False
             else:
@@ -128,7 +130,7 @@ async def _watch(args: argparse.Namespace, agent_type: str, host: str, stats: St
     since = 0
     try:
         while time.monotonic() < deadline:
-            timeout = max(1.0, min(30.0, deadline - time.monotonic()))
+            timeout = max(1.0, min(args.watch_timeout, deadline - time.monotonic()))
             query = urlencode({"agent_type": agent_type, "host": host, "since": since,
                                "timeout": timeout})
             try:
@@ -147,16 +149,61 @@ async def _watch(args: argparse.Namespace, agent_type: str, host: str, stats: St
         conn.close()
 
 
+async def _run_share(args: argparse.Namespace, first: int, count: int,
+                     start_at: float) -> Stats:
+    """One process's share of the agents; measures from the wall-clock `start_at`."""
+    stats = Stats(measure_from=time.monotonic() + (start_at - time.time()))
+    stats.measure_until = stats.measure_from + args.duration
+    # Run on a little after the window: a thousand agents hanging up at once is a load of
+    # its own, not the steady state measured.
+    deadline = stats.measure_until + 3.0
+    await asyncio.gather(*(_agent(i, args, stats, deadline)
+                           for i in range(first, first + count)))
+    return stats
+
+
+def _worker(args: argparse.Namespace, first: int, count: int, start_at: float,
+            out: Any) -> None:
+    stats = _loop_run(_run_share(args, first, count, start_at))
+    out.send((stats.latencies, stats.errors, stats.watches, stats.watch_errors))
+    out.close()
+
+
+def _loop_run(coro: Any) -> Any:
+    """Run on uvloop when it is there: the swarm must not be the bottleneck it measures."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the swarm; return its figures."""
-    stats = Stats(measure_from=time.monotonic() + args.warmup)
-    deadline = time.monotonic() + args.warmup + args.duration
-    await asyncio.gather(*(_agent(i, args, stats, deadline) for i in range(args.count)))
+    """Run the swarm in `args.processes` processes; return the merged figures."""
+    start_at = time.time() + args.warmup
+    shares = [args.count // args.processes + (1 if i < args.count % args.processes else 0)
+              for i in range(args.processes)]
+    ctx = multiprocessing.get_context("fork")
+    workers, first = [], 0
+    for share in shares:
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(args, first, share, start_at, send))
+        proc.start()
+        workers.append((proc, receive))
+        first += share
+    stats = Stats()
+    for proc, receive in workers:
+        latencies, errors, watches, watch_errors = await asyncio.to_thread(receive.recv)
+        proc.join()
+        stats.latencies += latencies
+        stats.errors += errors
+        stats.watches += watches
+        stats.watch_errors += watch_errors
     ms = [x * 1000 for x in stats.latencies]
-    return {"agents": args.count, "warmup_s": args.warmup, "duration_s": args.duration,
-            "report_interval_s": args.report_interval, "reports": len(ms),
-            "report_errors": stats.errors, "watches_answered": stats.watches,
-            "watch_errors": stats.watch_errors,
+    return {"agents": args.count, "processes": args.processes, "warmup_s": args.warmup,
+            "duration_s": args.duration, "report_interval_s": args.report_interval,
+            "reports": len(ms), "report_errors": stats.errors,
+            "watches_answered": stats.watches, "watch_errors": stats.watch_errors,
             "report_ms": {"p50": percentile(ms, 50), "p90": percentile(ms, 90),
                           "p99": percentile(ms, 99), "max": max(ms) if ms else float("nan")}}
 
@@ -175,6 +222,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent-type", choices=sorted(AGENT_TYPES), default="dhcp")
     parser.add_argument("--prefix", default="swarm-", help="host name prefix")
     parser.add_argument("--zone", default="nova", help="availability zone")
+    parser.add_argument("--watch-timeout", type=float, default=30.0,
+                        help="seconds each watch waits before asking again")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="client processes to spread the agents over")
     parser.add_argument("--no-watch", dest="watch", action="store_false",
                         help="report only, keep no watch open")
 

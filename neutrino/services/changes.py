@@ -64,6 +64,8 @@ class ChangeFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._refresh_lock = threading.Lock()
+        self._refresh_due = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Load the newest entries, bound to the server's event loop."""
@@ -99,9 +101,33 @@ class ChangeFeed:
         return True
 
     def nudge(self) -> None:
-        """Called from any thread after a local write: refresh and wake watchers now."""
-        if self._loop is not None:
-            self.refresh()
+        """Called from any thread after a local write: refresh soon and wake watchers.
+
+        The refresh runs off the writer's path, and nudges arriving while one is pending
+        share it: a burst of writes costs one read of the log.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        with self._lock:
+            if self._refresh_due:
+                return
+            self._refresh_due = True
+        loop.call_soon_threadsafe(self._spawn_refresh)
+
+    def _spawn_refresh(self) -> None:
+        # The loop keeps only weak references to tasks: hold this one until it is done.
+        task = asyncio.get_running_loop().create_task(self._refresh_soon())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh_soon(self) -> None:
+        with self._lock:
+            self._refresh_due = False
+        try:
+            await asyncio.to_thread(self.refresh)
+        except Exception:  # the poller reads the log again shortly
+            LOG.warning("Could not read the change log", exc_info=True)
 
     def _wake(self) -> None:
         loop, event = self._loop, self._event

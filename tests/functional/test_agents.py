@@ -206,3 +206,78 @@ def test_sdk_agent_calls(lab: dict[str, Any]) -> None:
     assert "HostB" not in {a.host for a in conn.network.network_hosting_dhcp_agents(net)}
     updated = conn.network.update_agent(dhcp_b, description="sdk")
     assert updated.description == "sdk"
+
+
+def test_watch_resumes_and_snapshots(lab: dict[str, Any]) -> None:
+    """since=0 is a snapshot; a relevant change answers at once; others only move the cursor."""
+    server = lab["server"]
+    with server.http() as admin, httpx.Client(base_url=server.url, auth=AGENT_USER,
+                                               timeout=30) as agent:
+        def watch(since: int, timeout: float = 3) -> dict[str, Any]:
+            return ok(agent.get("/agent-channel/v1/watch", params={
+                "agent_type": "DHCP agent", "host": "HostB", "since": since,
+                "timeout": timeout}))
+
+        b_id = ok(admin.get("/v2.0/agents", params={"host": "HostB",
+                                                    "agent_type": "DHCP agent"}))["agents"][0]
+        net = ok(admin.post("/v2.0/networks", json={"network": {"name": "watched"}}), 201)
+        net_id = net["network"]["id"]
+        ok(admin.post("/v2.0/subnets", json={"subnet": {
+            "network_id": net_id, "cidr": "10.131.0.0/24", "ip_version": 4}}), 201)
+        if net_id not in {n["id"] for n in ok(admin.get(
+                f"/v2.0/agents/{b_id['id']}/dhcp-networks"))["networks"]}:
+            admin.post(f"/v2.0/agents/{b_id['id']}/dhcp-networks", json={"network_id": net_id})
+        snap = watch(0)
+        assert snap["snapshot"] is True and net_id in {n["id"] for n in snap["networks"]}
+        hosted = next(n for n in snap["networks"] if n["id"] == net_id)
+        assert hosted["dhcp_port_id"] in {p["id"] for p in hosted["ports"]}
+        revision = snap["revision"]
+        # The lab's real agents report on this network (DHCP ready, ports up): those are
+        # relevant changes. Let them settle before testing an irrelevant one.
+        for _ in range(20):
+            settled = watch(revision, timeout=1)
+            revision = settled["revision"]
+            if not settled["networks"]:
+                break
+
+        # An unrelated change: the watch times out empty, its revision moved on.
+        ok(admin.post("/v2.0/networks", json={"network": {"name": "elsewhere"}}), 201)
+        quiet = watch(revision, timeout=1)
+        assert quiet["networks"] == [] and quiet["removed"] == []
+        assert quiet["revision"] > revision and quiet["snapshot"] is False
+
+        # A port on the hosted network: answered with that network, not a snapshot.
+        port = ok(admin.post("/v2.0/ports", json={"port": {"network_id": net_id}}), 201)
+        changed = watch(quiet["revision"], timeout=10)
+        assert changed["snapshot"] is False
+        assert [n["id"] for n in changed["networks"]] == [net_id]
+        assert port["port"]["id"] in {p["id"] for p in changed["networks"][0]["ports"]}
+
+        # Removed from the agent: the next answer says so.
+        ok(admin.delete(f"/v2.0/agents/{b_id['id']}/dhcp-networks/{net_id}"), 204)
+        gone = watch(changed["revision"], timeout=10)
+        assert net_id in gone["removed"]
+
+        # A revision the server never issued (a new database): a snapshot.
+        assert watch(gone["revision"] + 10_000)["snapshot"] is True
+        missing = agent.get("/agent-channel/v1/watch", params={
+            "agent_type": "DHCP agent", "host": "nowhere", "since": 0, "timeout": 1})
+        assert missing.status_code == 404
+
+
+def test_bound_port_becomes_active(lab: dict[str, Any]) -> None:
+    """A VM port bound to HostA turns ACTIVE once the L2 agent has it up and DHCP serves it."""
+    with lab["server"].http() as admin:
+        net = ok(admin.post("/v2.0/networks", json={"network": {"name": "vm-net"}}), 201)
+        net_id = net["network"]["id"]
+        ok(admin.post("/v2.0/subnets", json={"subnet": {
+            "network_id": net_id, "cidr": "10.132.0.0/24", "ip_version": 4}}), 201)
+        port = ok(admin.post("/v2.0/ports", json={"port": {
+            "network_id": net_id, "device_owner": "compute:nova", "device_id": "vm-1",
+            "binding:host_id": "HostA"}}), 201)["port"]
+        assert port["status"] == "DOWN" and port["binding:vif_type"] == "bridge"
+        wait_for(lambda: ok(admin.get(f"/v2.0/ports/{port['id']}"))["port"]["status"]
+                 == "ACTIVE", 20, what="the port going ACTIVE")
+        ok(admin.put(f"/v2.0/ports/{port['id']}", json={"port": {"admin_state_up": False}}))
+        wait_for(lambda: ok(admin.get(f"/v2.0/ports/{port['id']}"))["port"]["status"]
+                 == "DOWN", 20, what="the port going DOWN when disabled")

@@ -199,3 +199,52 @@ def test_concurrent_adds_bind_once(fast_server: Server) -> None:
             assert len(dhcp_ports(admin, net["id"])) == 1
     finally:
         agent.stop()
+
+
+def test_two_servers_one_database(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two servers on one PostgreSQL database: one failover, seen through either server."""
+    from tests.support import backend_unavailable, database_url
+
+    reason = backend_unavailable("postgresql")
+    if reason:
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("two-servers")
+    options = {"DEFAULT": {"agent_down_time": DOWN, "dhcp_failover_grace": GRACE,
+                           "failover_check_interval": PASS}}
+    with database_url("postgresql", tmp) as url:
+        servers = []
+        for name in ("one", "two"):
+            (tmp / name).mkdir()
+            server = Server(tmp / name, url, options=options)
+            server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1],
+                          "--role", "service")
+            servers.append(server.start())
+        agents = [AgentProcess(servers[0], "dhcp", "HostA").start(),
+                  AgentProcess(servers[1], "dhcp", "HostB").start()]
+        try:
+            with servers[0].http() as one, servers[1].http() as two:
+                wait_for(lambda: registered(one, 2), 20, what="both agents")
+                net, _ = make_net(one, "10.128.0.0/24")
+                [first] = wait_for(lambda: dhcp_hosts(two, net["id"]), 10, what="scheduling")
+                [before] = dhcp_ports(two, net["id"])
+                victim = agents[0] if first == "HostA" else agents[1]
+                survivor = "HostB" if first == "HostA" else "HostA"
+                victim.kill()
+                wait_for(lambda: dhcp_hosts(one, net["id"]) == {survivor}, 30,
+                         what="the failover")
+                assert dhcp_hosts(two, net["id"]) == {survivor}
+                [after] = dhcp_ports(one, net["id"])
+                assert (after["id"], after["fixed_ips"]) == (before["id"], before["fixed_ips"])
+                # The surviving agent (on either server) got the network through its watch.
+                survivor_id = next(a["id"] for a in ok(one.get("/v2.0/agents"))["agents"]
+                                   if a["host"] == survivor)
+                wait_for(lambda: ok(two.get(f"/v2.0/agents/{survivor_id}"))["agent"][
+                    "configurations"]["networks"] >= 1, 20, what="the survivor serving it")
+            moves = sum(s.log_text().count(f"Failover: network {net['id']}") for s in servers)
+            assert moves == 1
+        finally:
+            for agent in agents:
+                agent.stop()
+            for server in servers:
+                server.stop()
