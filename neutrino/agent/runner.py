@@ -118,7 +118,8 @@ class AgentRunner:
         with self._cond:
             self._cond.notify_all()
         for thread in self._threads:
-            thread.join(timeout=self.watch_timeout + 15)
+            # A watch may sit in a long poll; its daemon thread ends with the process.
+            thread.join(timeout=2 if thread.name.endswith("-watch") else 15)
 
     def wait(self) -> None:
         """Block until stopped."""
