@@ -557,6 +557,11 @@ def markdown(results: Sequence[Result], settings: Settings, argv: Sequence[str],
     return "\n".join(lines) + "\n"
 
 
+def write_doc(section: str, path: Path = DOC) -> None:
+    """Replace this benchmark's section of the document, keeping the rest."""
+    write_section(section, BEGIN, END, path)
+
+
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Settings]:
     """Command-line options and the settings they give."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -613,8 +618,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def write_doc(section: str, path: Path = DOC) -> None:
-    """Replace this benchmark's section of the document, keeping the rest."""
-    write_section(section, BEGIN, END, path)

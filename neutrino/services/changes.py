@@ -122,6 +122,8 @@ class ChangeFeed:
         task.add_done_callback(self._tasks.discard)
 
     async def _refresh_soon(self) -> None:
+        # A short pause gathers a burst of writes into one read of the log.
+        await asyncio.sleep(0.02)
         with self._lock:
             self._refresh_due = False
         try:

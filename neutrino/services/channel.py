@@ -158,6 +158,7 @@ class AgentChannel:
         if slow:
             self.core.notify()
             if report.agent_type == DHCP_AGENT:
+                self.scheduler.live_agents.add(agent_id)
                 # A new or restarted agent takes networks short of agents at the next pass,
                 # which this brings forward.
                 self.wake_scheduler()

@@ -87,6 +87,9 @@ class DhcpScheduler:
         self.kind = scheduler_kind(core.conf.network_scheduler_driver)
         self.rng = random.SystemRandom()
         self.holder = f"{core.conf.host}:{uuid.uuid4().hex[:8]}"
+        # Live, enabled DHCP agents as of the last pass (or registration): a hint that
+        # lets the create path skip scheduling when nobody could host anything.
+        self.live_agents: set[str] = set()
 
     # -- pieces used inside other transactions --------------------------------------------
 
@@ -97,7 +100,13 @@ class DhcpScheduler:
             .order_by(SUBNETS.c.created_at, SUBNETS.c.id)).scalars())
 
     def on_dhcp_needed(self, conn: Connection, network_id: str) -> None:
-        """A network gained a DHCP subnet or a port on one: schedule it if nobody hosts it."""
+        """A network gained a DHCP subnet or a port on one: schedule it if nobody hosts it.
+
+        Called on every port create: with no live DHCP agent known (refreshed each pass),
+        it costs nothing, and the next pass schedules the network once an agent appears.
+        """
+        if not self.live_agents:
+            return
         bound = conn.execute(select(DHCP_BINDINGS.c.agent_id).where(
             DHCP_BINDINGS.c.network_id == network_id).limit(1)).first()
         if bound is None:
@@ -314,6 +323,8 @@ class DhcpScheduler:
         Returns how many bindings were made. Runs only in the process holding the lease.
         """
         conf = self.core.conf
+        with self.core.db.read() as conn:
+            self.live_agents = self._live_agents(conn, now)
         if not self.take_lease(now, max(10.0, 5 * conf.failover_check_interval)):
             return 0
         made = 0
