@@ -12,6 +12,7 @@ from typing import Any
 from oslo_config import cfg
 
 from neutrino.agent.client import ServerClient
+from neutrino.agent.linux.l2 import LinuxBridgeDriver
 from neutrino.agent.noop import NoopDhcpDriver, NoopL2Driver
 from neutrino.agent.runner import AgentRunner, Driver
 from neutrino.cmd.common import load_config
@@ -19,13 +20,16 @@ from neutrino.cmd.common import load_config
 LOG = logging.getLogger(__name__)
 DRIVERS: dict[str, dict[str, Callable[[cfg.ConfigOpts], Any]]] = {
     "dhcp": {"noop": NoopDhcpDriver},
-    "l2": {"noop": NoopL2Driver},
+    "l2": {"noop": NoopL2Driver, "linux": LinuxBridgeDriver},
 }
 
 
 def run(kind: str, prog: str, argv: Sequence[str] | None) -> int:
     """Run an agent until SIGTERM or SIGINT; its host keeps what it made."""
     conf = load_config(argv, prog)
+    if conf.AGENT.dataplane not in DRIVERS[kind]:
+        LOG.error("%s has no %s data plane yet", prog, conf.AGENT.dataplane)
+        return 2
     driver: Driver = DRIVERS[kind][conf.AGENT.dataplane](conf)
     client = ServerClient(conf.AGENT.server_url, conf.AGENT.server_username,
                           conf.AGENT.server_password)

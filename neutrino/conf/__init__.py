@@ -150,9 +150,10 @@ agent_opts = [
     cfg.FloatOpt("resync_interval", default=30.0, min=1.0,
                  help="Seconds between full reconcile passes, which find nothing to do when "
                  "all is well."),
-    cfg.StrOpt("dataplane", default="noop", choices=["noop"],
-               help="What the agent does on the host: noop records the desired state only "
-               "(the Linux drivers plug into the same place)."),
+    cfg.StrOpt("dataplane", default="noop", choices=["noop", "linux"],
+               help="What the agent does on the host: noop records the desired state only; "
+               "linux makes bridges, VXLAN devices and tap plugging in the agent's network "
+               "namespace (Linux bridge agent; the DHCP agent's comes next)."),
 ]
 
 dhcp_agent_opts = [

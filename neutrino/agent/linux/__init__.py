@@ -1,0 +1,1 @@
+"""Data planes on Linux: links, bridges and VXLAN through netlink (pyroute2)."""

@@ -1,0 +1,118 @@
+"""The Linux bridge data plane in a throwaway network namespace: kernel state, not calls."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neutrino.agent.linux.ip import Kernel, KernelError, summary
+from neutrino.agent.linux.l2 import ORPHAN, LinuxBridgeDriver, bridge_name, tap_name
+from neutrino.cmd.common import load_config
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="needs root and iproute2 to make network namespaces")
+
+NET = "5f2c9a10-6c1e-4c36-9b0b-2d1e7c3f0a11"
+PORT = "8a3b2c1d-0e9f-4a8b-b7c6-d5e4f3a2b1c0"
+LOCAL = "192.0.2.10"
+
+
+def root_links() -> list[str]:
+    """The root namespace's link names (read only)."""
+    out = subprocess.run(["ip", "-o", "link", "show"], check=True, capture_output=True,
+                         text=True).stdout
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A namespace of the test's own, removed afterwards; the root's links stay as they were."""
+    before = root_links()
+    name = f"ntt-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+        assert root_links() == before
+
+
+@pytest.fixture
+def driver(netns: str, tmp_path: Path) -> LinuxBridgeDriver:
+    """The driver with VXLAN local_ip 192.0.2.10, acting in the test namespace."""
+    conf_file = tmp_path / "l2.conf"
+    conf_file.write_text(f"[VXLAN]\nlocal_ip = {LOCAL}\n")
+    return LinuxBridgeDriver(load_config(["--config-file", str(conf_file)], "test"),
+                             netns=netns)
+
+
+def network(remotes: list[str], admin_up: bool = True) -> dict[str, Any]:
+    """A VXLAN network's desired state with one local port."""
+    return {"id": NET, "network_type": "vxlan", "segmentation_id": 1001,
+            "ports": [{"id": PORT, "admin_state_up": admin_up}],
+            "remote_endpoints": [{"host": f"h{i}", "ip_address": ip}
+                                 for i, ip in enumerate(remotes)]}
+
+
+def test_bridge_vxlan_and_remotes(driver: LinuxBridgeDriver, netns: str) -> None:
+    """A bridge, a unicast VXLAN device in it, and one flooding entry per remote host."""
+    driver.apply(NET, network(["192.0.2.11", "192.0.2.12"]))
+    links = summary(driver.kernel)
+    bridge, vxlan = links[bridge_name(NET)], links["vxlan-1001"]
+    assert bridge.kind == "bridge" and bridge.up
+    assert (vxlan.kind, vxlan.vni, vxlan.local) == ("vxlan", 1001, LOCAL)
+    assert vxlan.master == bridge.index and vxlan.up
+    assert driver.kernel.fdb_remotes("vxlan-1001") == {"192.0.2.11", "192.0.2.12"}
+
+    # A second pass changes nothing.
+    before = (summary(driver.kernel), driver.kernel.fdb_remotes("vxlan-1001"))
+    driver.apply(NET, network(["192.0.2.11", "192.0.2.12"]))
+    assert (summary(driver.kernel), driver.kernel.fdb_remotes("vxlan-1001")) == before
+
+    # A host leaves, another joins: exactly the new set of entries.
+    driver.apply(NET, network(["192.0.2.12", "192.0.2.13"]))
+    assert driver.kernel.fdb_remotes("vxlan-1001") == {"192.0.2.12", "192.0.2.13"}
+
+    driver.apply(NET, None)
+    assert bridge_name(NET) not in summary(driver.kernel)
+    assert "vxlan-1001" not in summary(driver.kernel)
+
+
+def test_tap_is_plugged_and_reported(driver: LinuxBridgeDriver, netns: str) -> None:
+    """A VM's tap goes into its network's bridge; the port is then ACTIVE (DOWN if disabled)."""
+    driver.apply(NET, network([]))
+    assert driver.status()[0] == {PORT: "DOWN"}  # no tap yet
+    tap = tap_name(PORT)
+    subprocess.run(["ip", "-n", netns, "link", "add", tap, "type", "veth", "peer", "name",
+                    "ntt-vm0"], check=True)
+    driver.apply(NET, network([]))
+    links = summary(driver.kernel)
+    assert links[tap].master == links[bridge_name(NET)].index and links[tap].up
+    assert driver.status()[0] == {PORT: "ACTIVE"}
+    driver.apply(NET, network([], admin_up=False))
+    assert driver.status()[0] == {PORT: "DOWN"}
+
+
+def test_orphans_are_removed_and_foreign_links_never_touched(driver: LinuxBridgeDriver,
+                                                             netns: str) -> None:
+    """A bridge of a network no longer here is found and removed; others are refused."""
+    subprocess.run(["ip", "-n", netns, "link", "add", "brqdeadbeef000", "type", "bridge"],
+                   check=True)
+    subprocess.run(["ip", "-n", netns, "link", "add", "eth9", "type", "veth", "peer", "name",
+                    "ntt-peer9"], check=True)
+    keys = driver.present()
+    assert keys == {ORPHAN + "brqdeadbeef000"}
+    for key in keys:
+        driver.apply(key, None)
+    assert "brqdeadbeef000" not in Kernel(netns).links()
+    with pytest.raises(KernelError):
+        Kernel(netns).delete("eth9")
+    assert "eth9" in Kernel(netns).links()
