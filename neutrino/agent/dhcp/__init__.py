@@ -1,0 +1,1 @@
+"""The DHCP agent's data plane: dnsmasq, rendered and supervised."""

@@ -1,0 +1,139 @@
+"""dnsmasq's files and command line for one network, as pure functions of its state.
+
+One file per port in the network's `--dhcp-hostsdir` (dnsmasq reads additions there without
+a reload), an options file with each subnet's router, DNS servers and routes, and the
+command line. Names and formats follow Neutron's, so an operator recognises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import netaddr
+
+DHCP_OWNER = "network:dhcp"
+DOMAIN = "openstacklocal"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where one network's dnsmasq keeps its files."""
+
+    base: str
+
+    @property
+    def hostsdir(self) -> str:
+        """The directory of per-port host files."""
+        return f"{self.base}/hosts.d"
+
+    @property
+    def opts(self) -> str:
+        """The options file."""
+        return f"{self.base}/opts"
+
+    @property
+    def leases(self) -> str:
+        """The lease file."""
+        return f"{self.base}/leases"
+
+    @property
+    def pid(self) -> str:
+        """The pid file."""
+        return f"{self.base}/pid"
+
+
+def hostname(address: str) -> str:
+    """Neutron's host name for an address: host-10-0-0-5."""
+    return "host-" + address.replace(".", "-").replace(":", "-")
+
+
+def dhcp_subnets(network: dict[str, Any]) -> list[dict[str, Any]]:
+    """The network's subnets with DHCP enabled, in a stable order."""
+    return sorted((s for s in network["subnets"] if s["enable_dhcp"]), key=lambda s: s["id"])
+
+
+def host_files(network: dict[str, Any]) -> dict[str, str]:
+    """Per-port host files (name: text): `mac,set:port-<id>,[ip]|ip,hostname` lines."""
+    served = {s["id"] for s in dhcp_subnets(network)}
+    files: dict[str, str] = {}
+    for port in sorted(network["ports"], key=lambda p: p["id"]):
+        if port["device_owner"] == DHCP_OWNER or not port["admin_state_up"]:
+            continue
+        lines = []
+        for ip in port["fixed_ips"]:
+            if ip["subnet_id"] not in served:
+                continue
+            address = ip["ip_address"]
+            shown = f"[{address}]" if ":" in address else address
+            lines.append(f"{port['mac_address']},set:port-{port['id']},{shown},"
+                         f"{hostname(address)}.{DOMAIN}.\n")
+        if lines:
+            files[port["id"]] = "".join(lines)
+    return files
+
+
+def _server_address(network: dict[str, Any], subnet_id: str) -> str | None:
+    dhcp_port = next((p for p in network["ports"] if p["id"] == network.get("dhcp_port_id")),
+                     None)
+    if dhcp_port is None:
+        return None
+    return next((ip["ip_address"] for ip in dhcp_port["fixed_ips"]
+                 if ip["subnet_id"] == subnet_id), None)
+
+
+def opts_text(network: dict[str, Any]) -> str:
+    """Per-subnet options: router, DNS servers (the DHCP server itself when none are set, as
+    Neutron does), and classless static routes (host routes plus the default route)."""
+    lines = []
+    for subnet in dhcp_subnets(network):
+        if subnet["ip_version"] != 4:
+            continue  # DHCPv6 options come with the IPv6 work
+        tag = f"tag:subnet-{subnet['id']}"
+        gateway = subnet["gateway_ip"]
+        dns = subnet["dns_nameservers"] or [a for a in [_server_address(network, subnet["id"])]
+                                            if a]
+        if dns:
+            lines.append(f"{tag},option:dns-server,{','.join(dns)}")
+        routes = [f"{r['destination']},{r['nexthop']}" for r in subnet["host_routes"]]
+        if gateway:
+            lines.append(f"{tag},option:router,{gateway}")
+            if routes:
+                routes.append(f"0.0.0.0/0,{gateway}")
+        else:
+            lines.append(f"{tag},option:router")
+        if routes:
+            lines.append(f"{tag},option:classless-static-route,{','.join(routes)}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def command(network: dict[str, Any], interface: str, paths: Paths, lease_seconds: int,
+            extra_conf: str | None = None) -> list[str]:
+    """dnsmasq's command line for a network (one static range per DHCP subnet)."""
+    lease = "infinite" if lease_seconds < 0 else f"{lease_seconds}s"
+    args = ["dnsmasq", "--no-hosts", "--no-resolv", "--keep-in-foreground",
+            "--except-interface=lo", f"--pid-file={paths.pid}",
+            f"--dhcp-hostsdir={paths.hostsdir}", f"--dhcp-optsfile={paths.opts}",
+            f"--dhcp-leasefile={paths.leases}", "--dhcp-match=set:ipxe,175",
+            f"--interface={interface}", "--bind-interfaces", f"--domain={DOMAIN}",
+            "--port=0"]
+    for subnet in dhcp_subnets(network):
+        net = netaddr.IPNetwork(subnet["cidr"])
+        if subnet["ip_version"] == 4:
+            args.append(f"--dhcp-range=set:subnet-{subnet['id']},{net.network},static,"
+                        f"{net.netmask},{lease}")
+        else:
+            args.append(f"--dhcp-range=set:subnet-{subnet['id']},{net.network},static,"
+                        f"{net.prefixlen},{lease}")
+    args.append(f"--dhcp-option-force=option:mtu,{network['mtu']}")
+    addresses = sum(netaddr.IPNetwork(s["cidr"]).size for s in dhcp_subnets(network))
+    args.append(f"--dhcp-lease-max={addresses}")
+    if extra_conf:
+        args.append(f"--conf-file={extra_conf}")
+    return args
+
+
+def stale_files(present: Iterable[str], wanted: dict[str, str]) -> set[str]:
+    """Host files on disk that no port wants any more (they need removing and a SIGHUP)."""
+    return set(present) - set(wanted)
