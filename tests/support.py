@@ -28,6 +28,28 @@ MYSQL_ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a child by its pid, SIGKILL it if it lingers, and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def require_backend(backend: str) -> None:
+    """Skip the calling test, saying why, when a database backend is not reachable."""
+    import pytest
+
+    reason = backend_unavailable(backend)
+    if reason is not None:
+        print(f"\nSKIP {backend}: {reason}")
+        pytest.skip(reason)
+
+
 def free_port() -> int:
     """A TCP port free on loopback now."""
     with socket.socket() as s:
@@ -138,13 +160,7 @@ class Server:
 
     def stop(self) -> None:
         """Stop the server by its pid."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=10)
         self.proc = None
 
     def log_text(self) -> str:
@@ -232,13 +248,7 @@ class AgentProcess:
 
     def stop(self) -> None:
         """Stop it gracefully (SIGTERM), by pid."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=30)
         self.proc = None
 
     def kill(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.functional.test_api import ok
-from tests.support import Server, backend_unavailable, database_url
+from tests.support import Server, database_url, require_backend
 
 
 def _terminate_backends(dbname: str) -> int:
@@ -20,10 +20,7 @@ def _terminate_backends(dbname: str) -> int:
 
 def test_dropped_connections(tmp_path_factory: pytest.TempPathFactory) -> None:
     """After PostgreSQL kills every connection, writes succeed and reads recover."""
-    reason = backend_unavailable("postgresql")
-    if reason:
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
+    require_backend("postgresql")
     tmp = tmp_path_factory.mktemp("outage")
     with database_url("postgresql", tmp) as url:
         server = Server(tmp, url).start()

@@ -203,12 +203,9 @@ def test_concurrent_adds_bind_once(fast_server: Server) -> None:
 
 def test_two_servers_one_database(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Two servers on one PostgreSQL database: one failover, seen through either server."""
-    from tests.support import backend_unavailable, database_url
+    from tests.support import database_url, require_backend
 
-    reason = backend_unavailable("postgresql")
-    if reason:
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
+    require_backend("postgresql")
     tmp = tmp_path_factory.mktemp("two-servers")
     options = {"DEFAULT": {"agent_down_time": DOWN, "dhcp_failover_grace": GRACE,
                            "failover_check_interval": PASS}}
