@@ -12,6 +12,7 @@ from typing import Any
 from oslo_config import cfg
 
 from neutrino.agent.client import ServerClient
+from neutrino.agent.dhcp.driver import DnsmasqDriver
 from neutrino.agent.linux.l2 import LinuxBridgeDriver
 from neutrino.agent.noop import NoopDhcpDriver, NoopL2Driver
 from neutrino.agent.runner import AgentRunner, Driver
@@ -19,7 +20,7 @@ from neutrino.cmd.common import load_config
 
 LOG = logging.getLogger(__name__)
 DRIVERS: dict[str, dict[str, Callable[[cfg.ConfigOpts], Any]]] = {
-    "dhcp": {"noop": NoopDhcpDriver},
+    "dhcp": {"noop": NoopDhcpDriver, "linux": DnsmasqDriver},
     "l2": {"noop": NoopL2Driver, "linux": LinuxBridgeDriver},
 }
 

@@ -152,8 +152,8 @@ agent_opts = [
                  "all is well."),
     cfg.StrOpt("dataplane", default="noop", choices=["noop", "linux"],
                help="What the agent does on the host: noop records the desired state only; "
-               "linux makes bridges, VXLAN devices and tap plugging in the agent's network "
-               "namespace (Linux bridge agent; the DHCP agent's comes next)."),
+               "linux makes bridges, VXLAN devices and tap plugging (Linux bridge agent), or "
+               "one dnsmasq per network in qdhcp-<network> (DHCP agent)."),
 ]
 
 dhcp_agent_opts = [

@@ -1,0 +1,122 @@
+"""dnsmasq in qdhcp-<network>, and a real DHCP client in a VM namespace getting its lease."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neutrino.agent.dhcp.driver import DnsmasqDriver, namespace
+from neutrino.agent.dhcp.render import Paths
+from neutrino.agent.linux.ip import Kernel
+from neutrino.agent.linux.l2 import bridge_name, tap_name
+from neutrino.cmd.common import load_config
+
+DNSMASQ = shutil.which("dnsmasq", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or DNSMASQ is None or shutil.which("busybox") is None,
+    reason="needs root, dnsmasq and busybox (tools/install installs them)")
+
+SUBNET = "5ab0c0de-0000-4000-8000-000000000001"
+
+
+def sh(*args: str) -> str:
+    """Run a command; its output."""
+    return subprocess.run(args, check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.fixture
+def lab() -> Iterator[dict[str, Any]]:
+    """A host namespace with the network's bridge, and a VM namespace; all removed after."""
+    # dnsmasq drops its privileges, so its state must be traversable (pytest's is 0700).
+    tmp_path = Path(tempfile.mkdtemp(prefix="ntt-dhcp-", dir="/tmp"))
+    tmp_path.chmod(0o755)
+    tag = uuid.uuid4().hex[:6]
+    network_id = str(uuid.uuid4())
+    host, vm = f"ntt-h{tag}", f"ntt-v{tag}"
+    for ns in (host, vm):
+        sh("ip", "netns", "add", ns)
+    conf_file = tmp_path / "dhcp.conf"
+    conf_file.write_text(f"[DEFAULT]\nstate_path = {tmp_path}\ndhcp_lease_duration = 600\n")
+    driver = DnsmasqDriver(load_config(["--config-file", str(conf_file)], "test"),
+                           host_netns=host)
+    Kernel(host).ensure_bridge(bridge_name(network_id))
+    try:
+        yield {"driver": driver, "host": host, "vm": vm, "network_id": network_id}
+    finally:
+        pid_file = Path(Paths(str(tmp_path / "dhcp" / network_id)).pid)
+        if pid_file.exists() and Path(f"/proc/{pid_file.read_text().strip()}").exists():
+            DnsmasqDriver._stop(int(pid_file.read_text().strip()))
+        for ns in (namespace(network_id), host, vm):
+            subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def state(network_id: str, vms: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """A network with a DHCP port (.2) and VM ports {port_id: (mac, ip)}."""
+    def port(port_id: str, mac: str, ip: str, owner: str) -> dict[str, Any]:
+        return {"id": port_id, "mac_address": mac, "device_owner": owner,
+                "admin_state_up": True, "fixed_ips": [{"subnet_id": SUBNET, "ip_address": ip}]}
+
+    return {"id": network_id, "mtu": 1450, "dhcp_port_id": "d" * 36,
+            "subnets": [{"id": SUBNET, "cidr": "10.77.0.0/24", "ip_version": 4,
+                         "enable_dhcp": True, "gateway_ip": "10.77.0.1",
+                         "dns_nameservers": [], "host_routes": []}],
+            "ports": [port("d" * 36, "fa:16:3e:00:00:02", "10.77.0.2", "network:dhcp"),
+                      *(port(pid, mac, ip, "compute:nova") for pid, (mac, ip) in vms.items())]}
+
+
+def boot_vm(lab: dict[str, Any], port_id: str, mac: str, ifname: str) -> None:
+    """A VM's interface, plugged the way a real VM's tap is (veth made in both namespaces)."""
+    tap = tap_name(port_id)
+    sh("ip", "link", "add", tap, "netns", lab["host"], "type", "veth", "peer", "name", ifname,
+       "netns", lab["vm"])
+    Kernel(lab["host"]).ensure_in_bridge(tap, bridge_name(lab["network_id"]))
+    sh("ip", "-n", lab["vm"], "link", "set", ifname, "address", mac, "up")
+
+
+def dhcp(lab: dict[str, Any], ifname: str) -> tuple[str, str]:
+    """Run udhcpc in the VM; the leased address and the server that gave it."""
+    out = subprocess.run(["ip", "netns", "exec", lab["vm"], "busybox", "udhcpc", "-i", ifname,
+                          "-n", "-q", "-t", "5", "-T", "1", "-s", "/bin/true"],
+                         capture_output=True, text=True, timeout=60)
+    match = re.search(r"lease of (\S+) obtained from (\S+?),", out.stdout + out.stderr)
+    assert match, out.stdout + out.stderr
+    return match.group(1), match.group(2)
+
+
+def test_vm_gets_its_fixed_ip_from_dnsmasq(lab: dict[str, Any]) -> None:
+    """The VM's lease is its port's fixed IP, from the DHCP port; ports come and go live."""
+    driver, network_id = lab["driver"], lab["network_id"]
+    vm1 = "a" * 8 + "-0000-4000-8000-000000000001"
+    wanted = state(network_id, {vm1: ("fa:16:3e:00:00:10", "10.77.0.10")})
+    driver.apply(network_id, wanted)
+    Kernel(lab["host"]).ensure_in_bridge(tap_name("d" * 36), bridge_name(network_id))
+    boot_vm(lab, vm1, "fa:16:3e:00:00:10", "ntt-v1")
+    assert dhcp(lab, "ntt-v1") == ("10.77.0.10", "10.77.0.2")
+    assert driver.status()[1] == {vm1}
+
+    paths = Paths(str(driver.root / network_id))
+    pid = int(Path(paths.pid).read_text())
+    driver.apply(network_id, wanted)  # a second pass changes nothing
+    assert int(Path(paths.pid).read_text()) == pid
+
+    vm2 = "b" * 8 + "-0000-4000-8000-000000000002"
+    more = state(network_id, {vm1: ("fa:16:3e:00:00:10", "10.77.0.10"),
+                              vm2: ("fa:16:3e:00:00:20", "10.77.0.20")})
+    driver.apply(network_id, more)  # a new port: one more file, no restart
+    assert int(Path(paths.pid).read_text()) == pid
+    boot_vm(lab, vm2, "fa:16:3e:00:00:20", "ntt-v2")
+    assert dhcp(lab, "ntt-v2") == ("10.77.0.20", "10.77.0.2")
+
+    driver.apply(network_id, None)
+    assert not Path(f"/proc/{pid}").exists()
+    assert namespace(network_id) not in driver.present()
