@@ -2,22 +2,23 @@
 
     NeutronException                 500  (a bug: rendered with a generic message)
     ├── BadRequest                   400
-    │   ├── InvalidInput
-    │   ├── InvalidAllocationPool, OverlappingAllocationPools, OutOfBoundsAllocationPool,
-    │   │   GatewayConflictWithAllocationPools, InvalidIpForSubnet, InvalidIpForNetwork,
-    │   │   SubnetOverlap, DNSNameServersExhausted, HostRoutesExhausted, InvalidSharedSetting
-    │   └── ...
+    │   └── InvalidInput, InvalidAllocationPool, OutOfBoundsAllocationPool,
+    │       InvalidIpForSubnet, InvalidIpForNetwork, SubnetOverlap, DNSNameServersExhausted,
+    │       HostRoutesExhausted, AgentCreationNotSupported
+    ├── Unauthenticated              401
     ├── NotAuthorized                403
     │   └── PolicyNotAuthorized
     ├── NotFound                     404
-    │   └── NetworkNotFound, SubnetNotFound, PortNotFound, TagNotFound, ResourceNotFound,
-    │       AgentNotFound, InvalidDHCPAgent
+    │   └── NetworkNotFound, SubnetNotFound, PortNotFound, TagNotFound, AgentNotFound,
+    │       InvalidDHCPAgent, MarkerNotFound, ExtensionNotFound
     ├── Conflict                     409
-    │   ├── InUse: NetworkInUse, SubnetInUse, PortInUse
-    │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, MacAddressInUse,
-    │       NetworkHostedByDHCPAgent, NetworkNotHostedByDhcpAgent
+    │   ├── InUse: NetworkInUse, SubnetInUse, MacAddressInUse,
+    │   │   GatewayConflictWithAllocationPools
+    │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, OverlappingAllocationPools,
+    │       InvalidSharedSetting, SegmentationIdInUse, NetworkHostedByDHCPAgent,
+    │       NetworkNotHostedByDhcpAgent, ConcurrentChange
     └── ServiceUnavailable           503
-        └── NoNetworkAvailable, MacAddressGenerationFailure, DatabaseUnavailable
+        └── NoNetworkAvailable, DatabaseUnavailable
 
 The `type` of the body is the class name; the message is the class template filled with the
 keyword arguments. The API layer turns anything else into a 500 with a generic message.
@@ -80,11 +81,6 @@ class NotFound(NeutronException):
     status = 404
     message = "An unknown exception occurred."
 
-
-class ResourceNotFound(NotFound):
-    """A URL that names no resource or collection."""
-
-    message = "The resource could not be found."
 
 
 class NetworkNotFound(NotFound):
@@ -160,14 +156,6 @@ class SubnetInUse(InUse):
     )
 
 
-class PortInUse(InUse):
-    """A port is attached to a device."""
-
-    message = (
-        "Unable to complete operation on port %(port_id)s for network %(net_id)s. "
-        "Port already has an attached device %(device_id)s."
-    )
-
 
 class MacAddressInUse(InUse):
     """The MAC address is taken on the network."""
@@ -196,11 +184,6 @@ class ServiceUnavailable(NeutronException):
     status = 503
     message = "The service is unavailable."
 
-
-class MacAddressGenerationFailure(ServiceUnavailable):
-    """No free MAC address could be found."""
-
-    message = "Unable to generate unique mac on network %(net_id)s."
 
 
 class DatabaseUnavailable(ServiceUnavailable):

@@ -11,7 +11,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-DHCP_OWNER = "network:dhcp"
+from neutrino.agent import reports
 
 
 class _Recorder:
@@ -53,28 +53,11 @@ class NoopDhcpDriver(_Recorder):
 
     def configurations(self) -> dict[str, Any]:
         """Neutron's DHCP agent configurations, counted from what is hosted."""
-        networks = self.snapshot()
-        return {
-            "dhcp_driver": self.conf.dhcp_driver,
-            "dhcp_lease_duration": self.conf.dhcp_lease_duration,
-            "log_agent_heartbeats": False,
-            "notifies_port_ready": True,
-            "networks": len(networks),
-            "subnets": sum(len([s for s in n["subnets"] if s["enable_dhcp"]])
-                           for n in networks),
-            "ports": sum(len(n["ports"]) for n in networks),
-        }
+        return reports.dhcp_configurations(self.conf, self.snapshot())
 
     def status(self) -> tuple[dict[str, str], set[str]]:
-        """Every port of a hosted network with an address on a DHCP subnet is served."""
-        ready = set()
-        for network in self.snapshot():
-            dhcp_subnets = {s["id"] for s in network["subnets"] if s["enable_dhcp"]}
-            for port in network["ports"]:
-                if port["device_owner"] != DHCP_OWNER and any(
-                        ip["subnet_id"] in dhcp_subnets for ip in port["fixed_ips"]):
-                    ready.add(port["id"])
-        return {}, ready
+        """Every port the real driver would serve counts as served."""
+        return {}, reports.served_ports(self.snapshot())
 
 
 class NoopL2Driver(_Recorder):
@@ -90,16 +73,8 @@ class NoopL2Driver(_Recorder):
 
     def configurations(self) -> dict[str, Any]:
         """Neutron's Linux bridge agent configurations."""
-        mappings = dict(m.split(":", 1) for m in self.conf.LINUX_BRIDGE.physical_interface_mappings
-                        if ":" in m)
-        return {
-            "interface_mappings": mappings,
-            "bridge_mappings": {},
-            "devices": sum(len(n["ports"]) for n in self.snapshot()),
-            "tunneling_ip": self.conf.VXLAN.local_ip,
-            "tunnel_types": ["vxlan"] if self.conf.VXLAN.local_ip else [],
-            "l2_population": True,
-        }
+        return reports.l2_configurations(self.conf,
+                                         sum(len(n["ports"]) for n in self.snapshot()))
 
     def status(self) -> tuple[dict[str, str], set[str]]:
         """Local ports are up when their admin state is."""

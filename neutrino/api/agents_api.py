@@ -22,6 +22,7 @@ from neutrino import exceptions as exc
 from neutrino.api import auth
 from neutrino.api import validators as v
 from neutrino.api.policy import Context
+from neutrino.api.responses import json_response, select_fields
 from neutrino.services.agents import DHCP_AGENT, FILTERS
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ def _null_created() -> Response:
 
 def agent_routes(api: API) -> list[Route]:
     """Every route of the agent API and the channel."""
-    from neutrino.api.app import json_response, select_fields
-
     svc = api.services
     agents, dhcp, channel, feed = svc.agents, svc.dhcp, svc.channel, svc.feed
 

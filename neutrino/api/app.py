@@ -31,6 +31,7 @@ from neutrino.api.agents_api import agent_routes
 from neutrino.api.policy import Context
 from neutrino.api.request import parse_item, parse_query, unwrap
 from neutrino.api.resources import RESOURCES, Resource
+from neutrino.api.responses import GENERIC_500, error_response, json_response, select_fields
 from neutrino.api.validators import Invalid, list_of_strings
 from neutrino.services import Services, changes
 from neutrino.services.tags import ResourceService
@@ -38,32 +39,6 @@ from neutrino.services.tags import ResourceService
 LOG = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 CHANGELOG_KEEP = 200_000
-GENERIC_500 = "Request Failed: internal server error while processing your request."
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    """A JSON response (orjson: several times faster than json for large lists)."""
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def error_response(error: exc.NeutronException) -> Response:
-    """A NeutronException as Neutron renders it."""
-    response = json_response(
-        {"NeutronError": {"type": error.type, "message": error.msg, "detail": ""}},
-        error.status)
-    if isinstance(error, exc.Unauthenticated):
-        response.headers["WWW-Authenticate"] = 'Basic realm="neutrino"'
-    return response
-
-
-def select_fields(item: dict[str, Any], fields: list[str],
-                  hidden: frozenset[str]) -> dict[str, Any]:
-    """The attributes asked for with `fields=` (all when none), less the hidden ones."""
-    if fields:
-        return {k: item[k] for k in fields if k in item and k not in hidden}
-    if hidden:
-        return {k: val for k, val in item.items() if k not in hidden}
-    return item
 
 
 class API:

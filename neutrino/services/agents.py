@@ -99,14 +99,14 @@ class AgentService:
                              report.availability_zone, report.resources_synced],
                             option=orjson.OPT_SORT_KEYS)
 
-    def report_fast(self, report: Report) -> str | None:
+    def report_fast(self, report: Report, fingerprint: bytes | None = None) -> str | None:
         """Record a heartbeat in memory if nothing else is new; the agent's id, or None.
 
         Cheap enough to run on the event loop: no I/O, one lock.
         """
         if report.start_flag:
             return None
-        fingerprint = self._fingerprint(report)
+        fingerprint = fingerprint or self._fingerprint(report)
         with self._lock:
             known = self._known.get((report.agent_type, report.host))
             if known is None or known.fingerprint != fingerprint:
@@ -116,11 +116,11 @@ class AgentService:
 
     def report(self, report: Report) -> tuple[str, bool]:
         """Register or refresh an agent; return its id and whether this was the slow path."""
-        fast = self.report_fast(report)
+        fingerprint = self._fingerprint(report)
+        fast = self.report_fast(report, fingerprint)
         if fast is not None:
             return fast, False
         key = (report.agent_type, report.host)
-        fingerprint = self._fingerprint(report)
         now = time.time()
         agent_id, created = self.core.db.write(lambda conn: self._upsert(conn, report, now))
         with self._lock:

@@ -9,13 +9,13 @@ twice does no harm, and a snapshot (every network, `snapshot: true`) replaces ev
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
 from neutrino import exceptions as exc
+from neutrino.db.listing import Page
 from neutrino.db.models import AGENTS, ALLOCS, DHCP_BINDINGS, NETWORKS, PORTS, SUBNETS
 from neutrino.services import changes
 from neutrino.services.agents import DHCP_AGENT, L2_AGENT, AgentService, Report
@@ -23,9 +23,9 @@ from neutrino.services.changes import Change, ChangeFeed
 from neutrino.services.common import Core, bump_revision, utcnow
 from neutrino.services.dhcp import DhcpScheduler
 from neutrino.services.networks import DHCP_OWNER
+from neutrino.services.ports import fixed_ips_of
 
 LOG = logging.getLogger(__name__)
-MAX_WATCH = 55.0
 
 
 @dataclass
@@ -56,12 +56,7 @@ def _ports(conn: Connection, where: Any) -> list[dict[str, Any]]:
     ports = [dict(r._mapping) for r in rows]
     if not ports:
         return []
-    fixed: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for port_id, subnet_id, address in conn.execute(
-            select(ALLOCS.c.port_id, ALLOCS.c.subnet_id, ALLOCS.c.ip_address)
-            .where(ALLOCS.c.port_id.in_([p["id"] for p in ports]))
-            .order_by(ALLOCS.c.ip_key)):
-        fixed[port_id].append({"subnet_id": subnet_id, "ip_address": address})
+    fixed = fixed_ips_of(conn, Page(ports, False))
     for port in ports:
         port["binding:host_id"] = port.pop("binding_host_id")
         port["fixed_ips"] = fixed.get(port["id"], [])

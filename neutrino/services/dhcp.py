@@ -25,7 +25,7 @@ from neutrino.api.policy import Context
 from neutrino.api.request import parse_item
 from neutrino.api.resources import PORT
 from neutrino.db.models import AGENTS, ALLOCS, DHCP_BINDINGS, LEASES, NETWORKS, PORTS, SUBNETS
-from neutrino.services import changes
+from neutrino.services import changes, ipam
 from neutrino.services.agents import DHCP_AGENT, AgentService
 from neutrino.services.common import Core, bump_revision, utcnow
 from neutrino.services.networks import DHCP_OWNER, NetworkService
@@ -123,8 +123,6 @@ class DhcpScheduler:
     def add_address(self, conn: Connection, network_id: str, port_id: str,
                     subnet_id: str) -> None:
         """Give a DHCP port an address on a subnet, if the pool has one."""
-        from neutrino.services import ipam
-
         subnet = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
         address = ipam.pick_address(conn, dict(subnet._mapping), self.rng)
         if address is None:

@@ -74,6 +74,20 @@ def render(m: Mapping[str, Any], fixed_ips: list[dict[str, str]],
     }
 
 
+def fixed_ips_of(conn: Connection, page: Page) -> dict[str, list[dict[str, str]]]:
+    """The fixed IPs of a page's ports, each port's in address order, by port id."""
+    keyed: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    # No ORDER BY: sorting every allocation costs more than ordering each port's few.
+    rows = conn.execute(select(ALLOCS.c.port_id, ALLOCS.c.ip_key, ALLOCS.c.subnet_id,
+                               ALLOCS.c.ip_address)
+                        .where(page.holds(ALLOCS.c.port_id))).all()
+    for port_id, key, subnet_id, address in rows:
+        keyed[port_id].append((key, subnet_id, address))
+    return {port_id: [{"subnet_id": subnet_id, "ip_address": address}
+                      for _, subnet_id, address in (sorted(ips) if len(ips) > 1 else ips)]
+            for port_id, ips in keyed.items()}
+
+
 def random_mac(base_mac: str, rng: random.Random) -> str:
     """A MAC from `base_mac`, its '00' octets after the third replaced at random."""
     octets = base_mac.lower().split(":")
@@ -125,21 +139,8 @@ class PortService(ResourceServiceBase):
                 return row, network
         raise exc.PortNotFound(port_id=port_id)
 
-    @staticmethod
-    def _fixed_ips(conn: Connection, page: Page) -> dict[str, list[dict[str, str]]]:
-        keyed: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        # No ORDER BY: sorting every allocation costs more than ordering each port's few.
-        rows = conn.execute(select(ALLOCS.c.port_id, ALLOCS.c.ip_key, ALLOCS.c.subnet_id,
-                                   ALLOCS.c.ip_address)
-                            .where(page.holds(ALLOCS.c.port_id))).all()
-        for port_id, key, subnet_id, address in rows:
-            keyed[port_id].append((key, subnet_id, address))
-        return {port_id: [{"subnet_id": subnet_id, "ip_address": address}
-                          for _, subnet_id, address in (sorted(ips) if len(ips) > 1 else ips)]
-                for port_id, ips in keyed.items()}
-
     def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
-        fixed = self._fixed_ips(conn, page)
+        fixed = fixed_ips_of(conn, page)
         tags = load_tags(conn, page)
         return [render(r, fixed.get(r["id"], []), tags.get(r["id"], [])) for r in page.rows]
 

@@ -25,6 +25,7 @@ import netaddr
 from oslo_config import cfg
 from pyroute2 import IPRoute, netns
 
+from neutrino.agent import reports
 from neutrino.agent.dhcp import render
 from neutrino.agent.linux.ip import KernelError
 
@@ -101,14 +102,7 @@ class DnsmasqDriver:
         """Neutron's DHCP agent configurations, counted from what is served."""
         with self._lock:
             networks = list(self._applied.values())
-        return {
-            "dhcp_driver": self.conf.dhcp_driver,
-            "dhcp_lease_duration": self.conf.dhcp_lease_duration,
-            "log_agent_heartbeats": False, "notifies_port_ready": True,
-            "networks": len(networks),
-            "subnets": sum(len(render.dhcp_subnets(n)) for n in networks),
-            "ports": sum(len(n["ports"]) for n in networks),
-        }
+        return reports.dhcp_configurations(self.conf, networks)
 
     def present(self) -> set[str]:
         """Networks with a DHCP namespace on this host."""
@@ -140,7 +134,7 @@ class DnsmasqDriver:
             paths = render.Paths(str(self.root / network_id))
             if self._pid(network_id, paths) is None:
                 continue
-            ready |= {p for p in render.host_files(state)
+            ready |= {p for p in reports.served_ports([state])
                       if (Path(paths.hostsdir) / p).exists()}
         return {}, ready
 

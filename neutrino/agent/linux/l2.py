@@ -15,6 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
+from neutrino.agent import reports
 from neutrino.agent.linux.ip import Kernel
 
 LOG = logging.getLogger(__name__)
@@ -73,9 +74,7 @@ class LinuxBridgeDriver:
         """Neutron's Linux bridge agent configurations."""
         with self._lock:
             devices = sum(len(n["ports"]) for n in self._applied.values())
-        return {"interface_mappings": {}, "bridge_mappings": {}, "devices": devices,
-                "tunneling_ip": self.local_ip,
-                "tunnel_types": ["vxlan"] if self.local_ip else [], "l2_population": True}
+        return reports.l2_configurations(self.conf, devices)
 
     def present(self) -> set[str]:
         """Networks with a bridge here; bridges of unknown networks as orphan keys."""

@@ -1,0 +1,42 @@
+"""What agents say of themselves: Neutron's `configurations`, and which ports DHCP serves.
+
+One definition for the no-op and the Linux data planes alike, so that switching the data
+plane changes what the host does, not what the agent reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from oslo_config import cfg
+
+from neutrino.agent.dhcp import render
+
+
+def dhcp_configurations(conf: cfg.ConfigOpts, networks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A DHCP agent's configurations, counted from the networks it serves."""
+    return {
+        "dhcp_driver": conf.dhcp_driver,
+        "dhcp_lease_duration": conf.dhcp_lease_duration,
+        "log_agent_heartbeats": False,
+        "notifies_port_ready": True,
+        "networks": len(networks),
+        "subnets": sum(len(render.dhcp_subnets(n)) for n in networks),
+        "ports": sum(len(n["ports"]) for n in networks),
+    }
+
+
+def served_ports(networks: Iterable[dict[str, Any]]) -> set[str]:
+    """Ports a DHCP agent answers for: those with a host entry (see render.host_files)."""
+    return {port_id for n in networks for port_id in render.host_files(n)}
+
+
+def l2_configurations(conf: cfg.ConfigOpts, devices: int) -> dict[str, Any]:
+    """A Linux bridge agent's configurations."""
+    mappings = dict(m.split(":", 1) for m in conf.LINUX_BRIDGE.physical_interface_mappings
+                    if ":" in m)
+    local_ip = conf.VXLAN.local_ip
+    return {"interface_mappings": mappings, "bridge_mappings": {}, "devices": devices,
+            "tunneling_ip": local_ip, "tunnel_types": ["vxlan"] if local_ip else [],
+            "l2_population": True}
