@@ -7,11 +7,32 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import BACKENDS, Server, backend_unavailable, database_url
+from tests.support import (
+    BACKENDS,
+    Server,
+    backend_unavailable,
+    database_url,
+    namespaces,
+    our_processes,
+    root_network_snapshot,
+    wait_for,
+)
 
 ADMIN = ("admin", "adminpass")
 ALICE = ("alice", "alicepass")
 BOB = ("bob", "bobpass")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After the whole run: no namespace or process of ours remains, and the root namespace's
+    links, addresses, routes and rules are exactly as they were (an error fails the run)."""
+    before = (namespaces(), root_network_snapshot(), our_processes())
+    yield
+    wait_for(lambda: not set(our_processes()) - set(before[2]), timeout=20,
+             what=f"no processes left behind (now: {set(our_processes()) - set(before[2])})")
+    assert namespaces() - before[0] == set(), "namespaces left behind"
+    assert root_network_snapshot() == before[1], "the root namespace's network changed"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -269,3 +269,37 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.1, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def root_network_snapshot() -> dict[str, str]:
+    """The root namespace's links, addresses, routes and rules, as `ip` prints them (read only)."""
+    def ip(*args: str) -> str:
+        return subprocess.run(["ip", *args], check=True, capture_output=True, text=True,
+                              timeout=30).stdout
+
+    return {"links": ip("-o", "link", "show"), "addresses": ip("-o", "addr", "show"),
+            "routes": ip("route", "show", "table", "all"), "rules": ip("rule", "show")}
+
+
+def namespaces() -> set[str]:
+    """Network namespace names now."""
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+def our_processes() -> list[str]:
+    """Running (not zombie) dnsmasq and neutrino processes: pid and command line."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text[text.rfind(")") + 2] in "ZX" or int(stat.parent.name) == os.getpid():
+            continue
+        if "dnsmasq" in cmdline or "bin/neutrino" in cmdline:
+            out.append(f"{stat.parent.name} {cmdline.strip()}")
+    return sorted(out)

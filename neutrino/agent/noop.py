@@ -34,6 +34,10 @@ class _Recorder:
         with self._lock:
             return set(self.networks)
 
+    def drifted(self) -> set[str]:
+        """Nothing on a host that is not touched can drift."""
+        return set()
+
     def snapshot(self) -> list[dict[str, Any]]:
         """The recorded states."""
         with self._lock:

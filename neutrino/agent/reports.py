@@ -32,10 +32,15 @@ def served_ports(networks: Iterable[dict[str, Any]]) -> set[str]:
     return {port_id for n in networks for port_id in render.host_files(n)}
 
 
+def interface_mappings(conf: cfg.ConfigOpts) -> dict[str, str]:
+    """physnet -> interface, from `[LINUX_BRIDGE] physical_interface_mappings`."""
+    return dict(m.split(":", 1) for m in conf.LINUX_BRIDGE.physical_interface_mappings
+                if ":" in m)
+
+
 def l2_configurations(conf: cfg.ConfigOpts, devices: int) -> dict[str, Any]:
     """A Linux bridge agent's configurations."""
-    mappings = dict(m.split(":", 1) for m in conf.LINUX_BRIDGE.physical_interface_mappings
-                    if ":" in m)
+    mappings = interface_mappings(conf)
     local_ip = conf.VXLAN.local_ip
     return {"interface_mappings": mappings, "bridge_mappings": {}, "devices": devices,
             "tunneling_ip": local_ip, "tunnel_types": ["vxlan"] if local_ip else [],

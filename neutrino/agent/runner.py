@@ -5,8 +5,9 @@ Three threads share one desired state, keyed by network id:
 - the watch long-polls the server for what changed since the revision it holds, stores the
   new desired states and marks their keys dirty (a snapshot replaces everything);
 - the reconciler takes dirty keys and asks the driver to make the host match, one key at a
-  time, retrying failures with backoff; a periodic full pass marks every key dirty, and must
-  find nothing to do when all is well.
+  time, retrying failures with backoff; every `polling_interval` it asks the driver which
+  networks drifted (a VM's tap appeared, a dnsmasq died) and sends changed port statuses; a
+  periodic full pass marks every key dirty, and must find nothing to do when all is well.
 A missed or repeated event therefore never leaves the host wrong for longer than one pass.
 The watch resumes from its revision after a lost connection; the server decides when that
 revision is too old and answers with a snapshot.
@@ -46,6 +47,9 @@ class Driver(Protocol):
     def status(self) -> tuple[dict[str, str], set[str]]:
         """Ports on the host with their status (ACTIVE/DOWN), and ports DHCP answers for."""
 
+    def drifted(self) -> set[str]:
+        """Networks whose host state went wrong since they were applied (a cheap look)."""
+
 
 @dataclass
 class Backoff:
@@ -79,7 +83,8 @@ class AgentRunner:
 
     def __init__(self, host: str, driver: Driver, client: ServerClient, *,
                  report_interval: float, availability_zone: str | None,
-                 watch_timeout: float = 30.0, resync_interval: float = 30.0) -> None:
+                 watch_timeout: float = 30.0, resync_interval: float = 30.0,
+                 polling_interval: float = 1.0) -> None:
         self.host = host
         self.driver = driver
         self.client = client
@@ -87,6 +92,7 @@ class AgentRunner:
         self.availability_zone = availability_zone
         self.watch_timeout = watch_timeout
         self.resync_interval = resync_interval
+        self.polling_interval = polling_interval
         self.state = State()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -256,19 +262,38 @@ class AgentRunner:
         self._sent_ports.update(changed)
         self._sent_ready |= new_ready
 
+    def poll(self) -> None:
+        """Queue the networks the driver finds drifted, and send changed port statuses."""
+        drifted = self.driver.drifted()
+        if drifted:
+            LOG.info("Drift on %d network(s): %s", len(drifted), ", ".join(sorted(drifted)))
+            with self._cond:
+                self.state.dirty |= drifted
+        else:
+            self._send_status()
+
     def _reconcile_loop(self) -> None:
         backoff = Backoff()
         next_full = time.monotonic() + self.resync_interval
+        next_poll = time.monotonic() + self.polling_interval
         while not self._stop.is_set():
             with self._cond:
-                timeout = max(0.0, next_full - time.monotonic())
+                timeout = max(0.0, min(next_full, next_poll) - time.monotonic())
                 if not self.state.dirty:
                     self._cond.wait(timeout=min(timeout, 1.0) if timeout else 0.01)
             if self._stop.is_set():
                 break
-            if time.monotonic() >= next_full:
-                next_full = time.monotonic() + self.resync_interval
+            now = time.monotonic()
+            if now >= next_full:
+                next_full = now + self.resync_interval
                 self.mark_all_dirty()
+            elif now >= next_poll:
+                next_poll = now + self.polling_interval
+                try:
+                    if self._registered.is_set():
+                        self.poll()
+                except Exception:  # a failed look is retried at the next one
+                    LOG.exception("Looking for drift failed")
             with self._cond:
                 pending = bool(self.state.dirty)
             if not pending:

@@ -1,4 +1,4 @@
-"""`neutrino`: administration commands (`neutrino user add|list|remove`, `agent-swarm`)."""
+"""`neutrino`: administration commands (`user add|list|remove`, `agent-swarm`, `lab ...`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from neutrino.api.auth import UserFile
-from neutrino.cmd import swarm
+from neutrino.cmd import lab, swarm
 from neutrino.cmd.common import load_config
 
 
@@ -74,12 +74,17 @@ def parser() -> argparse.ArgumentParser:
     swarm.add_arguments(swarm_parser)
     swarm_parser.set_defaults(func=lambda args: print(
         json.dumps(asyncio.run(swarm.run(args)), indent=2)) or 0)
+    lab_parser = commands.add_parser("lab", help="a multi-host cloud on this machine")
+    lab.add_arguments(lab_parser)
+    lab_parser.set_defaults(run=lab.run)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command."""
     args = parser().parse_args(argv)
+    if hasattr(args, "run"):
+        return int(args.run(args))
     return int(args.func(args))
 
 

@@ -154,6 +154,14 @@ agent_opts = [
                help="What the agent does on the host: noop records the desired state only; "
                "linux makes bridges, VXLAN devices and tap plugging (Linux bridge agent), or "
                "one dnsmasq per network in qdhcp-<network> (DHCP agent)."),
+    cfg.StrOpt("host_namespace",
+               help="Network namespace standing for this agent's host (the lab runs several "
+               "hosts on one kernel). The agent's bridges, VXLAN devices and taps are made "
+               "there, and its DHCP namespaces are named <host_namespace>-qdhcp-<network>; "
+               "unset, the agent works in its own namespace with Neutron's names."),
+    cfg.FloatOpt("polling_interval", default=1.0, min=0.1,
+                 help="Seconds between two looks at the host for drift (a tap appearing, "
+                 "a dnsmasq gone), repaired without waiting for the full pass."),
 ]
 
 dhcp_agent_opts = [

@@ -55,7 +55,7 @@ def lab() -> Iterator[dict[str, Any]]:
         pid_file = Path(Paths(str(tmp_path / "dhcp" / network_id)).pid)
         if pid_file.exists() and Path(f"/proc/{pid_file.read_text().strip()}").exists():
             DnsmasqDriver._stop(int(pid_file.read_text().strip()))
-        for ns in (namespace(network_id), host, vm):
+        for ns in (namespace(network_id, host), host, vm):
             subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
         shutil.rmtree(tmp_path, ignore_errors=True)
 
@@ -119,4 +119,5 @@ def test_vm_gets_its_fixed_ip_from_dnsmasq(lab: dict[str, Any]) -> None:
 
     driver.apply(network_id, None)
     assert not Path(f"/proc/{pid}").exists()
-    assert namespace(network_id) not in driver.present()
+    assert network_id not in driver.present()
+    assert namespace(network_id, lab["host"]) not in os.listdir("/run/netns")

@@ -116,3 +116,47 @@ def test_orphans_are_removed_and_foreign_links_never_touched(driver: LinuxBridge
     with pytest.raises(KernelError):
         Kernel(netns).delete("eth9")
     assert "eth9" in Kernel(netns).links()
+
+
+def test_new_tap_is_found_as_drift(driver: LinuxBridgeDriver, netns: str) -> None:
+    """A VM's tap that appears after its network was applied is seen by the cheap look."""
+    driver.apply(NET, network([]))
+    assert driver.drifted() == set()
+    subprocess.run(["ip", "-n", netns, "link", "add", tap_name(PORT), "type", "veth", "peer",
+                    "name", "ntt-vm1"], check=True)
+    assert driver.drifted() == {NET}
+    driver.apply(NET, network([]))
+    assert driver.drifted() == set()
+
+
+def flat_network() -> dict[str, Any]:
+    """A flat network on physnet1 with one local port."""
+    return {"id": NET, "network_type": "flat", "physical_network": "physnet1",
+            "segmentation_id": None, "ports": [{"id": PORT, "admin_state_up": True}],
+            "remote_endpoints": []}
+
+
+def test_flat_uplink_is_enslaved_and_released(netns: str, tmp_path: Path) -> None:
+    """The mapped interface joins the bridge, is released (not deleted) with it, and one
+    that carries an address is refused and left exactly as it was."""
+    conf_file = tmp_path / "l2.conf"
+    conf_file.write_text("[LINUX_BRIDGE]\nphysical_interface_mappings = physnet1:ntt-up0\n")
+    flat = LinuxBridgeDriver(load_config(["--config-file", str(conf_file)], "test"),
+                             netns=netns)
+    subprocess.run(["ip", "-n", netns, "link", "add", "ntt-up0", "type", "veth", "peer",
+                    "name", "ntt-up1"], check=True)
+    flat.apply(NET, flat_network())
+    links = Kernel(netns).links()
+    assert links["ntt-up0"].master == links[bridge_name(NET)].index
+    assert flat.configurations()["interface_mappings"] == {"physnet1": "ntt-up0"}
+    flat.apply(NET, flat_network())  # a second pass changes nothing
+    assert Kernel(netns).links()["ntt-up0"] == links["ntt-up0"]
+    flat.apply(NET, None)
+    links = Kernel(netns).links()
+    assert bridge_name(NET) not in links and links["ntt-up0"].master is None
+
+    subprocess.run(["ip", "-n", netns, "addr", "add", "198.51.100.7/24", "dev", "ntt-up0"],
+                   check=True)
+    with pytest.raises(KernelError, match="carries addresses"):
+        flat.apply(NET, flat_network())
+    assert Kernel(netns).links()["ntt-up0"].master is None

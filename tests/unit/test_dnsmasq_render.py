@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from neutrino.agent.dhcp.render import Paths, command, host_files, opts_text, stale_files
+from neutrino.agent.dhcp.render import (
+    Paths,
+    command,
+    host_files,
+    leases_text,
+    opts_text,
+    stale_files,
+)
 
 S1, S2, S6 = "11111111-aaaa", "22222222-bbbb", "66666666-ffff"
 DHCP_PORT, VM1, VM2, OFF = "d0", "p1", "p2", "p3"
@@ -56,6 +63,14 @@ def test_host_files() -> None:
         VM1: "fa:16:3e:aa:bb:01,set:port-p1,198.51.100.7,host-198-51-100-7.openstacklocal.\n",
         VM2: "fa:16:3e:aa:bb:02,set:port-p2,203.0.113.5,host-203-0-113-5.openstacklocal.\n",
     }
+
+
+def test_leases_are_prewritten_for_every_served_address() -> None:
+    """One lease per served IPv4 address, valid one lease duration from now."""
+    assert leases_text(network(), 600, 1_000) == (
+        "1600 fa:16:3e:aa:bb:01 198.51.100.7 host-198-51-100-7 *\n"
+        "1600 fa:16:3e:aa:bb:02 203.0.113.5 host-203-0-113-5 *\n")
+    assert leases_text(network(), -1, 1_000).startswith("0 fa:16:3e:aa:bb:01 ")
 
 
 def test_opts() -> None:

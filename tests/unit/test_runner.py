@@ -37,6 +37,9 @@ class Host:
     def status(self) -> tuple[dict[str, str], set[str]]:
         return {}, set()
 
+    def drifted(self) -> set[str]:
+        return set()
+
 
 def runner(host: Host) -> AgentRunner:
     return AgentRunner("h", host, client=None, report_interval=1,  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,9 @@ def reap_dnsmasq_zombies() -> None:
             _reap(int(stat.parent.name))
 
 
-def namespace(network_id: str) -> str:
-    """Neutron's DHCP namespace name."""
-    return f"{PREFIX}{network_id}"
+def namespace(network_id: str, host_namespace: str | None = None) -> str:
+    """Neutron's DHCP namespace name, after the host's namespace when there is one."""
+    return f"{host_namespace}-{PREFIX}{network_id}" if host_namespace else f"{PREFIX}{network_id}"
 
 
 def _alive(pid: int, network_id: str) -> bool:
@@ -88,12 +89,14 @@ class DnsmasqDriver:
     def __init__(self, conf: cfg.ConfigOpts, host_netns: str | None = None,
                  dnsmasq: str | None = None) -> None:
         self.conf = conf
-        self.host_netns = host_netns
+        self.host_netns = host_netns or conf.AGENT.host_namespace
+        self.prefix = namespace("", self.host_netns)
         self.root = Path(conf.state_path) / "dhcp"
         self.dnsmasq = dnsmasq or shutil.which(
             "dnsmasq", path=f"{os.environ.get('PATH', '')}:/usr/sbin") or "dnsmasq"
         self._lock = threading.Lock()
         self._applied: dict[str, dict[str, Any]] = {}
+        self._served: dict[str, set[str]] = {}  # ports with a file under a running dnsmasq
         become_subreaper()
 
     # -- the Driver contract --------------------------------------------------------------
@@ -106,7 +109,8 @@ class DnsmasqDriver:
 
     def present(self) -> set[str]:
         """Networks with a DHCP namespace on this host."""
-        return {name[len(PREFIX):] for name in netns.listnetns() if name.startswith(PREFIX)}
+        return {name[len(self.prefix):] for name in netns.listnetns()
+                if name.startswith(self.prefix)}
 
     def apply(self, network_id: str, state: dict[str, Any] | None) -> None:
         """Serve a network as its state says, or stop serving it (None)."""
@@ -124,25 +128,31 @@ class DnsmasqDriver:
         self._run(network_id, paths, args, sighup)
         with self._lock:
             self._applied[network_id] = state
+            # Every file is written and dnsmasq runs (a new file is read as it appears).
+            self._served[network_id] = reports.served_ports([state])
 
     def status(self) -> tuple[dict[str, str], set[str]]:
         """Ports with a host file under a running dnsmasq are ready."""
-        ready: set[str] = set()
         with self._lock:
-            networks = dict(self._applied)
-        for network_id, state in networks.items():
-            paths = render.Paths(str(self.root / network_id))
-            if self._pid(network_id, paths) is None:
-                continue
-            ready |= {p for p in reports.served_ports([state])
-                      if (Path(paths.hostsdir) / p).exists()}
+            served = dict(self._served)
+        ready: set[str] = set()
+        for network_id, ports in served.items():
+            if self._pid(network_id, render.Paths(str(self.root / network_id))) is not None:
+                ready |= ports
         return {}, ready
+
+    def drifted(self) -> set[str]:
+        """Networks whose dnsmasq is gone (killed, crashed) since they were applied."""
+        with self._lock:
+            networks = list(self._applied)
+        return {n for n in networks
+                if self._pid(n, render.Paths(str(self.root / n))) is None}
 
     # -- pieces ---------------------------------------------------------------------------
 
     def _plug(self, network_id: str, port: dict[str, Any], state: dict[str, Any]) -> str:
         """The DHCP port's veth pair, its MAC and addresses; returns the inner name."""
-        ns = namespace(network_id)
+        ns = namespace(network_id, self.host_netns)
         outer, inner = f"tap{port['id'][:11]}", f"ns-{port['id'][:11]}"
         if ns not in netns.listnetns():
             netns.create(ns)
@@ -201,7 +211,10 @@ class DnsmasqDriver:
         if not opts.exists() or opts.read_text() != text:
             sighup |= opts.exists()
             opts.write_text(text)
-        Path(paths.leases).touch()
+        leases = Path(paths.leases)
+        if not leases.exists():
+            leases.write_text(render.leases_text(state, self.conf.dhcp_lease_duration,
+                                                 int(time.time())))
         return sighup
 
     def _pid(self, network_id: str, paths: render.Paths) -> int | None:
@@ -224,7 +237,8 @@ class DnsmasqDriver:
             LOG.info("Restarting dnsmasq %d of network %s: its ranges changed", pid,
                      network_id)
             self._stop(pid)
-        result = subprocess.run(["ip", "netns", "exec", namespace(network_id), *args],
+        result = subprocess.run(["ip", "netns", "exec", namespace(network_id, self.host_netns),
+                                 *args],
                                 capture_output=True, text=True, timeout=30)
         reap_dnsmasq_zombies()
         if result.returncode != 0:
@@ -253,10 +267,11 @@ class DnsmasqDriver:
         pid = self._pid(network_id, paths)
         if pid is not None:
             self._stop(pid)
-        ns = namespace(network_id)
+        ns = namespace(network_id, self.host_netns)
         if ns in netns.listnetns():
             netns.remove(ns)  # its ns- end goes with it, and with it the tap
             LOG.info("Removed DHCP namespace %s", ns)
         shutil.rmtree(self.root / network_id, ignore_errors=True)
         with self._lock:
             self._applied.pop(network_id, None)
+            self._served.pop(network_id, None)

@@ -74,6 +74,23 @@ def host_files(network: dict[str, Any]) -> dict[str, str]:
     return files
 
 
+def leases_text(network: dict[str, Any], lease_seconds: int, now: int) -> str:
+    """A dnsmasq lease file holding every IPv4 host entry, valid for one lease from `now`.
+
+    Written before a network's first dnsmasq starts (a new host after failover, or a lost
+    lease file), so that dnsmasq treats the clients as known: a renewal coming in is acked
+    instead of refused and the lease is not offered to anyone else (Neutron bug 2124215).
+    """
+    expiry = now + lease_seconds if lease_seconds > 0 else 0
+    lines = []
+    for text in host_files(network).values():
+        for line in text.splitlines():
+            mac, _tag, address, name = line.split(",")
+            if not address.startswith("["):
+                lines.append(f"{expiry} {mac} {address} {name.split('.')[0]} *\n")
+    return "".join(lines)
+
+
 def _server_address(network: dict[str, Any], subnet_id: str) -> str | None:
     dhcp_port = next((p for p in network["ports"] if p["id"] == network.get("dhcp_port_id")),
                      None)

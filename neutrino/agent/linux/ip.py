@@ -157,6 +157,36 @@ class Kernel:
                 changed = True
         return changed
 
+    def ensure_uplink(self, name: str, bridge: str) -> bool:
+        """Enslave the operator's interface `name` to `bridge` (a flat network's uplink).
+
+        The interface is not neutrino's: it is never created, renamed, moved or deleted, and
+        it is refused outright when it carries addresses or routes — enslaving such an
+        interface (a host's `eth0`) would cut the host off its network.
+        """
+        _guard(bridge)
+        links = self.links()
+        link, master = links.get(name), links.get(bridge)
+        if link is None or master is None:
+            raise KernelError(f"cannot plug uplink {name} into {bridge}: missing")
+        if link.master == master.index:
+            return False
+        if link.master is not None:
+            raise KernelError(f"refusing uplink {name}: it is already in another bridge")
+        with self._ipr() as ipr:
+            addresses = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=link.index)
+                         if a["scope"] == 0]
+            routes = ipr.get_routes(oif=link.index)
+            if addresses or routes:
+                raise KernelError(f"refusing uplink {name}: it carries addresses or routes "
+                                  f"({', '.join(addresses) or 'routes'}); map an interface "
+                                  "reserved for the physical network")
+            ipr.link("set", index=link.index, master=master.index)
+            if not link.up:
+                ipr.link("set", index=link.index, state="up")
+        LOG.info("Plugged uplink %s into %s in %s", name, bridge, self.netns or "this namespace")
+        return True
+
     def ensure_remotes(self, name: str, remotes: set[str]) -> bool:
         """Exactly these flooding entries (all-zero MAC, one per remote) on a VXLAN device."""
         _guard(name)

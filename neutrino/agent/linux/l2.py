@@ -3,7 +3,9 @@
 `plan` turns a network's desired state into what the host should have (pure); the driver
 compares that with the kernel and changes only the difference, so a second pass does
 nothing. VXLAN is unicast only: the remote endpoints come from the watch, each as an
-all-zero-MAC forwarding entry; there is no multicast group and no learning.
+all-zero-MAC forwarding entry; there is no multicast group and no learning. A flat network
+joins the interface `physical_interface_mappings` names for its physical network; that
+interface is the operator's, so it is only ever enslaved (see `Kernel.ensure_uplink`).
 """
 
 from __future__ import annotations
@@ -41,19 +43,23 @@ class Plan:
     vni: int | None
     remotes: frozenset[str]
     taps: frozenset[str]
+    uplink: str | None = None
 
 
-def plan(network: dict[str, Any], local_ip: str) -> Plan:
+def plan(network: dict[str, Any], local_ip: str,
+         mappings: dict[str, str] | None = None) -> Plan:
     """The host's share of a network, from its desired state (no I/O)."""
-    vxlan = vni = None
+    vxlan = vni = uplink = None
     if network["network_type"] == "vxlan" and local_ip:
         vni = int(network["segmentation_id"])
         vxlan = f"vxlan-{vni}"
+    elif network["network_type"] == "flat":
+        uplink = (mappings or {}).get(network.get("physical_network") or "")
     remotes = frozenset(e["ip_address"] for e in network.get("remote_endpoints", [])
                         if e["ip_address"] != local_ip)
     taps = frozenset(tap_name(p["id"]) for p in network["ports"])
     return Plan(bridge_name(network["id"]), vxlan, vni, remotes if vxlan else frozenset(),
-                taps)
+                taps, uplink)
 
 
 class LinuxBridgeDriver:
@@ -66,7 +72,8 @@ class LinuxBridgeDriver:
     def __init__(self, conf: cfg.ConfigOpts, netns: str | None = None) -> None:
         self.conf = conf
         self.local_ip = conf.VXLAN.local_ip
-        self.kernel = Kernel(netns)
+        self.mappings = reports.interface_mappings(conf)
+        self.kernel = Kernel(netns or conf.AGENT.host_namespace)
         self._lock = threading.Lock()
         self._applied: dict[str, dict[str, Any]] = {}
 
@@ -97,17 +104,38 @@ class LinuxBridgeDriver:
             vxlan = plan(old, self.local_ip).vxlan if old else None
             self._remove(bridge_name(network_id), vxlan)
             return
-        wanted = plan(state, self.local_ip)
+        wanted = plan(state, self.local_ip, self.mappings)
         self.kernel.ensure_bridge(wanted.bridge)
         if wanted.vxlan and wanted.vni is not None:
             self.kernel.ensure_vxlan(wanted.vxlan, wanted.vni, self.local_ip, wanted.bridge)
             self.kernel.ensure_remotes(wanted.vxlan, set(wanted.remotes))
+        if wanted.uplink:
+            self.kernel.ensure_uplink(wanted.uplink, wanted.bridge)
         links = self.kernel.links()
         for tap in sorted(wanted.taps):
             if tap in links:  # the VM's tap exists once the VM is plugged
                 self.kernel.ensure_in_bridge(tap, wanted.bridge)
         with self._lock:
             self._applied[network_id] = state
+
+    def drifted(self) -> set[str]:
+        """Networks with a wanted tap present but not plugged, or a missing bridge."""
+        links = self.kernel.links()
+        with self._lock:
+            networks = dict(self._applied)
+        out = set()
+        for network_id, state in networks.items():
+            wanted = plan(state, self.local_ip, self.mappings)
+            bridge = links.get(wanted.bridge)
+            if bridge is None:
+                out.add(network_id)
+                continue
+            for tap in wanted.taps:
+                link = links.get(tap)
+                if link is not None and (link.master != bridge.index or not link.up):
+                    out.add(network_id)
+                    break
+        return out
 
     def _remove(self, bridge: str, vxlan: str | None) -> None:
         links = self.kernel.links()
@@ -118,7 +146,7 @@ class LinuxBridgeDriver:
                           if link.kind == "vxlan" and link.master == bridge_link.index), None)
         if vxlan:
             self.kernel.delete(vxlan)
-        self.kernel.delete(bridge)
+        self.kernel.delete(bridge)  # a flat uplink is released, not deleted
 
     def status(self) -> tuple[dict[str, str], set[str]]:
         """A port is ACTIVE when its tap is in its bridge and up, and admin-enabled."""

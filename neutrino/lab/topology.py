@@ -1,0 +1,96 @@
+"""What a lab is made of: its hosts and their agents (seed 000's by default)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+AGENT_KINDS = ("l2", "dhcp")
+_LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+_HOST_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,15}$")
+
+
+class TopologyError(ValueError):
+    """A topology that cannot be built."""
+
+
+@dataclass(frozen=True)
+class Host:
+    """One simulated host and the agents it runs."""
+
+    name: str
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A controller (the server) and hosts."""
+
+    name: str
+    controller: str
+    hosts: tuple[Host, ...]
+    server_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def host(self, name: str) -> Host:
+        """A host by name."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise TopologyError(f"no host {name!r} in topology {self.name} "
+                            f"(hosts: {', '.join(h.name for h in self.hosts)})")
+
+
+SEED_000 = {
+    "name": "seed-000",
+    "controller": "controlnode",
+    "hosts": [{"name": "HostA", "agents": ["l2", "dhcp"]},
+              {"name": "HostB", "agents": ["l2", "dhcp"]}],
+}
+BUILTIN = {"seed-000": SEED_000}
+
+
+def check_lab_name(name: str) -> str:
+    """A lab name short enough to prefix every namespace and interface it makes."""
+    if not _LAB_NAME.match(name):
+        raise TopologyError(f"lab name {name!r}: 1-6 lower-case letters and digits, "
+                            "starting with a letter")
+    return name
+
+
+def parse(data: dict[str, Any]) -> Topology:
+    """A topology from its JSON form."""
+    try:
+        hosts = tuple(Host(str(h["name"]), tuple(h.get("agents", AGENT_KINDS)))
+                      for h in data["hosts"])
+    except (KeyError, TypeError) as err:
+        raise TopologyError(f"a topology needs hosts with names: {err}") from err
+    if not hosts:
+        raise TopologyError("a topology needs at least one host")
+    for host in hosts:
+        if not _HOST_NAME.match(host.name):
+            raise TopologyError(f"host name {host.name!r}: up to 16 letters and digits")
+        unknown = set(host.agents) - set(AGENT_KINDS)
+        if unknown:
+            raise TopologyError(f"host {host.name}: unknown agents {sorted(unknown)} "
+                                f"(known: {', '.join(AGENT_KINDS)})")
+    if len({h.name for h in hosts}) != len(hosts):
+        raise TopologyError("host names must be unique")
+    return Topology(str(data.get("name", "custom")), str(data.get("controller", "controlnode")),
+                    hosts, dict(data.get("server_options", {})))
+
+
+def load(name_or_file: str) -> Topology:
+    """A built-in topology by name, or one from a JSON file."""
+    if name_or_file in BUILTIN:
+        return parse(BUILTIN[name_or_file])
+    path = Path(name_or_file)
+    if not path.is_file():
+        raise TopologyError(f"no topology {name_or_file!r}: neither built in "
+                            f"({', '.join(BUILTIN)}) nor a file")
+    try:
+        return parse(json.loads(path.read_text()))
+    except json.JSONDecodeError as err:
+        raise TopologyError(f"{path}: not JSON: {err}") from err
