@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,7 +85,7 @@ class AgentRunner:
     def __init__(self, host: str, driver: Driver, client: ServerClient, *,
                  report_interval: float, availability_zone: str | None,
                  watch_timeout: float = 30.0, resync_interval: float = 30.0,
-                 polling_interval: float = 1.0) -> None:
+                 polling_interval: float = 1.0, workers: int = 4) -> None:
         self.host = host
         self.driver = driver
         self.client = client
@@ -93,6 +94,9 @@ class AgentRunner:
         self.watch_timeout = watch_timeout
         self.resync_interval = resync_interval
         self.polling_interval = polling_interval
+        # Networks are independent: a full pass over a thousand of them runs on a few
+        # threads, so that one slow network (a dnsmasq starting) does not hold the others.
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="apply")
         self.state = State()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -126,6 +130,7 @@ class AgentRunner:
         for thread in self._threads:
             # A watch may sit in a long poll; its daemon thread ends with the process.
             thread.join(timeout=2 if thread.name.endswith("-watch") else 15)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def wait(self) -> None:
         """Block until stopped."""
@@ -236,15 +241,20 @@ class AgentRunner:
         self._send_status()
         return len(failed)
 
+    def _apply_one(self, key: str, state: dict[str, Any] | None) -> bool:
+        try:
+            self.driver.apply(key, state)
+        except Exception:  # one network's failure must not stop the others
+            LOG.exception("Could not apply network %s; will retry", key)
+            return False
+        return True
+
     def _apply(self, keys: Iterable[str], wanted: dict[str, dict[str, Any] | None]) -> list[str]:
-        failed = []
-        for key in keys:
-            try:
-                self.driver.apply(key, wanted[key])
-            except Exception:  # one network's failure must not stop the others
-                LOG.exception("Could not apply network %s; will retry", key)
-                failed.append(key)
-        return failed
+        keys = list(keys)
+        if len(keys) == 1:
+            return [] if self._apply_one(keys[0], wanted[keys[0]]) else keys
+        done = self._pool.map(lambda key: self._apply_one(key, wanted[key]), keys)
+        return [key for key, ok in zip(keys, done, strict=True) if not ok]
 
     def _send_status(self) -> None:
         ports, ready = self.driver.status()

@@ -38,7 +38,8 @@ def run(kind: str, prog: str, argv: Sequence[str] | None) -> int:
                          availability_zone=conf.AGENT.availability_zone,
                          watch_timeout=conf.AGENT.watch_timeout,
                          resync_interval=conf.AGENT.resync_interval,
-                         polling_interval=conf.AGENT.polling_interval)
+                         polling_interval=conf.AGENT.polling_interval,
+                         workers=conf.AGENT.reconcile_workers)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         LOG.info("%s on %s stopping (signal %d)", driver.binary, conf.host, signum)

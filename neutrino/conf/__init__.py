@@ -159,6 +159,9 @@ agent_opts = [
                "hosts on one kernel). The agent's bridges, VXLAN devices and taps are made "
                "there, and its DHCP namespaces are named <host_namespace>-qdhcp-<network>; "
                "unset, the agent works in its own namespace with Neutron's names."),
+    cfg.IntOpt("reconcile_workers", default=4, min=1,
+               help="Threads applying networks in parallel during a pass (Neutron's DHCP "
+               "agent resyncs with 4)."),
     cfg.FloatOpt("polling_interval", default=1.0, min=0.1,
                  help="Seconds between two looks at the host for drift (a tap appearing, "
                  "a dnsmasq gone), repaired without waiting for the full pass."),

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -219,7 +220,8 @@ class Lab:
             time.sleep(0.1)
         raise LabError(f"neutrino-server did not answer within 60 s; see {server}/server.log")
 
-    def _remember_namespace(self, name: str) -> None:
+    def remember_namespace(self, name: str) -> None:
+        """Make a namespace that `down` removes with the lab."""
         netns.add_namespace(name)
         if name not in self.state["namespaces"]:
             self.state["namespaces"].append(name)
@@ -228,13 +230,13 @@ class Lab:
     def _wire(self, topology: Topology) -> None:
         """Underlay and outside namespaces, and each host's namespace wired to both."""
         underlay, outside = f"{self.name}-underlay", f"{self.name}-outside"
-        self._remember_namespace(underlay)
-        self._remember_namespace(outside)
+        self.remember_namespace(underlay)
+        self.remember_namespace(outside)
         netns.bridge(underlay, "ul-br")
         netns.bridge(outside, "ext-br")
         for index, host in enumerate(topology.hosts, start=1):
             ns = self.host_namespace(host.name)
-            self._remember_namespace(ns)
+            self.remember_namespace(ns)
             netns.veth(ns, "ul0", underlay, f"ul-{index}")
             netns.bridge(underlay, "ul-br", [f"ul-{index}"])
             netns.address(ns, "ul0", UNDERLAY.format(10 + index))
@@ -244,7 +246,18 @@ class Lab:
                      f"{UNDERLAY.format(10 + index)}, agents {', '.join(host.agents)}")
 
     def down(self) -> None:
-        """Remove everything the lab made: processes by pid, namespaces by name, its files."""
+        """Remove everything the lab made: processes by pid, namespaces by name, its files.
+
+        A second Ctrl-C (or SIGTERM) while this runs would leave half a lab behind: both are
+        held off until it is done."""
+        held = _hold_signals()
+        try:
+            self._down()
+        finally:
+            for signum, handler in held.items():
+                signal.signal(signum, handler)
+
+    def _down(self) -> None:
         if not self.state:
             if self.dir.exists():
                 shutil.rmtree(self.dir)
@@ -503,6 +516,14 @@ class Lab:
                 "agents": {kind: self.agent_running(host.name, kind) for kind in host.agents},
                 "dnsmasq": self.dnsmasq_pids(host.name)}
         return out
+
+
+def _hold_signals() -> dict[int, Any]:
+    """Ignore SIGINT and SIGTERM (main thread only); the handlers to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, signal.SIG_IGN)
+            for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def require_root() -> None:

@@ -152,6 +152,9 @@ def test_lab_command_line(base: Path, tmp_path: Path) -> None:
                          if neutrino(*common, "vm", "dhcp", "web", check=False).returncode == 0
                          else None, timeout=30)
         assert f"lease of {fixed_ip} from" in lease and "on Solo" in lease
+        # Plugged by the L2 agent and served by dnsmasq: the port is ACTIVE in the API.
+        wait_for(lambda: neutrino(*common, "openstack", "port", "show", "web", "-f", "value",
+                                  "-c", "status").stdout.strip() == "ACTIVE", timeout=30)
         shown = neutrino(*common, "vm", "exec", "web", "--", "ip", "-4", "addr", "show", "ens3")
         assert f"inet {fixed_ip}/24" in shown.stdout  # the lease configured the VM
         neutrino(*common, "agent", "stop", "Solo", "dhcp")

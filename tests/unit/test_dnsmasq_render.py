@@ -60,8 +60,8 @@ def network(**overrides: Any) -> dict[str, Any]:
 def test_host_files() -> None:
     """One file per served port; DHCP ports, disabled ports and non-DHCP subnets left out."""
     assert host_files(network()) == {
-        VM1: "fa:16:3e:aa:bb:01,set:port-p1,198.51.100.7,host-198-51-100-7.openstacklocal.\n",
-        VM2: "fa:16:3e:aa:bb:02,set:port-p2,203.0.113.5,host-203-0-113-5.openstacklocal.\n",
+        VM1: "fa:16:3e:aa:bb:01,198.51.100.7,host-198-51-100-7.openstacklocal.\n",
+        VM2: "fa:16:3e:aa:bb:02,203.0.113.5,host-203-0-113-5.openstacklocal.\n",
     }
 
 

@@ -5,7 +5,9 @@ namespace, for the L2 agent to plug into the network's bridge; `ns-...` in the D
 namespace with the port's MAC and addresses), the rendered files, and dnsmasq itself,
 daemonised so that it keeps serving when the agent stops. A port added is one more file in
 the hosts directory, which dnsmasq reads without a reload; removed or changed files and new
-options take one SIGHUP; only a change of ranges restarts dnsmasq.
+options take one SIGHUP; only a change of ranges restarts dnsmasq. Watching the directory
+takes an inotify instance, of which the kernel allows 128 per user by default: past that,
+dnsmasq reads the same directory as a hosts file and every change takes a SIGHUP.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from typing import Any
 
 import netaddr
 from oslo_config import cfg
-from pyroute2 import IPRoute, netns
+from pyroute2 import netns
 
 from neutrino.agent import reports
 from neutrino.agent.dhcp import render
-from neutrino.agent.linux.ip import KernelError
+from neutrino.agent.linux.ip import KernelError, create_namespace, iproute
 
 LOG = logging.getLogger(__name__)
 PREFIX = "qdhcp-"
@@ -53,16 +55,37 @@ def _reap(pid: int) -> None:
 def reap_dnsmasq_zombies() -> None:
     """Collect our exited dnsmasq children: daemonising forks twice, and the middle process
     exits to us (the subreaper). Only dnsmasq zombies whose parent we are are touched."""
-    me = os.getpid()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for children in Path("/proc/self/task").glob("*/children"):
         try:
-            text = stat.read_text()
+            pids = children.read_text().split()
         except OSError:
             continue
-        comm = text[text.find("(") + 1:text.rfind(")")]
-        fields = text[text.rfind(")") + 2:].split()
-        if comm == "dnsmasq" and fields[0] == "Z" and int(fields[1]) == me:
-            _reap(int(stat.parent.name))
+        for pid in pids:
+            try:
+                text = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            comm = text[text.find("(") + 1:text.rfind(")")]
+            if comm == "dnsmasq" and text[text.rfind(")") + 2] == "Z":
+                _reap(int(pid))
+
+
+class InotifyExhausted(KernelError):
+    """dnsmasq could not get an inotify instance to watch its host files."""
+
+
+def _inotify_limit() -> str:
+    try:
+        return Path("/proc/sys/fs/inotify/max_user_instances").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Replace a file whole, so that dnsmasq never reads half of one."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
 
 
 def namespace(network_id: str, host_namespace: str | None = None) -> str:
@@ -97,6 +120,8 @@ class DnsmasqDriver:
         self._lock = threading.Lock()
         self._applied: dict[str, dict[str, Any]] = {}
         self._served: dict[str, set[str]] = {}  # ports with a file under a running dnsmasq
+        # New dnsmasq processes watch their host files until inotify instances run out.
+        self.watch_host_files = True
         become_subreaper()
 
     # -- the Driver contract --------------------------------------------------------------
@@ -121,11 +146,17 @@ class DnsmasqDriver:
         paths = render.Paths(str(self.root / network_id))
         port = next(p for p in state["ports"] if p["id"] == state["dhcp_port_id"])
         interface = self._plug(network_id, port, state)
-        sighup = self._write_files(paths, state)
-        args = [self.dnsmasq, *render.command(state, interface, paths,
-                                              self.conf.dhcp_lease_duration)[1:]]
-        args.remove("--keep-in-foreground")  # daemonised: it outlives the agent
-        self._run(network_id, paths, args, sighup)
+        watched = self._watched(network_id, paths)
+        sighup = self._write_files(paths, state, watched)
+        try:
+            self._run(network_id, paths, self._args(state, interface, paths, watched), sighup)
+        except InotifyExhausted:
+            self.watch_host_files = False
+            LOG.warning("dnsmasq could not watch its host files for network %s: inotify "
+                        "instances are exhausted (fs.inotify.max_user_instances = %s). This "
+                        "and further networks read them on SIGHUP instead; raise the sysctl "
+                        "to avoid the reloads", network_id, _inotify_limit())
+            self._run(network_id, paths, self._args(state, interface, paths, False), True)
         with self._lock:
             self._applied[network_id] = state
             # Every file is written and dnsmasq runs (a new file is read as it appears).
@@ -150,20 +181,35 @@ class DnsmasqDriver:
 
     # -- pieces ---------------------------------------------------------------------------
 
+    def _args(self, state: dict[str, Any], interface: str, paths: render.Paths,
+              watched: bool) -> list[str]:
+        args = [self.dnsmasq, *render.command(state, interface, paths,
+                                              self.conf.dhcp_lease_duration,
+                                              watched=watched)[1:]]
+        args.remove("--keep-in-foreground")  # daemonised: it outlives the agent
+        return args
+
+    def _watched(self, network_id: str, paths: render.Paths) -> bool:
+        """Whether the network's dnsmasq watches its host files: as the running one does,
+        else unless inotify instances ran out (each dnsmasq needs one, and the kernel's
+        default allows 128 per user)."""
+        pid = self._pid(network_id, paths)
+        if pid is not None:
+            return b"--dhcp-hostsdir=" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return self.watch_host_files
+
     def _plug(self, network_id: str, port: dict[str, Any], state: dict[str, Any]) -> str:
         """The DHCP port's veth pair, its MAC and addresses; returns the inner name."""
         ns = namespace(network_id, self.host_netns)
         outer, inner = f"tap{port['id'][:11]}", f"ns-{port['id'][:11]}"
-        if ns not in netns.listnetns():
-            netns.create(ns)
-        with IPRoute(netns=ns) as ipr:
+        create_namespace(ns)
+        with iproute(ns) as ipr:
             exists = bool(ipr.link_lookup(ifname=inner))
             lo = ipr.link_lookup(ifname="lo")
             if lo:
                 ipr.link("set", index=lo[0], state="up")
         if not exists:
-            host = IPRoute(netns=self.host_netns) if self.host_netns else IPRoute()
-            with host as ipr:
+            with iproute(self.host_netns) as ipr:
                 stale = ipr.link_lookup(ifname=outer)
                 if stale:
                     ipr.link("del", index=stale[0])
@@ -177,7 +223,7 @@ class DnsmasqDriver:
             subnet = next((s for s in state["subnets"] if s["id"] == ip["subnet_id"]), None)
             if subnet is not None:
                 wanted.add((ip["ip_address"], netaddr.IPNetwork(subnet["cidr"]).prefixlen))
-        with IPRoute(netns=ns) as ipr:
+        with iproute(ns) as ipr:
             index = ipr.link_lookup(ifname=inner)[0]
             ipr.link("set", index=index, address=port["mac_address"], state="up")
             current = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
@@ -188,8 +234,9 @@ class DnsmasqDriver:
                 ipr.addr("del", index=index, address=address, prefixlen=prefix)
         return inner
 
-    def _write_files(self, paths: render.Paths, state: dict[str, Any]) -> bool:
-        """Write host files and options; True if dnsmasq must re-read them (SIGHUP)."""
+    def _write_files(self, paths: render.Paths, state: dict[str, Any], watched: bool) -> bool:
+        """Write host files and options; True if dnsmasq must re-read them (SIGHUP): for
+        removed or changed files, new options, and any change it does not watch for."""
         hostsdir = Path(paths.hostsdir)
         # dnsmasq drops its privileges: its files must be readable by others.
         hostsdir.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -203,9 +250,13 @@ class DnsmasqDriver:
             if target.exists() and target.read_text() == text:
                 continue
             sighup |= target.exists()  # a changed file needs a reload; a new one does not
-            tmp = hostsdir / f".{name}.tmp"
-            tmp.write_text(text)
-            tmp.replace(target)
+            _write_atomically(target, text)
+        if not watched:  # dnsmasq reads one file, on SIGHUP
+            joined = "".join(text for _, text in sorted(wanted.items()))
+            hostsfile = Path(paths.hostsfile)
+            if not hostsfile.exists() or hostsfile.read_text() != joined:
+                _write_atomically(hostsfile, joined)
+                sighup = True
         opts = Path(paths.opts)
         text = render.opts_text(state)
         if not opts.exists() or opts.read_text() != text:
@@ -241,6 +292,8 @@ class DnsmasqDriver:
                                  *args],
                                 capture_output=True, text=True, timeout=30)
         reap_dnsmasq_zombies()
+        if result.returncode != 0 and "inotify" in result.stderr:
+            raise InotifyExhausted(result.stderr.strip())
         if result.returncode != 0:
             raise KernelError(f"dnsmasq for network {network_id} failed: {result.stderr}")
         LOG.info("Started dnsmasq for network %s (pid %s)", network_id,
@@ -275,3 +328,4 @@ class DnsmasqDriver:
         with self._lock:
             self._applied.pop(network_id, None)
             self._served.pop(network_id, None)
+        self.watch_host_files = True  # a watching dnsmasq may have gone: try again

@@ -29,6 +29,11 @@ class Paths:
         return f"{self.base}/hosts.d"
 
     @property
+    def hostsfile(self) -> str:
+        """Every host file in one, for a dnsmasq that does not watch the directory."""
+        return f"{self.base}/host"
+
+    @property
     def opts(self) -> str:
         """The options file."""
         return f"{self.base}/opts"
@@ -55,7 +60,11 @@ def dhcp_subnets(network: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def host_files(network: dict[str, Any]) -> dict[str, str]:
-    """Per-port host files (name: text): `mac,set:port-<id>,[ip]|ip,hostname` lines."""
+    """Per-port host files (name: text): `mac,[ip]|ip,hostname` lines.
+
+    No `set:port-<id>` tag: dnsmasq 2.90 crashes on SIGHUP once a host entry carrying a tag
+    has a lease (seen here: any port removal would have killed it), and nothing needs the
+    tag until ports get their own DHCP options (Neutron tags only those ports, too)."""
     served = {s["id"] for s in dhcp_subnets(network)}
     files: dict[str, str] = {}
     for port in sorted(network["ports"], key=lambda p: p["id"]):
@@ -67,8 +76,7 @@ def host_files(network: dict[str, Any]) -> dict[str, str]:
                 continue
             address = ip["ip_address"]
             shown = f"[{address}]" if ":" in address else address
-            lines.append(f"{port['mac_address']},set:port-{port['id']},{shown},"
-                         f"{hostname(address)}.{DOMAIN}.\n")
+            lines.append(f"{port['mac_address']},{shown},{hostname(address)}.{DOMAIN}.\n")
         if lines:
             files[port["id"]] = "".join(lines)
     return files
@@ -85,7 +93,7 @@ def leases_text(network: dict[str, Any], lease_seconds: int, now: int) -> str:
     lines = []
     for text in host_files(network).values():
         for line in text.splitlines():
-            mac, _tag, address, name = line.split(",")
+            mac, address, name = line.split(",")
             if not address.startswith("["):
                 lines.append(f"{expiry} {mac} {address} {name.split('.')[0]} *\n")
     return "".join(lines)
@@ -126,12 +134,17 @@ def opts_text(network: dict[str, Any]) -> str:
 
 
 def command(network: dict[str, Any], interface: str, paths: Paths, lease_seconds: int,
-            extra_conf: str | None = None) -> list[str]:
-    """dnsmasq's command line for a network (one static range per DHCP subnet)."""
+            extra_conf: str | None = None, watched: bool = True) -> list[str]:
+    """dnsmasq's command line for a network (one static range per DHCP subnet).
+
+    `watched`: dnsmasq watches the host files' directory (inotify) and reads new files by
+    itself; otherwise it reads them joined in one hosts file, on start and on SIGHUP."""
     lease = "infinite" if lease_seconds < 0 else f"{lease_seconds}s"
+    hosts = f"--dhcp-hostsdir={paths.hostsdir}" if watched else \
+        f"--dhcp-hostsfile={paths.hostsfile}"
     args = ["dnsmasq", "--no-hosts", "--no-resolv", "--keep-in-foreground",
             "--except-interface=lo", f"--pid-file={paths.pid}",
-            f"--dhcp-hostsdir={paths.hostsdir}", f"--dhcp-optsfile={paths.opts}",
+            hosts, f"--dhcp-optsfile={paths.opts}",
             f"--dhcp-leasefile={paths.leases}", "--dhcp-match=set:ipxe,175",
             f"--interface={interface}", "--bind-interfaces", f"--domain={DOMAIN}",
             "--port=0"]
