@@ -108,24 +108,29 @@ def unserved(lab: Lab, expected: dict[str, dict[str, Any]]) -> int:
         try:
             paths = Paths(str(base / net_id))
             pid = int(Path(paths.pid).read_text())
-            files = set(os.listdir(paths.hostsdir))
+            # A dnsmasq watching its directory has a file per port, else one hosts file.
+            if os.path.exists(paths.hostsdir):
+                served = set(os.listdir(paths.hostsdir)) >= set(info["ports"])
+            else:
+                text = Path(paths.hostsfile).read_text()
+                served = all(mac in text for mac, _ip in info["ports"].values())
         except (OSError, ValueError):
             missing += 1
             continue
-        if not processes.running(pid, net_id) or not set(info["ports"]) <= files:
+        if not served or not processes.running(pid, net_id):
             missing += 1
     return missing
 
 
 def wait_served(lab: Lab, expected: dict[str, dict[str, Any]], timeout: float) -> float:
-    """Seconds until every network is served (polling every 0.2 s)."""
+    """Seconds until every network is served (polling every 0.5 s)."""
     start = time.monotonic()
     last = -1
     while (missing := unserved(lab, expected)) and time.monotonic() - start < timeout:
         if missing != last and int(time.monotonic() - start) % 5 == 0:
             progress(f"  {len(expected) - missing}/{len(expected)} networks served")
             last = missing
-        time.sleep(0.2)
+        time.sleep(0.5)
     if missing:
         raise RuntimeError(f"{missing} networks not served after {timeout:.0f} s")
     return time.monotonic() - start

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -96,7 +95,8 @@ class AgentRunner:
         self.polling_interval = polling_interval
         # Networks are independent: a full pass over a thousand of them runs on a few
         # threads, so that one slow network (a dnsmasq starting) does not hold the others.
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="apply")
+        self.workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="apply")
         self.state = State()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -228,12 +228,26 @@ class AgentRunner:
             self._cond.notify_all()
 
     def reconcile_once(self) -> int:
-        """Apply every dirty key once; returns how many failed (and stay dirty)."""
+        """Apply every dirty key once; returns how many failed (and stay dirty).
+
+        Keys go in batches; what turns dirty meanwhile (a port just created) jumps ahead of
+        the rest of the pass, so a full pass over a thousand networks does not delay it."""
         with self._cond:
-            keys, self.state.dirty = sorted(self.state.dirty), set()
+            pending, self.state.dirty = sorted(self.state.dirty), set()
             revision = self.state.revision
-            wanted = {k: self.state.desired.get(k) for k in keys}
-        failed = self._apply(keys, wanted)
+        failed: list[str] = []
+        batch_size = 4 * self.workers
+        while pending:
+            batch, pending = pending[:batch_size], pending[batch_size:]
+            failed += self._apply(batch)
+            with self._cond:
+                fresh = self.state.dirty
+                if fresh:
+                    self.state.dirty = set()
+                    revision = self.state.revision
+            if fresh:
+                pending = sorted(fresh) + [k for k in pending if k not in fresh]
+                self._send_status()
         with self._cond:
             self.state.dirty |= set(failed)
             if not self.state.dirty:
@@ -241,7 +255,9 @@ class AgentRunner:
         self._send_status()
         return len(failed)
 
-    def _apply_one(self, key: str, state: dict[str, Any] | None) -> bool:
+    def _apply_one(self, key: str) -> bool:
+        with self._cond:
+            state = self.state.desired.get(key)  # the newest, even mid-pass
         try:
             self.driver.apply(key, state)
         except Exception:  # one network's failure must not stop the others
@@ -249,11 +265,10 @@ class AgentRunner:
             return False
         return True
 
-    def _apply(self, keys: Iterable[str], wanted: dict[str, dict[str, Any] | None]) -> list[str]:
-        keys = list(keys)
+    def _apply(self, keys: list[str]) -> list[str]:
         if len(keys) == 1:
-            return [] if self._apply_one(keys[0], wanted[keys[0]]) else keys
-        done = self._pool.map(lambda key: self._apply_one(key, wanted[key]), keys)
+            return [] if self._apply_one(keys[0]) else keys
+        done = self._pool.map(self._apply_one, keys)
         return [key for key, ok in zip(keys, done, strict=True) if not ok]
 
     def _send_status(self) -> None:
@@ -294,8 +309,8 @@ class AgentRunner:
             if self._stop.is_set():
                 break
             now = time.monotonic()
-            if now >= next_full:
-                next_full = now + self.resync_interval
+            full = now >= next_full
+            if full:
                 self.mark_all_dirty()
             elif now >= next_poll:
                 next_poll = now + self.polling_interval
@@ -307,8 +322,13 @@ class AgentRunner:
             with self._cond:
                 pending = bool(self.state.dirty)
             if not pending:
+                if full:
+                    next_full = time.monotonic() + self.resync_interval
                 continue
-            if self.reconcile_once():
+            failures = self.reconcile_once()
+            if full:  # counted from the end of the pass: a long pass never runs back to back
+                next_full = time.monotonic() + self.resync_interval
+            if failures:
                 self._stop.wait(backoff.failed())
             else:
                 backoff.succeeded()

@@ -10,18 +10,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from neutrino.agent.linux.proc import reap, running
 
-def running(pid: int | None, marker: str) -> bool:
-    """Whether `pid` is a live process whose command line contains `marker` (not a zombie,
-    not a recycled pid)."""
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZX" and marker in cmdline
+__all__ = ["running", "spawn", "stop"]
 
 
 def spawn(argv: Sequence[str], log: Path) -> int:
@@ -31,11 +22,6 @@ def spawn(argv: Sequence[str], log: Path) -> int:
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     return proc.pid
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def stop(pid: int | None, marker: str, *, sig: int = signal.SIGTERM,
@@ -48,13 +34,13 @@ def stop(pid: int | None, marker: str, *, sig: int = signal.SIGTERM,
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(pid)
+        reap(pid)
         if not running(pid, marker):
             return True
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     while running(pid, marker):
-        _reap(pid)
+        reap(pid)
         time.sleep(0.05)
     return True

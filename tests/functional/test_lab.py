@@ -166,6 +166,21 @@ def test_lab_command_line(base: Path, tmp_path: Path) -> None:
         after = json.loads(neutrino(*common, "status", "--json").stdout)
         assert after["hosts"]["Solo"]["dnsmasq"] == state["hosts"]["Solo"]["dnsmasq"]
 
+        # While the agent is down, the network is taken from it: started again, it stops
+        # that network's dnsmasq and removes its namespace.
+        agent_id = neutrino(*common, "openstack", "network", "agent", "list", "--host", "Solo",
+                            "--agent-type", "dhcp", "-f", "value", "-c", "ID").stdout.strip()
+        neutrino(*common, "agent", "stop", "Solo", "dhcp")
+        neutrino(*common, "openstack", "network", "agent", "remove", "network", "--dhcp",
+                 agent_id, "lan")
+        neutrino(*common, "agent", "start", "Solo", "dhcp")
+        wait_for(lambda: not json.loads(neutrino(*common, "status", "--json").stdout)[
+            "hosts"]["Solo"]["dnsmasq"], timeout=30)
+        wait_for(lambda: not [ns for ns in namespaces() if ns.startswith(f"{name}-Solo-qdhcp-")],
+                 timeout=30)
+        assert neutrino(*common, "vm", "dhcp", "web", "--attempts", "2",
+                        check=False).returncode == 1  # nobody serves lan now
+
         missing = neutrino(*common, "vm", "dhcp", "nosuch", check=False)
         assert missing.returncode == 1 and "no VM 'nosuch'" in missing.stderr
         wrong = neutrino(*common, "agent", "stop", "Nowhere", "dhcp", check=False)

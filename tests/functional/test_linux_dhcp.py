@@ -129,8 +129,10 @@ def test_vm_gets_its_fixed_ip_from_dnsmasq(lab: dict[str, Any], watched: bool) -
     time.sleep(0.3)
     assert int(Path(paths.pid).read_text()) == pid and driver.drifted() == set()
     assert dhcp(lab, "ntt-v1") == ("10.77.0.10", "10.77.0.2")
-    assert not any("fa:16:3e:00:00:20" in f.read_text()
-                   for f in Path(paths.hostsdir).iterdir())
+    entries = ([f.read_text() for f in Path(paths.hostsdir).iterdir()] if watched
+               else [Path(paths.hostsfile).read_text()])
+    assert "fa:16:3e:00:00:10" in "".join(entries)
+    assert "fa:16:3e:00:00:20" not in "".join(entries)
 
     driver.apply(network_id, None)
     assert not Path(f"/proc/{pid}").exists()

@@ -12,7 +12,6 @@ dnsmasq reads the same directory as a hosts file and every change takes a SIGHUP
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -30,6 +29,7 @@ from pyroute2 import netns
 
 from neutrino.agent import reports
 from neutrino.agent.dhcp import render
+from neutrino.agent.linux import proc
 from neutrino.agent.linux.ip import KernelError, create_namespace, iproute
 
 LOG = logging.getLogger(__name__)
@@ -46,28 +46,18 @@ def become_subreaper() -> None:
         LOG.debug("prctl(PR_SET_CHILD_SUBREAPER) is not available here")
 
 
-def _reap(pid: int) -> None:
-    """Collect a stopped child's exit status, if it is ours to collect."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def reap_dnsmasq_zombies() -> None:
-    """Collect our exited dnsmasq children: daemonising forks twice, and the middle process
-    exits to us (the subreaper). Only dnsmasq zombies whose parent we are are touched."""
-    for children in Path("/proc/self/task").glob("*/children"):
+def reap_children() -> None:
+    """Collect every exited child: the middle processes dnsmasq leaves when it daemonises
+    (they exit to us, the subreaper) and any dnsmasq that died. Call it only while no
+    subprocess of ours is being waited for (between reconcile passes), or it could take a
+    `subprocess.run` child's exit status."""
+    while True:
         try:
-            pids = children.read_text().split()
-        except OSError:
-            continue
-        for pid in pids:
-            try:
-                text = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            comm = text[text.find("(") + 1:text.rfind(")")]
-            if comm == "dnsmasq" and text[text.rfind(")") + 2] == "Z":
-                _reap(int(pid))
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 class InotifyExhausted(KernelError):
@@ -93,15 +83,6 @@ def namespace(network_id: str, host_namespace: str | None = None) -> str:
     return f"{host_namespace}-{PREFIX}{network_id}" if host_namespace else f"{PREFIX}{network_id}"
 
 
-def _alive(pid: int, network_id: str) -> bool:
-    """Whether `pid` is a dnsmasq serving this network (not a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return "dnsmasq" in cmdline and network_id in cmdline
-
-
 class DnsmasqDriver:
     """dnsmasq processes and their namespaces."""
 
@@ -120,6 +101,8 @@ class DnsmasqDriver:
         self._lock = threading.Lock()
         self._applied: dict[str, dict[str, Any]] = {}
         self._served: dict[str, set[str]] = {}  # ports with a file under a running dnsmasq
+        self._pids: dict[str, int | None] = {}  # validated when applied
+        self._dead: set[str] = set()  # found without their dnsmasq by the last look
         # New dnsmasq processes watch their host files until inotify instances run out.
         self.watch_host_files = True
         become_subreaper()
@@ -157,27 +140,34 @@ class DnsmasqDriver:
                         "and further networks read them on SIGHUP instead; raise the sysctl "
                         "to avoid the reloads", network_id, _inotify_limit())
             self._run(network_id, paths, self._args(state, interface, paths, False), True)
+        pid = self._pid(network_id, paths)
         with self._lock:
             self._applied[network_id] = state
-            # Every file is written and dnsmasq runs (a new file is read as it appears).
+            # Every entry is written and dnsmasq runs (it reads a new file as it appears).
             self._served[network_id] = reports.served_ports([state])
+            self._pids[network_id] = pid
+            self._dead.discard(network_id)
 
     def status(self) -> tuple[dict[str, str], set[str]]:
-        """Ports with a host file under a running dnsmasq are ready."""
+        """Ports with a host entry under a running dnsmasq are ready (liveness as the last
+        look for drift found it)."""
         with self._lock:
-            served = dict(self._served)
-        ready: set[str] = set()
-        for network_id, ports in served.items():
-            if self._pid(network_id, render.Paths(str(self.root / network_id))) is not None:
-                ready |= ports
-        return {}, ready
+            return {}, {port for network_id, ports in self._served.items()
+                        if network_id not in self._dead for port in ports}
 
     def drifted(self) -> set[str]:
-        """Networks whose dnsmasq is gone (killed, crashed) since they were applied."""
+        """Networks whose dnsmasq is gone (killed, crashed) since they were applied.
+
+        One cheap check per network against the pid validated when it was applied (the
+        full pass validates again, by pid file and command line); exited children are
+        collected first, so that a dead dnsmasq of ours is not taken for a live zombie."""
+        reap_children()
         with self._lock:
-            networks = list(self._applied)
-        return {n for n in networks
-                if self._pid(n, render.Paths(str(self.root / n))) is None}
+            pids = dict(self._pids)
+        dead = {network_id for network_id, pid in pids.items() if not proc.running(pid)}
+        with self._lock:
+            self._dead = dead & set(self._applied)
+            return set(self._dead)
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -199,33 +189,31 @@ class DnsmasqDriver:
         return self.watch_host_files
 
     def _plug(self, network_id: str, port: dict[str, Any], state: dict[str, Any]) -> str:
-        """The DHCP port's veth pair, its MAC and addresses; returns the inner name."""
+        """The DHCP port's veth pair, its MAC and addresses; returns the inner name.
+
+        One netlink session in the DHCP namespace, which only reads when all is in place
+        (the periodic full pass comes through here for every network)."""
         ns = namespace(network_id, self.host_netns)
         outer, inner = f"tap{port['id'][:11]}", f"ns-{port['id'][:11]}"
         create_namespace(ns)
-        with iproute(ns) as ipr:
-            exists = bool(ipr.link_lookup(ifname=inner))
-            lo = ipr.link_lookup(ifname="lo")
-            if lo:
-                ipr.link("set", index=lo[0], state="up")
-        if not exists:
-            with iproute(self.host_netns) as ipr:
-                stale = ipr.link_lookup(ifname=outer)
-                if stale:
-                    ipr.link("del", index=stale[0])
-                ipr.link("add", ifname=outer, kind="veth",
-                         peer={"ifname": inner, "net_ns_fd": ns})
-                ipr.link("set", index=ipr.link_lookup(ifname=outer)[0], state="up")
-            LOG.info("Plugged DHCP port %s of network %s (%s / %s)", port["id"], network_id,
-                     outer, inner)
         wanted = set()
         for ip in port["fixed_ips"]:
             subnet = next((s for s in state["subnets"] if s["id"] == ip["subnet_id"]), None)
             if subnet is not None:
                 wanted.add((ip["ip_address"], netaddr.IPNetwork(subnet["cidr"]).prefixlen))
         with iproute(ns) as ipr:
-            index = ipr.link_lookup(ifname=inner)[0]
-            ipr.link("set", index=index, address=port["mac_address"], state="up")
+            if not ipr.link_lookup(ifname=inner):
+                self._make_veth(outer, inner, ns)
+                LOG.info("Plugged DHCP port %s of network %s (%s / %s)", port["id"],
+                         network_id, outer, inner)
+            links = {link.get_attr("IFLA_IFNAME"): link for link in ipr.get_links()}
+            for name, address in (("lo", None), (inner, port["mac_address"])):
+                link = links[name]
+                if not link["flags"] & 1 or (address and
+                                             link.get_attr("IFLA_ADDRESS") != address):
+                    changes = {"address": address} if address else {}
+                    ipr.link("set", index=link["index"], state="up", **changes)
+            index = links[inner]["index"]
             current = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
                        for a in ipr.get_addr(index=index) if a["scope"] == 0}
             for address, prefix in sorted(wanted - current):
@@ -234,29 +222,22 @@ class DnsmasqDriver:
                 ipr.addr("del", index=index, address=address, prefixlen=prefix)
         return inner
 
+    def _make_veth(self, outer: str, inner: str, ns: str) -> None:
+        """The veth pair, made from the host's side straight into the DHCP namespace."""
+        with iproute(self.host_netns) as ipr:
+            stale = ipr.link_lookup(ifname=outer)
+            if stale:
+                ipr.link("del", index=stale[0])
+            ipr.link("add", ifname=outer, kind="veth", peer={"ifname": inner, "net_ns_fd": ns})
+            ipr.link("set", index=ipr.link_lookup(ifname=outer)[0], state="up")
+
     def _write_files(self, paths: render.Paths, state: dict[str, Any], watched: bool) -> bool:
-        """Write host files and options; True if dnsmasq must re-read them (SIGHUP): for
-        removed or changed files, new options, and any change it does not watch for."""
-        hostsdir = Path(paths.hostsdir)
+        """Write host entries and options; True if dnsmasq must re-read them (SIGHUP)."""
         # dnsmasq drops its privileges: its files must be readable by others.
-        hostsdir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        Path(paths.base).mkdir(mode=0o755, parents=True, exist_ok=True)
         wanted = render.host_files(state)
-        sighup = False
-        for name in render.stale_files(os.listdir(hostsdir), wanted):
-            (hostsdir / name).unlink()
-            sighup = True
-        for name, text in wanted.items():
-            target = hostsdir / name
-            if target.exists() and target.read_text() == text:
-                continue
-            sighup |= target.exists()  # a changed file needs a reload; a new one does not
-            _write_atomically(target, text)
-        if not watched:  # dnsmasq reads one file, on SIGHUP
-            joined = "".join(text for _, text in sorted(wanted.items()))
-            hostsfile = Path(paths.hostsfile)
-            if not hostsfile.exists() or hostsfile.read_text() != joined:
-                _write_atomically(hostsfile, joined)
-                sighup = True
+        sighup = (self._write_hostsdir(paths, wanted) if watched
+                  else self._write_hostsfile(paths, wanted))
         opts = Path(paths.opts)
         text = render.opts_text(state)
         if not opts.exists() or opts.read_text() != text:
@@ -268,12 +249,44 @@ class DnsmasqDriver:
                                                  int(time.time())))
         return sighup
 
+    @staticmethod
+    def _write_hostsdir(paths: render.Paths, wanted: dict[str, str]) -> bool:
+        """One file per port, for a dnsmasq that watches the directory: a new file needs no
+        signal (dnsmasq reads it once closed); a removed or changed one needs a SIGHUP."""
+        Path(paths.hostsfile).unlink(missing_ok=True)
+        hostsdir = Path(paths.hostsdir)
+        hostsdir.mkdir(mode=0o755, exist_ok=True)
+        present = set(os.listdir(hostsdir))
+        sighup = False
+        for name in render.stale_files(present, wanted):
+            (hostsdir / name).unlink()
+            sighup = True
+        for name, text in wanted.items():
+            target = hostsdir / name
+            if name not in present:
+                target.write_text(text)
+            elif target.read_text() != text:
+                _write_atomically(target, text)
+                sighup = True
+        return sighup
+
+    @staticmethod
+    def _write_hostsfile(paths: render.Paths, wanted: dict[str, str]) -> bool:
+        """Every port's entries in one file, for a dnsmasq that re-reads it on SIGHUP."""
+        shutil.rmtree(paths.hostsdir, ignore_errors=True)
+        joined = "".join(text for _, text in sorted(wanted.items()))
+        hostsfile = Path(paths.hostsfile)
+        if hostsfile.exists() and hostsfile.read_text() == joined:
+            return False
+        _write_atomically(hostsfile, joined)
+        return True
+
     def _pid(self, network_id: str, paths: render.Paths) -> int | None:
         try:
             pid = int(Path(paths.pid).read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid, network_id) else None
+        return pid if proc.running(pid, network_id) else None  # not a recycled pid
 
     def _run(self, network_id: str, paths: render.Paths, args: list[str],
              sighup: bool) -> None:
@@ -291,7 +304,6 @@ class DnsmasqDriver:
         result = subprocess.run(["ip", "netns", "exec", namespace(network_id, self.host_netns),
                                  *args],
                                 capture_output=True, text=True, timeout=30)
-        reap_dnsmasq_zombies()
         if result.returncode != 0 and "inotify" in result.stderr:
             raise InotifyExhausted(result.stderr.strip())
         if result.returncode != 0:
@@ -306,13 +318,13 @@ class DnsmasqDriver:
         except ProcessLookupError:
             return
         for _ in range(50):
-            _reap(pid)
+            proc.reap(pid)
             if not Path(f"/proc/{pid}").exists():
                 return
             threading.Event().wait(0.05)
         os.kill(pid, signal.SIGKILL)
         threading.Event().wait(0.05)
-        _reap(pid)
+        proc.reap(pid)
 
     def _remove(self, network_id: str) -> None:
         """Stop dnsmasq and remove the namespace and files of a network, if there."""
@@ -328,4 +340,6 @@ class DnsmasqDriver:
         with self._lock:
             self._applied.pop(network_id, None)
             self._served.pop(network_id, None)
+            self._pids.pop(network_id, None)
+            self._dead.discard(network_id)
         self.watch_host_files = True  # a watching dnsmasq may have gone: try again
