@@ -194,6 +194,10 @@ class AgentRunner:
                             since, wait)
                 self._stop.wait(wait)
                 continue
+            LOG.debug("Watch answer at revision %s: %d networks changed, %d removed%s",
+                      answer.get("revision"), len(answer.get("networks", [])),
+                      len(answer.get("removed", [])),
+                      " (snapshot)" if answer.get("snapshot") else "")
             self.absorb(answer)
 
     def absorb(self, answer: dict[str, Any]) -> None:
@@ -277,10 +281,13 @@ class AgentRunner:
         new_ready = ready - self._sent_ready
         if not changed and not new_ready:
             return
+        started = time.monotonic()
         try:
             self.client.status({"host": self.host, "dhcp_ready": sorted(new_ready),
                                 "ports": [{"id": p, "status": s}
                                           for p, s in sorted(changed.items())]})
+            LOG.debug("Status of %d ports sent in %.3f s", len(changed) + len(new_ready),
+                      time.monotonic() - started)
         except ChannelError as err:
             LOG.warning("Status report failed (%s); the next full pass sends it again", err)
             return
@@ -325,9 +332,13 @@ class AgentRunner:
                 if full:
                     next_full = time.monotonic() + self.resync_interval
                 continue
+            started = time.monotonic()
             failures = self.reconcile_once()
             if full:  # counted from the end of the pass: a long pass never runs back to back
                 next_full = time.monotonic() + self.resync_interval
+                LOG.info("Full pass over %d networks in %.1f s (%d failed)",
+                         len(self.state.desired), next_full - self.resync_interval - started,
+                         failures)
             if failures:
                 self._stop.wait(backoff.failed())
             else:

@@ -290,7 +290,8 @@ class Lab:
         base.chmod(0o755)
         conf = base / f"{kind}.conf"
         conf.write_text(_ini({
-            "DEFAULT": {"host": host, "state_path": base, "dhcp_lease_duration": 86400},
+            "DEFAULT": {"host": host, "state_path": base, "dhcp_lease_duration": 86400,
+                        "debug": bool(os.environ.get("NEUTRINO_LAB_DEBUG"))},
             "AGENT": {"dataplane": "linux", "host_namespace": self.host_namespace(host),
                       "server_url": self.url, "server_username": "neutrino-agent",
                       "server_password": self.state["agent_password"],

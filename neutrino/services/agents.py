@@ -63,6 +63,14 @@ class _Known:
     fingerprint: bytes
 
 
+def _wiring(configurations: dict[str, Any] | None) -> tuple[Any, Any]:
+    """What of an agent's configurations other agents' desired states depend on: where its
+    tunnels end and which physical networks it reaches. Counters (ports, devices, networks)
+    change with every port and must not make every agent recompute every network."""
+    conf = configurations or {}
+    return conf.get("tunneling_ip"), conf.get("interface_mappings")
+
+
 class AgentService:
     """The agent registry and the agent API."""
 
@@ -150,7 +158,7 @@ class AgentService:
         if report.start_flag:
             values["started_at"] = now
         conn.execute(update(AGENTS).where(AGENTS.c.id == row.id).values(**values))
-        if row.configurations != report.configurations or report.start_flag:
+        if report.start_flag or _wiring(row.configurations) != _wiring(report.configurations):
             changes.record(conn, "agent", row.id, hosts=[report.host])
         return str(row.id), False
 

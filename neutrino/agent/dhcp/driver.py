@@ -261,13 +261,18 @@ class DnsmasqDriver:
         for name in render.stale_files(present, wanted):
             (hostsdir / name).unlink()
             sighup = True
+        added = 0
         for name, text in wanted.items():
             target = hostsdir / name
             if name not in present:
                 target.write_text(text)
+                added += 1
             elif target.read_text() != text:
                 _write_atomically(target, text)
                 sighup = True
+        if added or sighup:
+            LOG.info("Host entries in %s: %d ports, %d new%s", hostsdir, len(wanted), added,
+                     ", others changed or removed" if sighup else "")
         return sighup
 
     @staticmethod
@@ -279,6 +284,7 @@ class DnsmasqDriver:
         if hostsfile.exists() and hostsfile.read_text() == joined:
             return False
         _write_atomically(hostsfile, joined)
+        LOG.info("Host entries in %s: %d ports", hostsfile, len(wanted))
         return True
 
     def _pid(self, network_id: str, paths: render.Paths) -> int | None:
@@ -301,8 +307,11 @@ class DnsmasqDriver:
             LOG.info("Restarting dnsmasq %d of network %s: its ranges changed", pid,
                      network_id)
             self._stop(pid)
-        result = subprocess.run(["ip", "netns", "exec", namespace(network_id, self.host_netns),
-                                 *args],
+        # nsenter switches the network namespace only; `ip netns exec` would also give every
+        # dnsmasq a mount namespace of its own, and each namespace added later would then be
+        # propagated into all of them: quadratic on a host with a thousand networks.
+        ns = namespace(network_id, self.host_netns)
+        result = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", *args],
                                 capture_output=True, text=True, timeout=30)
         if result.returncode != 0 and "inotify" in result.stderr:
             raise InotifyExhausted(result.stderr.strip())
