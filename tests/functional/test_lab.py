@@ -134,7 +134,9 @@ def test_lab_command_line(base: Path, tmp_path: Path) -> None:
     name = lab_name()
     common = ["lab", "--lab", name, "--dir", str(base)]
     topology = tmp_path / "one.json"
-    topology.write_text(json.dumps({"name": "one", "hosts": [{"name": "Solo"}]}))
+    # No auto-scheduling: a network taken from the only agent stays unhosted.
+    topology.write_text(json.dumps({"name": "one", "hosts": [{"name": "Solo"}], "server_options": {
+        "DEFAULT": {"network_auto_schedule": False}}}))
     before = root_network_snapshot()
     try:
         neutrino(*common, "up", "--topology", str(topology))
