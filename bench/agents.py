@@ -34,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, proc_cpu, write_doc  # noqa: E402
+from bench.common import git_commit, machine, proc_cpu, publish  # noqa: E402
 from tests.support import (  # noqa: E402
     AGENT_USER,
     VENV_BIN,
@@ -242,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp) / "swarm"
         work.mkdir()
         results["swarm"] = swarm(args.agents, args.warmup, args.duration, work)
-    print(json.dumps(results, indent=2))
-    if not args.no_write:
-        write_doc(markdown(results, argv, started), BEGIN, END)
-        progress("wrote docs/benchmarks.md")
+    publish(results, markdown(results, argv, started), BEGIN, END, write=not args.no_write)
     return 0
 
 

@@ -3,11 +3,14 @@ writing one benchmark's section of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -55,3 +58,11 @@ def write_doc(section: str, begin: str, end: str, path: Path = DOC) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def publish(results: dict[str, Any], section: str, begin: str, end: str, write: bool) -> None:
+    """Print a run's figures as JSON and, unless told not to, write its section."""
+    print(json.dumps(results, indent=2))
+    if write:
+        write_doc(section, begin, end)
+        print("wrote docs/benchmarks.md", file=sys.stderr)

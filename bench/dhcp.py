@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import random
@@ -46,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, proc_cpu, write_doc  # noqa: E402
+from bench.common import git_commit, machine, proc_cpu, publish  # noqa: E402
 from bench.dhcpclient import Client  # noqa: E402
 from neutrino.agent.dhcp.render import Paths  # noqa: E402
 from neutrino.agent.linux.ip import Kernel  # noqa: E402
@@ -261,14 +260,10 @@ def failover(base: Path) -> dict[str, Any]:
     lab.up(parse({"name": "failover", "hosts": [{"name": "HostA"}, {"name": "HostB"}],
                   "server_options": {"DEFAULT": {"dhcp_agents_per_network": 1}}}))
     try:
-        with lab.api() as api:
-            net = api.post("/v2.0/networks", json={"network": {"name": "net2"}}).json()
-            net_id = net["network"]["id"]
-            api.post("/v2.0/subnets", json={"subnet": {"network_id": net_id,
-                                                       "cidr": "9.0.1.0/24", "ip_version": 4}})
-        while not (hosting := lab.api_get(f"/v2.0/networks/{net_id}/dhcp-agents")["agents"]):
+        net_id = lab.network_create("net2", "9.0.1.0/24")
+        while not (hosting := lab.dhcp_hosts(net_id)):
             time.sleep(0.2)
-        dead = hosting[0]["host"]
+        dead = hosting.pop()
         vm = lab.vm_boot("vm1", net_id, host=dead)
         while lab.vm_dhcp("vm1").ip_address is None:
             time.sleep(0.5)
@@ -378,10 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     results["failover"] = failover(base)
     progress(f"failover: {results['failover']}")
     shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps(results, indent=2))
-    if not args.no_write:
-        write_doc(markdown(results, argv, started), BEGIN, END)
-        progress("wrote docs/benchmarks.md")
+    publish(results, markdown(results, argv, started), BEGIN, END, write=not args.no_write)
     return 0
 
 

@@ -84,11 +84,6 @@ class Demo:
         found = self.agents(host=host, agent_type=DHCP_AGENT)
         return found[0] if found else None
 
-    def hosting(self, network_id: str) -> set[str]:
-        """Hosts whose DHCP agents host a network."""
-        path = f"/v2.0/networks/{network_id}/dhcp-agents"
-        return {a["host"] for a in self.lab.api_get(path)["agents"]}
-
     def network_id(self, name: str) -> str:
         """A network's id by name."""
         return str(self.lab.api_get("/v2.0/networks", name=name)["networks"][0]["id"])
@@ -134,7 +129,7 @@ def dhcp_ha(demo: Demo) -> Record:
 
     demo.say("List the DHCP agents that host net1.")
     demo.openstack("network", "agent", "list", "--network", "net1")
-    first = demo.wait(lambda: demo.hosting(net1), "net1 is scheduled onto one DHCP agent")
+    first = demo.wait(lambda: demo.lab.dhcp_hosts(net1), "net1 is scheduled onto one DHCP agent")
     demo.expect(len(first) == 1, f"exactly one DHCP agent hosts net1 ({', '.join(first)})")
     agent = demo.dhcp_agent(next(iter(first)))
     assert agent is not None
@@ -164,7 +159,7 @@ def dhcp_ha(demo: Demo) -> Record:
                    "subnet2", "-f", "value", "-c", "id")
     demo.openstack("port", "create", "--network", "net2", "port1", "-f", "value", "-c", "id")
     net2 = demo.network_id("net2")
-    scheduled = demo.wait(lambda: demo.hosting(net2), "net2 is scheduled onto a DHCP agent")
+    scheduled = demo.wait(lambda: demo.lab.dhcp_hosts(net2), "net2 is scheduled onto a DHCP agent")
     demo.openstack("network", "agent", "list", "--network", "net2")
     demo.expect(len(scheduled) == 1, f"net2 is allocated to one agent ({', '.join(scheduled)})")
     one = next(iter(scheduled))
@@ -175,17 +170,17 @@ def dhcp_ha(demo: Demo) -> Record:
     demo.say(f"Add {other}'s DHCP agent to net2.")
     demo.openstack("network", "agent", "add", "network", "--dhcp", agent_other["id"], "net2")
     demo.openstack("network", "agent", "list", "--network", "net2")
-    demo.expect(demo.hosting(net2) == {one, other}, "both DHCP agents host net2")
+    demo.expect(demo.lab.dhcp_hosts(net2) == {one, other}, "both DHCP agents host net2")
 
     demo.say(f"Remove net2 from {one}'s DHCP agent.")
     demo.openstack("network", "agent", "remove", "network", "--dhcp", agent_one["id"], "net2")
     demo.openstack("network", "agent", "list", "--network", "net2")
-    demo.expect(demo.hosting(net2) == {other}, f"only {other}'s agent hosts net2")
+    demo.expect(demo.lab.dhcp_hosts(net2) == {other}, f"only {other}'s agent hosts net2")
 
     demo.say("HA of DHCP agents: let both agents host net2 and boot a VM on it.")
     demo.openstack("network", "agent", "add", "network", "--dhcp", agent_one["id"], "net2")
     demo.openstack("network", "agent", "list", "--network", "net2")
-    demo.expect(demo.hosting(net2) == {one, other}, "both DHCP agents host net2")
+    demo.expect(demo.lab.dhcp_hosts(net2) == {one, other}, "both DHCP agents host net2")
     vm = lab.vm_boot("myserver4", "net2", hosts[0])
     demo.wait(lambda: all(demo.served_by(h, net2) for h in (one, other)),
               "dnsmasq serves net2 on both hosts")

@@ -411,6 +411,25 @@ class Lab:
         binary = BIN / "openstack"
         return [str(binary) if binary.exists() else "openstack", *args]
 
+    def network_create(self, name: str, cidr: str) -> str:
+        """A network with one IPv4 subnet (DHCP on); its id."""
+        with self.api() as client:
+            net = client.post("/v2.0/networks", json={"network": {"name": name}})
+            if net.status_code != 201:
+                raise LabError(f"creating network {name}: {net.status_code} {net.text}")
+            network_id = str(net.json()["network"]["id"])
+            subnet = client.post("/v2.0/subnets", json={"subnet": {
+                "network_id": network_id, "cidr": cidr, "ip_version": 4}})
+            if subnet.status_code != 201:
+                raise LabError(f"creating subnet {cidr} of {name}: {subnet.status_code} "
+                               f"{subnet.text}")
+        return network_id
+
+    def dhcp_hosts(self, network_id: str) -> set[str]:
+        """Hosts whose DHCP agents host a network."""
+        path = f"/v2.0/networks/{network_id}/dhcp-agents"
+        return {a["host"] for a in self.api_get(path)["agents"]}
+
     # -- VMs ------------------------------------------------------------------------------
 
     def _network(self, name_or_id: str) -> dict[str, Any]:

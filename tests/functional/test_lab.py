@@ -82,13 +82,8 @@ def test_failover_with_packets(base: Path) -> None:
     lab.up(parse({"name": "failover", "hosts": [{"name": "HostA"}, {"name": "HostB"}],
                   "server_options": {"DEFAULT": {"dhcp_agents_per_network": 1}}}))
     try:
-        with lab.api() as api:
-            net = api.post("/v2.0/networks", json={"network": {"name": "net2"}}).json()
-            net_id = net["network"]["id"]
-            assert api.post("/v2.0/subnets", json={"subnet": {
-                "network_id": net_id, "cidr": "9.0.1.0/24", "ip_version": 4}}).status_code == 201
-        hosting = wait_for(lambda: {a["host"] for a in lab.api_get(
-            f"/v2.0/networks/{net_id}/dhcp-agents")["agents"]}, timeout=30)
+        net_id = lab.network_create("net2", "9.0.1.0/24")
+        hosting = wait_for(lambda: lab.dhcp_hosts(net_id), timeout=30)
         assert len(hosting) == 1
         dead = hosting.pop()
         other = "HostB" if dead == "HostA" else "HostA"
