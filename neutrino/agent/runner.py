@@ -4,8 +4,9 @@ Three threads share one desired state, keyed by network id:
 - heartbeats report the agent every `report_interval`, with the revision it has applied;
 - the watch long-polls the server for what changed since the revision it holds, stores the
   new desired states and marks their keys dirty (a snapshot replaces everything);
-- the reconciler takes dirty keys and asks the driver to make the host match, one key at a
-  time, retrying failures with backoff; every `polling_interval` it asks the driver which
+- the reconciler takes dirty keys and asks the driver to make the host match, on a few
+  threads (networks are independent), changes that arrive meanwhile first, retrying
+  failures with backoff; every `polling_interval` it asks the driver which
   networks drifted (a VM's tap appeared, a dnsmasq died) and sends changed port statuses; a
   periodic full pass marks every key dirty, and must find nothing to do when all is well.
 A missed or repeated event therefore never leaves the host wrong for longer than one pass.

@@ -92,3 +92,28 @@ def test_a_failing_network_is_retried_and_holds_back_the_applied_revision() -> N
     host.fail = set()
     assert r.reconcile_once() == 0
     assert set(host.networks) == {"good", "bad"} and r.state.applied == 9
+
+
+def test_a_change_arriving_mid_pass_goes_before_the_rest_of_the_pass() -> None:
+    """A network changed while a long pass runs is applied after the current batch, not at
+    the end of the pass; every network is still applied exactly once."""
+    host = Host()
+    r = AgentRunner("h", host, client=None, report_interval=1,  # type: ignore[arg-type]
+                    availability_zone=None, workers=1)
+    r.absorb({"revision": 1, "snapshot": True,
+              "networks": [net(f"n{i:02d}") for i in range(40)], "removed": []})
+    order: list[str] = []
+    apply = host.apply
+
+    def recording(network_id: str, state: dict[str, Any] | None) -> None:
+        order.append(network_id)
+        if network_id == "n00":  # the watch delivers a new network meanwhile
+            r.absorb({"revision": 2, "snapshot": False, "networks": [net("new")],
+                      "removed": []})
+        apply(network_id, state)
+
+    host.apply = recording  # type: ignore[method-assign]
+    assert r.reconcile_once() == 0
+    assert order.index("new") == 4  # right after the first batch (4 per worker)
+    assert sorted(order) == sorted([f"n{i:02d}" for i in range(40)] + ["new"])
+    assert host.networks["new"] == net("new") and r.state.applied == 2
