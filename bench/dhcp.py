@@ -47,10 +47,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import git_commit, machine, proc_cpu, publish  # noqa: E402
 from bench.dhcpclient import Client  # noqa: E402
+from neutrino.agent.dhcp.driver import namespace  # noqa: E402
 from neutrino.agent.dhcp.render import Paths  # noqa: E402
+from neutrino.agent.linux import proc  # noqa: E402
 from neutrino.agent.linux.ip import Kernel  # noqa: E402
 from neutrino.agent.linux.l2 import bridge_name, tap_name  # noqa: E402
-from neutrino.lab import netns, processes  # noqa: E402
+from neutrino.lab import netns  # noqa: E402
 from neutrino.lab.lab import Lab  # noqa: E402
 from neutrino.lab.topology import parse  # noqa: E402
 
@@ -116,7 +118,7 @@ def unserved(lab: Lab, expected: dict[str, dict[str, Any]]) -> int:
         except (OSError, ValueError):
             missing += 1
             continue
-        if not served or not processes.running(pid, net_id):
+        if not served or not proc.running(pid, net_id):
             missing += 1
     return missing
 
@@ -171,7 +173,7 @@ def cold_start(lab: Lab, expected: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Kill everything of the DHCP host, start its agent, time until all is served."""
     lab.agent_stop(HOST, "dhcp", with_dnsmasq=True, sig=signal.SIGKILL)
     for net_id in lab.dhcp_namespaces(HOST):
-        netns.delete_namespace(f"{lab.host_namespace(HOST)}-qdhcp-{net_id}")
+        netns.delete_namespace(namespace(net_id, lab.host_namespace(HOST)))
     shutil.rmtree(lab.dir / "hosts" / HOST / "dhcp")
     progress("cold start: host wiped; starting the DHCP agent")
     started = time.monotonic()

@@ -29,8 +29,13 @@ def nothing_left_behind() -> Iterator[None]:
     links, addresses, routes and rules are exactly as they were (an error fails the run)."""
     before = (namespaces(), root_network_snapshot(), our_processes())
     yield
-    wait_for(lambda: not set(our_processes()) - set(before[2]), timeout=20,
-             what=f"no processes left behind (now: {set(our_processes()) - set(before[2])})")
+    def left() -> set[str]:
+        return set(our_processes()) - set(before[2])
+
+    try:
+        wait_for(lambda: not left(), timeout=20)
+    except AssertionError:
+        raise AssertionError(f"processes left behind: {sorted(left())}") from None
     assert namespaces() - before[0] == set(), "namespaces left behind"
     assert root_network_snapshot() == before[1], "the root namespace's network changed"
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from neutrino.lab.lab import free_port
+from neutrino.lab.netns import namespaces as namespaces  # the tests check leftovers with it
 
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -48,13 +50,6 @@ def require_backend(backend: str) -> None:
     if reason is not None:
         print(f"\nSKIP {backend}: {reason}")
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def backend_unavailable(backend: str) -> str | None:
@@ -279,14 +274,6 @@ def root_network_snapshot() -> dict[str, str]:
 
     return {"links": ip("-o", "link", "show"), "addresses": ip("-o", "addr", "show"),
             "routes": ip("route", "show", "table", "all"), "rules": ip("rule", "show")}
-
-
-def namespaces() -> set[str]:
-    """Network namespace names now."""
-    try:
-        return set(os.listdir("/run/netns"))
-    except FileNotFoundError:
-        return set()
 
 
 def our_processes() -> list[str]:

@@ -336,10 +336,10 @@ class AgentRunner:
             started = time.monotonic()
             failures = self.reconcile_once()
             if full:  # counted from the end of the pass: a long pass never runs back to back
-                next_full = time.monotonic() + self.resync_interval
+                ended = time.monotonic()
+                next_full = ended + self.resync_interval
                 LOG.info("Full pass over %d networks in %.1f s (%d failed)",
-                         len(self.state.desired), next_full - self.resync_interval - started,
-                         failures)
+                         len(self.state.desired), ended - started, failures)
             if failures:
                 self._stop.wait(backoff.failed())
             else:

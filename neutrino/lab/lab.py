@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from neutrino.agent.dhcp.driver import become_subreaper
 from neutrino.agent.dhcp.driver import namespace as dhcp_namespace
+from neutrino.agent.linux import proc
 from neutrino.agent.linux.l2 import tap_name
 from neutrino.api.auth import UserFile
 from neutrino.lab import netns, processes
@@ -78,7 +78,8 @@ class Lease:
                 f"lease time {self.lease_time} s")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on loopback now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -99,7 +100,7 @@ class Lab:
         self.out = out
         # Daemons orphaned while this process runs (a stopped agent's dnsmasq) come back to
         # it, so that stopping them here also reaps them.
-        become_subreaper()
+        proc.become_subreaper()
         self.state: dict[str, Any] = {}
         if self.state_file.exists():
             self.state = json.loads(self.state_file.read_text())
@@ -159,7 +160,7 @@ class Lab:
                "hosts": [{"name": h.name, "agents": list(h.agents)} for h in topology.hosts],
                "server_options": topology.server_options}
         self.state = {"name": self.name, "topology": raw, "namespaces": [], "agents": {},
-                      "vms": {}, "server": {"port": _free_port(), "pid": None},
+                      "vms": {}, "server": {"port": free_port(), "pid": None},
                       "admin_password": secrets.token_urlsafe(12),
                       "agent_password": secrets.token_urlsafe(12)}
         self._save()
@@ -209,7 +210,7 @@ class Lab:
         self._save()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if not processes.running(pid, str(conf)):
+            if not proc.running(pid, str(conf)):
                 raise LabError(f"neutrino-server exited; see {server / 'server.log'}")
             try:
                 if httpx.get(self.url + "/", timeout=1).status_code == 200:
@@ -270,7 +271,7 @@ class Lab:
         for host in topology.hosts:
             self.stop_dnsmasq(host.name)
         server = self.state["server"]
-        processes.stop(server.get("pid"), server.get("marker", "neutrino-server"))
+        proc.stop(server.get("pid"), server.get("marker", "neutrino-server"))
         made = list(self.state["namespaces"])
         made += [self.vm_namespace(vm) for vm in self.state["vms"]]
         for host in topology.hosts:
@@ -312,7 +313,7 @@ class Lab:
     def agent_running(self, host: str, kind: str) -> bool:
         """Whether the agent process is running."""
         entry = self.state["agents"].get(self._agent_key(host, kind))
-        return bool(entry) and processes.running(entry["pid"], entry["marker"])
+        return bool(entry) and proc.running(entry["pid"], entry["marker"])
 
     def agent_start(self, host: str, kind: str, wait: bool = True) -> None:
         """Start an agent on a host (nothing if it runs)."""
@@ -337,7 +338,7 @@ class Lab:
         key = self._agent_key(host, kind)
         entry = self.state["agents"].get(key)
         verb = "Killed" if sig == signal.SIGKILL else "Stopped"
-        if entry and processes.stop(entry["pid"], entry["marker"], sig=sig):
+        if entry and proc.stop(entry["pid"], entry["marker"], sig=sig):
             self.out(f"{verb} {BINARIES[kind]} on {host} (pid {entry['pid']})")
         self.state["agents"].pop(key, None)
         self._save()
@@ -352,7 +353,7 @@ class Lab:
                 pid = int(pid_file.read_text().strip())
             except (OSError, ValueError):
                 continue
-            if processes.running(pid, pid_file.parent.name):
+            if proc.running(pid, pid_file.parent.name):
                 out[pid_file.parent.name] = pid
         return out
 
@@ -364,7 +365,7 @@ class Lab:
     def stop_dnsmasq(self, host: str, sig: int = signal.SIGTERM) -> None:
         """Stop the dnsmasq processes of a host, by their pid files."""
         for network_id, pid in sorted(self.dnsmasq_pids(host).items()):
-            processes.stop(pid, network_id, sig=sig)
+            proc.stop(pid, network_id, sig=sig)
             self.out(f"{'Killed' if sig == signal.SIGKILL else 'Stopped'} dnsmasq of network "
                      f"{network_id} on {host} (pid {pid})")
 
@@ -528,7 +529,7 @@ class Lab:
         out: dict[str, Any] = {
             "lab": self.name, "directory": str(self.dir), "url": self.url,
             "server": {"pid": server["pid"],
-                       "running": processes.running(server["pid"], server["marker"])},
+                       "running": proc.running(server["pid"], server["marker"])},
             "hosts": {}, "vms": self.state["vms"]}
         for host in self.topology.hosts:
             out["hosts"][host.name] = {

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from neutrino.lab import demo
-from neutrino.lab.lab import Lab
+from neutrino.lab.lab import Lab, Lease
 from neutrino.lab.topology import parse
 from tests.support import VENV_BIN, namespaces, our_processes, root_network_snapshot, wait_for
 
@@ -45,6 +45,12 @@ def leftovers(name: str) -> list[str]:
     """Namespaces and processes of a lab that still exist."""
     return sorted([ns for ns in namespaces() if ns.startswith(f"{name}-")]
                   + [p for p in our_processes() if f"/{name}/" in p])
+
+
+def leased(lab: Lab, vm: str, attempts: int = 4) -> Lease | None:
+    """One run of the VM's DHCP client: its lease, or None if no server answered."""
+    lease = lab.vm_dhcp(vm, attempts)
+    return lease if lease.ip_address else None
 
 
 @pytest.mark.slow
@@ -89,15 +95,13 @@ def test_failover_with_packets(base: Path) -> None:
         other = "HostB" if dead == "HostA" else "HostA"
         vm = lab.vm_boot("vm1", net_id, host=dead)  # packets must cross to the other host
         wait_for(lambda: net_id in lab.dnsmasq_pids(dead), timeout=30)
-        lease = wait_for(lambda: lab.vm_dhcp("vm1").ip_address and lab.vm_dhcp("vm1"),
-                         timeout=30)
+        lease = wait_for(lambda: leased(lab, "vm1"), timeout=30)
         assert (lease.ip_address, lease.server_host) == (vm["ip_address"], dead)
 
         killed = time.monotonic()
         lab.agent_stop(dead, "dhcp", with_dnsmasq=True, sig=signal.SIGKILL)
         assert lab.vm_dhcp("vm1", attempts=2).ip_address is None  # nobody serves it now
-        lease = wait_for(lambda: (lab.vm_dhcp("vm1", attempts=2).ip_address and
-                                  lab.vm_dhcp("vm1")), timeout=90, interval=0.2)
+        lease = wait_for(lambda: leased(lab, "vm1", attempts=2), timeout=90, interval=0.2)
         elapsed = time.monotonic() - killed
         assert (lease.ip_address, lease.server_host) == (vm["ip_address"], other)
         # The other host's dnsmasq acknowledged it: the lease is in its lease file.
@@ -145,9 +149,11 @@ def test_lab_command_line(base: Path, tmp_path: Path) -> None:
         state: dict[str, Any] = json.loads(neutrino(*common, "status", "--json").stdout)
         fixed_ip = state["vms"]["web"]["ip_address"]
         assert state["hosts"]["Solo"]["agents"] == {"l2": True, "dhcp": True}
-        lease = wait_for(lambda: neutrino(*common, "vm", "dhcp", "web", check=False).stdout
-                         if neutrino(*common, "vm", "dhcp", "web", check=False).returncode == 0
-                         else None, timeout=30)
+        def lease_line() -> str | None:
+            got = neutrino(*common, "vm", "dhcp", "web", check=False)
+            return got.stdout if got.returncode == 0 else None
+
+        lease = wait_for(lease_line, timeout=30)
         assert f"lease of {fixed_ip} from" in lease and "on Solo" in lease
         # Plugged by the L2 agent and served by dnsmasq: the port is ACTIVE in the API.
         wait_for(lambda: neutrino(*common, "openstack", "port", "show", "web", "-f", "value",

@@ -17,6 +17,7 @@ import pytest
 
 from neutrino.agent.dhcp.driver import DnsmasqDriver, namespace
 from neutrino.agent.dhcp.render import Paths
+from neutrino.agent.linux import proc
 from neutrino.agent.linux.ip import Kernel
 from neutrino.agent.linux.l2 import bridge_name, tap_name
 from neutrino.cmd.common import load_config
@@ -55,7 +56,7 @@ def lab() -> Iterator[dict[str, Any]]:
     finally:
         pid_file = Path(Paths(str(tmp_path / "dhcp" / network_id)).pid)
         if pid_file.exists() and Path(f"/proc/{pid_file.read_text().strip()}").exists():
-            DnsmasqDriver._stop(int(pid_file.read_text().strip()))
+            proc.stop(int(pid_file.read_text().strip()))
         for ns in (namespace(network_id, host), host, vm):
             subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
         shutil.rmtree(tmp_path, ignore_errors=True)

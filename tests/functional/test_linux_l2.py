@@ -15,6 +15,7 @@ import pytest
 from neutrino.agent.linux.ip import Kernel, KernelError, summary
 from neutrino.agent.linux.l2 import ORPHAN, LinuxBridgeDriver, bridge_name, tap_name
 from neutrino.cmd.common import load_config
+from tests.support import root_network_snapshot
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
@@ -25,24 +26,18 @@ PORT = "8a3b2c1d-0e9f-4a8b-b7c6-d5e4f3a2b1c0"
 LOCAL = "192.0.2.10"
 
 
-def root_links() -> list[str]:
-    """The root namespace's link names (read only)."""
-    out = subprocess.run(["ip", "-o", "link", "show"], check=True, capture_output=True,
-                         text=True).stdout
-    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
-
-
 @pytest.fixture
 def netns() -> Iterator[str]:
-    """A namespace of the test's own, removed afterwards; the root's links stay as they were."""
-    before = root_links()
+    """A namespace of the test's own, removed afterwards; the root namespace's network stays
+    exactly as it was."""
+    before = root_network_snapshot()
     name = f"ntt-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         yield name
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
-        assert root_links() == before
+        assert root_network_snapshot() == before
 
 
 @pytest.fixture

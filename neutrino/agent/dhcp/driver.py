@@ -12,7 +12,6 @@ dnsmasq reads the same directory as a hosts file and every change takes a SIGHUP
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -34,32 +33,6 @@ from neutrino.agent.linux.ip import KernelError, create_namespace, iproute
 
 LOG = logging.getLogger(__name__)
 PREFIX = "qdhcp-"
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper() -> None:
-    """Adopt the daemons this process starts once they detach, so that stopping one can
-    reap it here; otherwise they would wait on PID 1, which may not reap (containers)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        LOG.debug("prctl(PR_SET_CHILD_SUBREAPER) is not available here")
-
-
-def reap_children() -> None:
-    """Collect every exited child: the middle processes dnsmasq leaves when it daemonises
-    (they exit to us, the subreaper) and any dnsmasq that died. Call it only while no
-    subprocess of ours is being waited for (between reconcile passes), or it could take a
-    `subprocess.run` child's exit status."""
-    while True:
-        try:
-            pid, _status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 class InotifyExhausted(KernelError):
     """dnsmasq could not get an inotify instance to watch its host files."""
 
@@ -105,7 +78,7 @@ class DnsmasqDriver:
         self._dead: set[str] = set()  # found without their dnsmasq by the last look
         # New dnsmasq processes watch their host files until inotify instances run out.
         self.watch_host_files = True
-        become_subreaper()
+        proc.become_subreaper()
 
     # -- the Driver contract --------------------------------------------------------------
 
@@ -129,18 +102,23 @@ class DnsmasqDriver:
         paths = render.Paths(str(self.root / network_id))
         port = next(p for p in state["ports"] if p["id"] == state["dhcp_port_id"])
         interface = self._plug(network_id, port, state)
-        watched = self._watched(network_id, paths)
+        running = self._running(network_id, paths)
+        # A running dnsmasq keeps the way it reads host entries; a new one watches them
+        # unless inotify instances ran out (one each; the kernel allows 128 per user).
+        watched = (b"--dhcp-hostsdir=" in b" ".join(running[1]) if running
+                   else self.watch_host_files)
         sighup = self._write_files(paths, state, watched)
         try:
-            self._run(network_id, paths, self._args(state, interface, paths, watched), sighup)
+            pid = self._run(network_id, paths, self._args(state, interface, paths, watched),
+                            sighup, running)
         except InotifyExhausted:
             self.watch_host_files = False
             LOG.warning("dnsmasq could not watch its host files for network %s: inotify "
                         "instances are exhausted (fs.inotify.max_user_instances = %s). This "
                         "and further networks read them on SIGHUP instead; raise the sysctl "
                         "to avoid the reloads", network_id, _inotify_limit())
-            self._run(network_id, paths, self._args(state, interface, paths, False), True)
-        pid = self._pid(network_id, paths)
+            pid = self._run(network_id, paths, self._args(state, interface, paths, False),
+                            True, None)
         with self._lock:
             self._applied[network_id] = state
             # Every entry is written and dnsmasq runs (it reads a new file as it appears).
@@ -161,7 +139,7 @@ class DnsmasqDriver:
         One cheap check per network against the pid validated when it was applied (the
         full pass validates again, by pid file and command line); exited children are
         collected first, so that a dead dnsmasq of ours is not taken for a live zombie."""
-        reap_children()
+        proc.reap_children()
         with self._lock:
             pids = dict(self._pids)
         dead = {network_id for network_id, pid in pids.items() if not proc.running(pid)}
@@ -178,15 +156,6 @@ class DnsmasqDriver:
                                               watched=watched)[1:]]
         args.remove("--keep-in-foreground")  # daemonised: it outlives the agent
         return args
-
-    def _watched(self, network_id: str, paths: render.Paths) -> bool:
-        """Whether the network's dnsmasq watches its host files: as the running one does,
-        else unless inotify instances ran out (each dnsmasq needs one, and the kernel's
-        default allows 128 per user)."""
-        pid = self._pid(network_id, paths)
-        if pid is not None:
-            return b"--dhcp-hostsdir=" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        return self.watch_host_files
 
     def _plug(self, network_id: str, port: dict[str, Any], state: dict[str, Any]) -> str:
         """The DHCP port's veth pair, its MAC and addresses; returns the inner name.
@@ -288,25 +257,38 @@ class DnsmasqDriver:
         return True
 
     def _pid(self, network_id: str, paths: render.Paths) -> int | None:
+        """The network's dnsmasq from its pid file, if it runs (not a recycled pid)."""
         try:
             pid = int(Path(paths.pid).read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if proc.running(pid, network_id) else None  # not a recycled pid
+        return pid if proc.running(pid, network_id) else None
 
-    def _run(self, network_id: str, paths: render.Paths, args: list[str],
-             sighup: bool) -> None:
-        """Start dnsmasq, restart it if its command changed, or SIGHUP it if asked to."""
+    def _running(self, network_id: str,
+                 paths: render.Paths) -> tuple[int, list[bytes]] | None:
+        """The running dnsmasq's pid and arguments, read once per apply."""
         pid = self._pid(network_id, paths)
-        if pid is not None:
-            running = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:]
-            if [a.encode() for a in args[1:]] == [a for a in running if a]:
+        if pid is None:
+            return None
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:]
+        except OSError:
+            return None
+        return pid, [a for a in argv if a]
+
+    def _run(self, network_id: str, paths: render.Paths, args: list[str], sighup: bool,
+             running: tuple[int, list[bytes]] | None) -> int | None:
+        """Start dnsmasq, restart it if its command changed, or SIGHUP it if asked to; its
+        pid."""
+        if running is not None:
+            pid, argv = running
+            if [a.encode() for a in args[1:]] == argv:
                 if sighup:
                     os.kill(pid, signal.SIGHUP)
-                return
+                return pid
             LOG.info("Restarting dnsmasq %d of network %s: its ranges changed", pid,
                      network_id)
-            self._stop(pid)
+            proc.stop(pid, timeout=2.5)
         # nsenter switches the network namespace only; `ip netns exec` would also give every
         # dnsmasq a mount namespace of its own, and each namespace added later would then be
         # propagated into all of them: quadratic on a host with a thousand networks.
@@ -317,30 +299,16 @@ class DnsmasqDriver:
             raise InotifyExhausted(result.stderr.strip())
         if result.returncode != 0:
             raise KernelError(f"dnsmasq for network {network_id} failed: {result.stderr}")
-        LOG.info("Started dnsmasq for network %s (pid %s)", network_id,
-                 self._pid(network_id, paths))
-
-    @staticmethod
-    def _stop(pid: int) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        for _ in range(50):
-            proc.reap(pid)
-            if not Path(f"/proc/{pid}").exists():
-                return
-            threading.Event().wait(0.05)
-        os.kill(pid, signal.SIGKILL)
-        threading.Event().wait(0.05)
-        proc.reap(pid)
+        started = self._pid(network_id, paths)
+        LOG.info("Started dnsmasq for network %s (pid %s)", network_id, started)
+        return started
 
     def _remove(self, network_id: str) -> None:
         """Stop dnsmasq and remove the namespace and files of a network, if there."""
         paths = render.Paths(str(self.root / network_id))
         pid = self._pid(network_id, paths)
         if pid is not None:
-            self._stop(pid)
+            proc.stop(pid, timeout=2.5)
         ns = namespace(network_id, self.host_netns)
         if ns in netns.listnetns():
             netns.remove(ns)  # its ns- end goes with it, and with it the tap

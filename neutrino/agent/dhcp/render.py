@@ -59,26 +59,26 @@ def dhcp_subnets(network: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted((s for s in network["subnets"] if s["enable_dhcp"]), key=lambda s: s["id"])
 
 
+def host_entries(network: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(port id, MAC, address) for every address DHCP serves: enabled non-DHCP ports'
+    addresses on DHCP-enabled subnets, by port id."""
+    served = {s["id"] for s in dhcp_subnets(network)}
+    return [(port["id"], port["mac_address"], ip["ip_address"])
+            for port in sorted(network["ports"], key=lambda p: p["id"])
+            if port["device_owner"] != DHCP_OWNER and port["admin_state_up"]
+            for ip in port["fixed_ips"] if ip["subnet_id"] in served]
+
+
 def host_files(network: dict[str, Any]) -> dict[str, str]:
     """Per-port host files (name: text): `mac,[ip]|ip,hostname` lines.
 
     No `set:port-<id>` tag: dnsmasq 2.90 crashes on SIGHUP once a host entry carrying a tag
     has a lease (seen here: any port removal would have killed it), and nothing needs the
     tag until ports get their own DHCP options (Neutron tags only those ports, too)."""
-    served = {s["id"] for s in dhcp_subnets(network)}
     files: dict[str, str] = {}
-    for port in sorted(network["ports"], key=lambda p: p["id"]):
-        if port["device_owner"] == DHCP_OWNER or not port["admin_state_up"]:
-            continue
-        lines = []
-        for ip in port["fixed_ips"]:
-            if ip["subnet_id"] not in served:
-                continue
-            address = ip["ip_address"]
-            shown = f"[{address}]" if ":" in address else address
-            lines.append(f"{port['mac_address']},{shown},{hostname(address)}.{DOMAIN}.\n")
-        if lines:
-            files[port["id"]] = "".join(lines)
+    for port_id, mac, address in host_entries(network):
+        shown = f"[{address}]" if ":" in address else address
+        files[port_id] = files.get(port_id, "") + f"{mac},{shown},{hostname(address)}.{DOMAIN}.\n"
     return files
 
 
@@ -90,13 +90,8 @@ def leases_text(network: dict[str, Any], lease_seconds: int, now: int) -> str:
     instead of refused and the lease is not offered to anyone else (Neutron bug 2124215).
     """
     expiry = now + lease_seconds if lease_seconds > 0 else 0
-    lines = []
-    for text in host_files(network).values():
-        for line in text.splitlines():
-            mac, address, name = line.split(",")
-            if not address.startswith("["):
-                lines.append(f"{expiry} {mac} {address} {name.split('.')[0]} *\n")
-    return "".join(lines)
+    return "".join(f"{expiry} {mac} {address} {hostname(address)} *\n"
+                   for _port, mac, address in host_entries(network) if ":" not in address)
 
 
 def _server_address(network: dict[str, Any], subnet_id: str) -> str | None:
