@@ -20,9 +20,9 @@ from starlette.routing import Route
 
 from neutrino import exceptions as exc
 from neutrino.api import auth
-from neutrino.api import validators as v
-from neutrino.api.policy import Context
 from neutrino.api.responses import json_response, select_fields
+from neutrino.schema import validators as v
+from neutrino.schema.policy import Context
 from neutrino.services.agents import DHCP_AGENT, FILTERS
 
 if TYPE_CHECKING:

@@ -28,11 +28,11 @@ from starlette.routing import Route
 from neutrino import exceptions as exc
 from neutrino.api import auth, extensions, openapi
 from neutrino.api.agents_api import agent_routes
-from neutrino.api.policy import Context
-from neutrino.api.request import parse_item, parse_query, unwrap
-from neutrino.api.resources import RESOURCES, Resource
 from neutrino.api.responses import GENERIC_500, error_response, json_response, select_fields
-from neutrino.api.validators import Invalid, list_of_strings
+from neutrino.schema.policy import Context
+from neutrino.schema.request import parse_item, parse_query, unwrap
+from neutrino.schema.resources import RESOURCES, Resource
+from neutrino.schema.validators import Invalid, list_of_strings
 from neutrino.services import Services, changes
 from neutrino.services.tags import ResourceService
 

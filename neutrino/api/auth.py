@@ -21,7 +21,7 @@ from typing import Any
 import bcrypt
 
 from neutrino import exceptions as exc
-from neutrino.api.policy import Context
+from neutrino.schema.policy import Context
 
 
 def context_from_headers(headers: Mapping[str, str]) -> Context:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neutrino.api.resources import RESOURCES, Attr, Resource
+from neutrino.schema.resources import RESOURCES, Attr, Resource
 
 ERROR_CODES = {"400": "Bad request", "401": "Not authenticated", "403": "Forbidden",
                "404": "Not found", "409": "Conflict", "503": "Service unavailable"}

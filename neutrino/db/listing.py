@@ -28,9 +28,9 @@ from sqlalchemy import (
 )
 
 from neutrino import exceptions as exc
-from neutrino.api.request import Query
-from neutrino.api.resources import Resource
 from neutrino.db.models import TAGS
+from neutrino.schema.request import Query
+from neutrino.schema.resources import Resource
 
 
 def tag_clauses(table: Table, tag_filters: dict[str, list[str]]) -> list[ColumnElement[bool]]:

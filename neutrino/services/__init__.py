@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from oslo_config import cfg
 
-from neutrino.api.policy import Enforcer
 from neutrino.db.api import Database
+from neutrino.schema.policy import Enforcer
 from neutrino.services.agents import AgentService
 from neutrino.services.changes import ChangeFeed
 from neutrino.services.channel import AgentChannel

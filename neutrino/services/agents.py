@@ -21,8 +21,8 @@ import orjson
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from neutrino import exceptions as exc
-from neutrino.api.policy import Context
 from neutrino.db.models import AGENTS, DHCP_BINDINGS
+from neutrino.schema.policy import Context
 from neutrino.services import changes
 from neutrino.services.common import Core, new_id
 

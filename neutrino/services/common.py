@@ -14,11 +14,11 @@ from oslo_config import cfg
 from sqlalchemy import Connection, Row, Table, delete, insert, select, update
 
 from neutrino import exceptions as exc
-from neutrino.api.policy import Context, Enforcer
-from neutrino.api.resources import MISSING, Resource
 from neutrino.db.api import Database
 from neutrino.db.listing import Page
 from neutrino.db.models import TAGS
+from neutrino.schema.policy import Context, Enforcer
+from neutrino.schema.resources import MISSING, Resource
 
 LOG = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from neutrino import exceptions as exc
-from neutrino.api.policy import Context
-from neutrino.api.request import parse_item
-from neutrino.api.resources import PORT
 from neutrino.db.models import AGENTS, ALLOCS, DHCP_BINDINGS, LEASES, NETWORKS, PORTS, SUBNETS
+from neutrino.schema.policy import Context
+from neutrino.schema.request import parse_item
+from neutrino.schema.resources import PORT
 from neutrino.services import changes, ipam
 from neutrino.services.agents import DHCP_AGENT, AgentService
 from neutrino.services.common import Core, bump_revision, utcnow

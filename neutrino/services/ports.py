@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, insert, or_, select
 
 from neutrino import exceptions as exc
-from neutrino.api.policy import Context
-from neutrino.api.request import Query
-from neutrino.api.resources import PORT
 from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
+from neutrino.schema.policy import Context
+from neutrino.schema.request import Query
+from neutrino.schema.resources import PORT
 from neutrino.services import changes, ipam
 from neutrino.services.common import (
     Core,

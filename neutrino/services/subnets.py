@@ -10,12 +10,12 @@ import netaddr
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
 
 from neutrino import exceptions as exc
-from neutrino.api.policy import Context
-from neutrino.api.request import Query
-from neutrino.api.resources import SUBNET
 from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
+from neutrino.schema.policy import Context
+from neutrino.schema.request import Query
+from neutrino.schema.resources import SUBNET
 from neutrino.services import changes, ipam
 from neutrino.services.common import (
     Core,

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Table, delete, insert, select
 
 from neutrino import exceptions as exc
-from neutrino.api.policy import Context
-from neutrino.api.request import Query
+from neutrino.schema.policy import Context
+from neutrino.schema.request import Query
 from neutrino.services.common import TAGS, Core, bump_revision, replace_tags, utcnow
 
 LOG = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
-from neutrino.api.resources import IPV6_MODES, NETWORK_TYPES, RESOURCES, VNIC_TYPES, Resource
+from neutrino.schema.resources import IPV6_MODES, NETWORK_TYPES, RESOURCES, VNIC_TYPES, Resource
 from tests.support import Server
 
 LOG_TAIL = 8000  # enough for one SQLAlchemy traceback, which is long

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from neutrino.api.policy import Context, Enforcer
 from neutrino.cmd.common import load_config
+from neutrino.schema.policy import Context, Enforcer
 
 MEMBER = Context(user_id="u", project_id="a", roles=["member"])
 ADMIN = Context(user_id="x", project_id="b", roles=["admin"])

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from neutrino import exceptions as exc
-from neutrino.api import validators as v
-from neutrino.api.request import parse_item, parse_query, unwrap
-from neutrino.api.resources import NETWORK, PORT, SUBNET
+from neutrino.schema import validators as v
+from neutrino.schema.request import parse_item, parse_query, unwrap
+from neutrino.schema.resources import NETWORK, PORT, SUBNET
 from neutrino.services.segments import parse_vni_ranges
 
 

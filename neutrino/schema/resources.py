@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from neutrino.api import validators as v
+from neutrino.schema import validators as v
 
 MISSING: Any = object()
 

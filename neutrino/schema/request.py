@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neutrino import exceptions as exc
-from neutrino.api import validators as v
-from neutrino.api.resources import MISSING, Resource
+from neutrino.schema import validators as v
+from neutrino.schema.resources import MISSING, Resource
 
 # Every backend stores integers in 64 bits; a limit above this means "all of them".
 MAX_INT = 2**63 - 1

@@ -20,7 +20,7 @@ from oslo_config import cfg
 from oslo_policy import policy
 
 from neutrino import exceptions as exc
-from neutrino.api.resources import RESOURCES
+from neutrino.schema.resources import RESOURCES
 
 LOG = logging.getLogger(__name__)
 
