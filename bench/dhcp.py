@@ -47,14 +47,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import git_commit, machine, proc_cpu, publish  # noqa: E402
 from bench.dhcpclient import Client  # noqa: E402
-from neutrino.agent.dhcp.driver import namespace  # noqa: E402
 from neutrino.agent.dhcp.render import Paths  # noqa: E402
-from neutrino.agent.linux import proc  # noqa: E402
-from neutrino.agent.linux.ip import Kernel  # noqa: E402
-from neutrino.agent.linux.l2 import bridge_name, tap_name  # noqa: E402
-from neutrino.lab import netns  # noqa: E402
+from neutrino.agent.linux import netns  # noqa: E402
+from neutrino.agent.linux import process as proc  # noqa: E402
 from neutrino.lab.lab import Lab  # noqa: E402
 from neutrino.lab.topology import parse  # noqa: E402
+from neutrino.lab.wiring import kernel, wire  # noqa: E402
+from neutrino.registry import bridge_name, dhcp_namespace, tap_name  # noqa: E402
 
 BEGIN = "<!-- bench/dhcp.py:begin -->"
 END = "<!-- bench/dhcp.py:end -->"
@@ -141,16 +140,16 @@ def plumb_probes(lab: Lab, sample: list[str]) -> dict[str, Client]:
     """A probe interface per sampled network, bridged to its DHCP port in the host."""
     host_ns, probe_ns = lab.host_namespace(HOST), f"{lab.name}-probe"
     lab.remember_namespace(probe_ns)
-    kernel = Kernel(host_ns)
+    host = kernel(host_ns)
     clients = {}
     for i, net_id in enumerate(sample):
         dhcp = lab.api_get("/v2.0/ports", network_id=net_id,
                            device_owner="network:dhcp")["ports"][0]
         outer = f"tapprobe{i:03d}"
-        netns.veth(host_ns, outer, probe_ns, f"pr{i}")
-        kernel.ensure_bridge(bridge_name(net_id))
+        wire(host_ns, outer, probe_ns, f"pr{i}")
+        host.ensure_bridge(bridge_name(net_id))
         for link in (tap_name(dhcp["id"]), outer):
-            kernel.ensure_in_bridge(link, bridge_name(net_id))
+            host.ensure_in_bridge(link, bridge_name(net_id))
         clients[net_id] = Client(probe_ns, f"pr{i}")
     return clients
 
@@ -173,7 +172,7 @@ def cold_start(lab: Lab, expected: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Kill everything of the DHCP host, start its agent, time until all is served."""
     lab.agent_stop(HOST, "dhcp", with_dnsmasq=True, sig=signal.SIGKILL)
     for net_id in lab.dhcp_namespaces(HOST):
-        netns.delete_namespace(namespace(net_id, lab.host_namespace(HOST)))
+        netns.remove(dhcp_namespace(net_id, lab.host_namespace(HOST)))
     shutil.rmtree(lab.dir / "hosts" / HOST / "dhcp")
     progress("cold start: host wiped; starting the DHCP agent")
     started = time.monotonic()

@@ -14,7 +14,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from pyroute2 import netns
+from neutrino.agent.linux import netns
 
 ETH_P_IP = 0x0800
 MAGIC = b"\x63\x82\x53\x63"
@@ -83,12 +83,9 @@ class Client:
     """Raw DHCP on one interface of a namespace."""
 
     def __init__(self, namespace: str, ifname: str) -> None:
-        netns.pushns(namespace)
-        try:
+        with netns.entered(namespace):
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
             self.sock.bind((ifname, 0))
-        finally:
-            netns.popns()
         self.mac = self.sock.getsockname()[4][:6]
 
     def close(self) -> None:

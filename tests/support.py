@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
+from neutrino.agent.linux.netns import names as namespaces  # noqa: F401  (the tests check leftovers with it)
 from neutrino.lab.lab import free_port
-from neutrino.lab.netns import namespaces as namespaces  # the tests check leftovers with it
 
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -1,6 +1,6 @@
-"""What agents say of themselves: Neutron's `configurations`, and which ports DHCP serves.
+"""What agents say of themselves: Neutron's `configurations`.
 
-One definition for the no-op and the Linux data planes alike, so that switching the data
+One definition for the fake and the Linux data planes alike, so that switching the data
 plane changes what the host does, not what the agent reports.
 """
 
@@ -11,25 +11,21 @@ from typing import Any
 
 from oslo_config import cfg
 
-from neutrino.agent.dhcp import render
+from neutrino.agent.dhcp.plan import DhcpPlan
 
 
-def dhcp_configurations(conf: cfg.ConfigOpts, networks: list[dict[str, Any]]) -> dict[str, Any]:
+def dhcp_configurations(conf: cfg.ConfigOpts, plans: Iterable[DhcpPlan]) -> dict[str, Any]:
     """A DHCP agent's configurations, counted from the networks it serves."""
+    served = list(plans)
     return {
         "dhcp_driver": conf.dhcp_driver,
         "dhcp_lease_duration": conf.dhcp_lease_duration,
         "log_agent_heartbeats": False,
         "notifies_port_ready": True,
-        "networks": len(networks),
-        "subnets": sum(len(render.dhcp_subnets(n)) for n in networks),
-        "ports": sum(len(n["ports"]) for n in networks),
+        "networks": len(served),
+        "subnets": sum(len(p.subnets) for p in served),
+        "ports": sum(p.ports for p in served),
     }
-
-
-def served_ports(networks: Iterable[dict[str, Any]]) -> set[str]:
-    """Ports a DHCP agent answers for: those with a host entry (see render.host_files)."""
-    return {port_id for n in networks for port_id in render.host_files(n)}
 
 
 def interface_mappings(conf: cfg.ConfigOpts) -> dict[str, str]:

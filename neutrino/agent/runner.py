@@ -1,17 +1,23 @@
-"""The agent loop: register, heartbeat, watch, reconcile.
+"""The agent loop: register, heartbeat, watch, reconcile — each supervised.
 
-Three threads share one desired state, keyed by network id:
-- heartbeats report the agent every `report_interval`, with the revision it has applied;
+Three threads share one desired state, keyed by `(kind, id)` (see `contract`):
+- heartbeats report the agent every `report_interval`, with the revision it has applied and
+  its progress per kind of key (in `configurations`);
 - the watch long-polls the server for what changed since the revision it holds, stores the
   new desired states and marks their keys dirty (a snapshot replaces everything);
-- the reconciler takes dirty keys and asks the driver to make the host match, on a few
-  threads (networks are independent), changes that arrive meanwhile first, retrying
-  failures with backoff; every `polling_interval` it asks the driver which
-  networks drifted (a VM's tap appeared, a dnsmasq died) and sends changed port statuses; a
-  periodic full pass marks every key dirty, and must find nothing to do when all is well.
-A missed or repeated event therefore never leaves the host wrong for longer than one pass.
-The watch resumes from its revision after a lost connection; the server decides when that
-revision is too old and answers with a snapshot.
+- the reconciler applies dirty keys on a few threads, changes that arrive meanwhile first;
+  every `polling_interval` it asks the driver which keys drifted and sends changed statuses;
+  a periodic full pass marks every key dirty and must find nothing to do when all is well —
+  a pass that found work is counted and logged.
+
+Each key has its own status (pending, done, error with the message) and its own backoff: a
+failing key is retried later without holding back new work, and `applied` (the revision the
+server sees) moves once nothing is pending, failing keys being reported apart.
+
+Supervision: an unexpected error in a loop is logged and the loop goes on after a backoff; a
+loop that fails `failure_limit` times in a row, a thread that dies, or a reconciler stuck in
+one key for `stall_timeout` stops the agent: heartbeats end with it, so the server declares
+it dead and fails its resources over, instead of trusting a host that no longer follows.
 """
 
 from __future__ import annotations
@@ -19,73 +25,73 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from neutrino.agent.client import ChannelError, ServerClient
+from neutrino.agent.contract import Driver, Key, Status, key_text
 
 LOG = logging.getLogger(__name__)
 MAX_BACKOFF = 10.0
+PENDING, DONE, ERROR = "pending", "done", "error"
 
 
-class Driver(Protocol):
-    """What an agent does on its host, one network at a time."""
-
-    agent_type: str
-    binary: str
-    topic: str
-
-    def configurations(self) -> dict[str, Any]:
-        """The `configurations` the agent reports."""
-
-    def apply(self, network_id: str, state: dict[str, Any] | None) -> None:
-        """Make the host match `state` for a network (None: remove it). Idempotent."""
-
-    def present(self) -> set[str]:
-        """Networks the host has now (found on the host, so leftovers can be removed)."""
-
-    def status(self) -> tuple[dict[str, str], set[str]]:
-        """Ports on the host with their status (ACTIVE/DOWN), and ports DHCP answers for."""
-
-    def drifted(self) -> set[str]:
-        """Networks whose host state went wrong since they were applied (a cheap look)."""
+def backoff(attempts: int, initial: float = 0.2, maximum: float = MAX_BACKOFF) -> float:
+    """The wait before try number `attempts + 1` (exponential, capped)."""
+    return min(maximum, initial * 2 ** max(0, attempts - 1)) if attempts else 0.0
 
 
 @dataclass
-class Backoff:
-    """Exponential backoff, reset on success."""
+class KeyStatus:
+    """Where one key stands."""
 
-    delay: float = 0.0
-    initial: float = 0.2
-
-    def failed(self) -> float:
-        """The wait before the next try."""
-        self.delay = min(MAX_BACKOFF, self.delay * 2 if self.delay else self.initial)
-        return self.delay
-
-    def succeeded(self) -> None:
-        """Back to no wait."""
-        self.delay = 0.0
+    state: str = PENDING
+    message: str = ""
+    attempts: int = 0
+    retry_at: float = 0.0  # monotonic time before which a failed key is not retried
 
 
 @dataclass
 class State:
     """The desired state the watch delivers and the reconciler applies."""
 
-    desired: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dirty: set[str] = field(default_factory=set)
+    desired: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    dirty: set[Key] = field(default_factory=set)
+    keys: dict[Key, KeyStatus] = field(default_factory=dict)
     revision: int = 0  # the newest revision received
-    applied: int = 0  # every change up to here is on the host
+    applied: int = 0  # every change up to here was tried: done, or failing and reported
+
+    def status(self, key: Key) -> KeyStatus:
+        """A key's status, made pending if new."""
+        return self.keys.setdefault(key, KeyStatus())
+
+
+@dataclass
+class PassStats:
+    """Full passes: how many ran, and how many found something to change."""
+
+    count: int = 0
+    with_changes: int = 0
+    last_changed: int = 0
+    last_seconds: float = 0.0
+
+
+class AgentFailed(RuntimeError):
+    """The agent cannot go on (a loop that keeps failing, a dead thread, a stall)."""
 
 
 class AgentRunner:
-    """Runs one agent until stopped."""
+    """Runs one agent until stopped, or until it cannot go on (`fatal`)."""
 
     def __init__(self, host: str, driver: Driver, client: ServerClient, *,
                  report_interval: float, availability_zone: str | None,
                  watch_timeout: float = 30.0, resync_interval: float = 30.0,
-                 polling_interval: float = 1.0, workers: int = 4) -> None:
+                 polling_interval: float = 1.0, workers: int = 4, failure_limit: int = 10,
+                 stall_timeout: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.host = host
         self.driver = driver
         self.client = client
@@ -94,28 +100,37 @@ class AgentRunner:
         self.watch_timeout = watch_timeout
         self.resync_interval = resync_interval
         self.polling_interval = polling_interval
-        # Networks are independent: a full pass over a thousand of them runs on a few
-        # threads, so that one slow network (a dnsmasq starting) does not hold the others.
+        self.failure_limit = max(1, failure_limit)
+        self.stall_timeout = stall_timeout
+        self.clock = clock
+        # Keys are independent: a full pass over a thousand of them runs on a few threads,
+        # so that one slow key (a dnsmasq starting) does not hold the others.
         self.workers = max(1, workers)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="apply")
         self.state = State()
+        self.passes = PassStats()
+        self.fatal: str | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._registered = threading.Event()
         self._start_flag = True
         self._threads: list[threading.Thread] = []
-        # What the server was last told, so that only changes are sent.
-        self._sent_ports: dict[str, str] = {}
-        self._sent_ready: set[str] = set()
+        self._busy_since: dict[int, tuple[Key, float]] = {}  # thread -> key being applied
+        self._sent = Status()  # what the server was last told
+        self._next_full = 0.0
+        self._next_poll = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the heartbeat, watch and reconcile threads."""
-        for name, target in (("heartbeat", self._heartbeat_loop), ("watch", self._watch_loop),
-                             ("reconcile", self._reconcile_loop)):
-            thread = threading.Thread(target=target, name=f"{self.driver.binary}-{name}",
-                                      daemon=True)
+        now = self.clock()
+        self._next_full = now + self.resync_interval
+        self._next_poll = now + self.polling_interval
+        for name, step in (("heartbeat", self._heartbeat_step), ("watch", self._watch_step),
+                           ("reconcile", self._reconcile_step)):
+            thread = threading.Thread(target=self._supervise, args=(name, step),
+                                      name=f"{self.driver.kind.binary}-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -129,218 +144,334 @@ class AgentRunner:
         with self._cond:
             self._cond.notify_all()
         for thread in self._threads:
+            if thread is threading.current_thread():
+                continue
             # A watch may sit in a long poll; its daemon thread ends with the process.
             thread.join(timeout=2 if thread.name.endswith("-watch") else 15)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def wait(self) -> None:
-        """Block until stopped."""
+        """Block until stopped (by a signal, or because the agent cannot go on)."""
         while not self._stop.wait(1.0):
             pass
 
+    def fail(self, reason: str) -> None:
+        """Stop the agent because it cannot go on: no more heartbeats, so the server fails
+        its resources over; the process exits non-zero."""
+        if self.fatal is None:
+            self.fatal = reason
+            LOG.critical("%s on %s cannot go on: %s; stopping (no more heartbeats, so the "
+                         "server moves its resources elsewhere)", self.driver.kind.binary,
+                         self.host, reason)
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _supervise(self, name: str, step: Callable[[], float]) -> None:
+        """Run one loop: `step` does one round and says how long to wait before the next."""
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    wait = step()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    LOG.exception("The %s loop failed (%d in a row)", name, failures)
+                    if failures >= self.failure_limit:
+                        self.fail(f"the {name} loop failed {failures} times in a row")
+                        return
+                    wait = backoff(failures)
+                if wait > 0:
+                    self._stop.wait(wait)
+        except BaseException as err:  # not even an Exception: the thread is going away
+            self.fail(f"the {name} loop died: {err!r}")
+            raise
+
+    def _check_health(self) -> None:
+        """Fail the agent if a loop thread died or the reconciler is stuck in one key."""
+        for thread in self._threads:
+            if not thread.is_alive() and not self._stop.is_set():
+                raise AgentFailed(f"thread {thread.name} is dead")
+        now = self.clock()
+        for key, since in list(self._busy_since.values()):
+            if now - since > self.stall_timeout:
+                raise AgentFailed(f"applying {key_text(key)} has not returned for "
+                                  f"{now - since:.0f} s")
+
     # -- heartbeats -----------------------------------------------------------------------
+
+    def progress(self) -> dict[str, dict[str, int]]:
+        """Per kind of key: how many are done, pending and failing."""
+        with self._cond:
+            counts: dict[str, Counter[str]] = {}
+            for key in set(self.state.desired) | set(self.state.keys):
+                status = self.state.keys.get(key)
+                state = status.state if status else PENDING
+                counts.setdefault(key[0], Counter())[state] += 1
+        return {kind: {"done": c[DONE], "pending": c[PENDING], "failing": c[ERROR]}
+                for kind, c in sorted(counts.items())}
+
+    def configurations(self) -> dict[str, Any]:
+        """The driver's configurations, with the agent's progress and full-pass figures."""
+        out = dict(self.driver.configurations())
+        out["resources_status"] = self.progress()
+        out["full_passes"] = {"count": self.passes.count,
+                              "with_changes": self.passes.with_changes,
+                              "last_changed": self.passes.last_changed}
+        return out
 
     def report(self) -> None:
         """One report to the server (registers the agent the first time)."""
         with self._cond:
             applied = self.state.applied
+        kind = self.driver.kind
         self.client.report({
-            "agent_type": self.driver.agent_type, "host": self.host,
-            "binary": self.driver.binary, "topic": self.driver.topic,
-            "configurations": self.driver.configurations(),
+            "agent_type": kind.agent_type, "host": self.host, "binary": kind.binary,
+            "topic": kind.topic, "configurations": self.configurations(),
             "availability_zone": self.availability_zone, "start_flag": self._start_flag,
             "applied_revision": applied})
         if self._start_flag:
-            LOG.info("Registered %s on %s with the server", self.driver.agent_type, self.host)
+            LOG.info("Registered %s on %s with the server", kind.agent_type, self.host)
         self._start_flag = False
         self._registered.set()
 
-    def _heartbeat_loop(self) -> None:
-        backoff = Backoff(initial=self.report_interval / 4)
-        while not self._stop.is_set():
-            try:
-                self.report()
-                backoff.succeeded()
-                wait = self.report_interval
-            except ChannelError as err:
-                wait = backoff.failed()
-                LOG.warning("Report failed (%s); next try in %.1f s", err, wait)
-            self._stop.wait(wait)
+    def _heartbeat_step(self) -> float:
+        try:
+            self._check_health()
+        except AgentFailed as err:
+            self.fail(str(err))
+            return 0.0
+        try:
+            self.report()
+        except ChannelError as err:
+            LOG.warning("Report failed (%s); next try in %.1f s", err,
+                        self.report_interval / 4)
+            return self.report_interval / 4
+        return self.report_interval
 
     # -- watch ----------------------------------------------------------------------------
 
-    def _watch_loop(self) -> None:
-        backoff = Backoff()
-        while not self._stop.is_set():
-            if not self._registered.wait(0.5):
-                continue
-            with self._cond:
-                since = self.state.revision
-            try:
-                answer = self.client.watch(self.driver.agent_type, self.host, since,
-                                           self.watch_timeout)
-                backoff.succeeded()
-            except ChannelError as err:
-                if err.status == 404:
-                    # The server does not know us (deleted, or a new database): register
-                    # again, then start over from a snapshot.
-                    LOG.warning("The server does not know this agent; registering again")
-                    self._start_flag = True
-                    self._registered.clear()
-                    with self._cond:
-                        self.state.revision = 0
-                    continue
-                wait = backoff.failed()
-                LOG.warning("Watch failed (%s); resuming from revision %d in %.1f s", err,
-                            since, wait)
-                self._stop.wait(wait)
-                continue
-            LOG.debug("Watch answer at revision %s: %d networks changed, %d removed%s",
-                      answer.get("revision"), len(answer.get("networks", [])),
-                      len(answer.get("removed", [])),
-                      " (snapshot)" if answer.get("snapshot") else "")
-            self.absorb(answer)
+    def _watch_step(self) -> float:
+        if not self._registered.wait(0.5):
+            return 0.0
+        with self._cond:
+            since = self.state.revision
+        try:
+            answer = self.client.watch(self.driver.kind.agent_type, self.host, since,
+                                       self.watch_timeout)
+        except ChannelError as err:
+            if err.status == 404:
+                # The server does not know us (deleted, or a new database): register
+                # again, then start over from a snapshot.
+                LOG.warning("The server does not know this agent; registering again")
+                self._start_flag = True
+                self._registered.clear()
+                with self._cond:
+                    self.state.revision = 0
+                return 0.0
+            LOG.warning("Watch failed (%s); resuming from revision %d", err, since)
+            return 1.0
+        LOG.debug("Watch answer at revision %s: %d keys changed, %d removed%s",
+                  answer.get("revision"), len(answer.get("states", [])),
+                  len(answer.get("removed", [])), " (snapshot)" if answer.get("snapshot")
+                  else "")
+        self.absorb(answer)
+        return 0.0
 
     def absorb(self, answer: dict[str, Any]) -> None:
-        """Take a watch answer into the desired state and mark what it touches dirty."""
+        """Take a watch answer into the desired state and mark what it touches dirty.
+
+        A key given a new state is served at once, even if it was backing off."""
+        states = {(str(s["kind"]), str(s["id"])): s["state"] for s in answer["states"]}
+        removed = {(str(k), str(i)) for k, i in answer["removed"]}
+        revision = max(int(answer["revision"]), 0)
+        present = self.driver.present() if answer.get("snapshot") else set()
         with self._cond:
             state = self.state
             if answer.get("snapshot"):
-                gone = set(state.desired) | self.driver.present()
-                state.desired = {n["id"]: n for n in answer["networks"]}
-                state.dirty |= gone | set(state.desired)
-                LOG.info("Snapshot at revision %d: %d networks", answer["revision"],
-                         len(state.desired))
+                gone = (set(state.desired) | present) - set(states)
+                state.desired = dict(states)
+                touched = gone | set(states)
+                LOG.info("Snapshot at revision %d: %d keys", revision, len(states))
             else:
-                for network in answer["networks"]:
-                    state.desired[network["id"]] = network
-                    state.dirty.add(network["id"])
-                for network_id in answer["removed"]:
-                    state.desired.pop(network_id, None)
-                    state.dirty.add(network_id)
-            state.revision = max(int(answer["revision"]), 0)
+                for key in removed:
+                    state.desired.pop(key, None)
+                state.desired.update(states)
+                touched = removed | set(states)
+            for key in touched:
+                status = state.status(key)
+                status.state, status.retry_at = PENDING, 0.0
+            state.dirty |= touched
+            state.revision = revision
             if not state.dirty:
-                state.applied = state.revision
+                state.applied = revision
             self._cond.notify_all()
 
     # -- reconcile ------------------------------------------------------------------------
 
     def mark_all_dirty(self) -> None:
         """Queue every key, wanted or present, and resend every status (the full pass)."""
+        present = self.driver.present()
         with self._cond:
-            self.state.dirty |= set(self.state.desired) | self.driver.present()
-            self._sent_ports, self._sent_ready = {}, set()
+            keys = set(self.state.desired) | present
+            self.state.dirty |= keys
+            for key in keys:
+                self.state.status(key)
+            self._sent = Status()
             self._cond.notify_all()
 
-    def reconcile_once(self) -> int:
-        """Apply every dirty key once; returns how many failed (and stay dirty).
+    def _take_ready(self, now: float) -> tuple[list[Key], int]:
+        """Dirty keys not backing off (taken off the queue), and the revision they carry."""
+        with self._cond:
+            ready = {k for k in self.state.dirty
+                     if self.state.status(k).retry_at <= now}
+            self.state.dirty -= ready
+            return sorted(ready), self.state.revision
+
+    def reconcile_once(self) -> tuple[int, int]:
+        """Apply every dirty key that is due once; returns (changed, failed).
 
         Keys go in batches; what turns dirty meanwhile (a port just created) jumps ahead of
-        the rest of the pass, so a full pass over a thousand networks does not delay it."""
-        with self._cond:
-            pending, self.state.dirty = sorted(self.state.dirty), set()
-            revision = self.state.revision
-        failed: list[str] = []
+        the rest of the pass, so a full pass over a thousand keys does not delay it."""
+        pending, revision = self._take_ready(self.clock())
+        changed = failed = 0
         batch_size = 4 * self.workers
         while pending:
             batch, pending = pending[:batch_size], pending[batch_size:]
-            failed += self._apply(batch)
-            with self._cond:
-                fresh = self.state.dirty
-                if fresh:
-                    self.state.dirty = set()
-                    revision = self.state.revision
+            for ok, did in self._apply(batch):
+                changed += did
+                failed += not ok
+            fresh, fresh_revision = self._take_ready(self.clock())
             if fresh:
-                pending = sorted(fresh) + [k for k in pending if k not in fresh]
+                revision = fresh_revision
+                pending = fresh + [k for k in pending if k not in set(fresh)]
                 self._send_status()
         with self._cond:
-            self.state.dirty |= set(failed)
-            if not self.state.dirty:
+            waiting = [k for k in self.state.dirty if self.state.status(k).state == PENDING]
+            if not waiting:
                 self.state.applied = max(self.state.applied, revision)
         self._send_status()
-        return len(failed)
+        return changed, failed
 
-    def _apply_one(self, key: str) -> bool:
+    def _apply_one(self, key: Key) -> tuple[bool, bool]:
         with self._cond:
             state = self.state.desired.get(key)  # the newest, even mid-pass
+        me = threading.get_ident()
+        self._busy_since[me] = (key, self.clock())
         try:
-            self.driver.apply(key, state)
-        except Exception:  # one network's failure must not stop the others
-            LOG.exception("Could not apply network %s; will retry", key)
-            return False
-        return True
+            changed = bool(self.driver.apply(key, state))
+        except Exception as err:  # one key's failure must not stop the others
+            self._failed(key, err)
+            return False, False
+        finally:
+            self._busy_since.pop(me, None)
+        with self._cond:
+            status = self.state.status(key)
+            if status.state == ERROR:
+                LOG.info("%s is applied again after %d failed tries", key_text(key).title(),
+                         status.attempts)
+            if key not in self.state.desired and state is None:
+                self.state.keys.pop(key, None)  # removed from the host: nothing to track
+            elif self.state.desired.get(key) is state:
+                status.state, status.message, status.attempts = DONE, "", 0
+        return True, changed
 
-    def _apply(self, keys: list[str]) -> list[str]:
+    def _failed(self, key: Key, err: Exception) -> None:
+        with self._cond:
+            status = self.state.status(key)
+            status.attempts += 1
+            status.state, status.message = ERROR, f"{type(err).__name__}: {err}"
+            wait = backoff(status.attempts)
+            status.retry_at = self.clock() + wait
+            self.state.dirty.add(key)
+            self._cond.notify_all()
+        LOG.error("Could not apply %s (try %d; next in %.1f s): %s", key_text(key),
+                  status.attempts, wait, status.message, exc_info=status.attempts == 1)
+
+    def _apply(self, keys: list[Key]) -> list[tuple[bool, bool]]:
         if len(keys) == 1:
-            return [] if self._apply_one(keys[0]) else keys
-        done = self._pool.map(self._apply_one, keys)
-        return [key for key, ok in zip(keys, done, strict=True) if not ok]
+            return [self._apply_one(keys[0])]
+        return list(self._pool.map(self._apply_one, keys))
 
     def _send_status(self) -> None:
-        ports, ready = self.driver.status()
-        changed = {p: s for p, s in ports.items() if self._sent_ports.get(p) != s}
-        new_ready = ready - self._sent_ready
-        if not changed and not new_ready:
-            return
-        started = time.monotonic()
         try:
-            self.client.status({"host": self.host, "dhcp_ready": sorted(new_ready),
-                                "ports": [{"id": p, "status": s}
-                                          for p, s in sorted(changed.items())]})
-            LOG.debug("Status of %d ports sent in %.3f s", len(changed) + len(new_ready),
-                      time.monotonic() - started)
-        except ChannelError as err:
-            LOG.warning("Status report failed (%s); the next full pass sends it again", err)
+            current = self.driver.status()
+        except Exception:  # the next look sends it
+            LOG.exception("Reading the host's status failed")
             return
-        self._sent_ports.update(changed)
-        self._sent_ready |= new_ready
+        changes = current.since(self._sent)
+        if not changes:
+            return
+        started = self.clock()
+        try:
+            self.client.status(changes.body(self.host))
+        except ChannelError as err:
+            LOG.warning("Status report failed (%s); the next look sends it again", err)
+            return
+        LOG.debug("Status of %d entries sent in %.3f s", changes.count(),
+                  self.clock() - started)
+        self._sent = self._sent.merged(changes)
 
     def poll(self) -> None:
-        """Queue the networks the driver finds drifted, and send changed port statuses."""
+        """Queue the keys the driver finds drifted, and send changed statuses."""
         drifted = self.driver.drifted()
         if drifted:
-            LOG.info("Drift on %d network(s): %s", len(drifted), ", ".join(sorted(drifted)))
+            LOG.info("Drift on %d key(s): %s", len(drifted),
+                     ", ".join(key_text(k) for k in sorted(drifted)))
             with self._cond:
                 self.state.dirty |= drifted
         else:
             self._send_status()
 
-    def _reconcile_loop(self) -> None:
-        backoff = Backoff()
-        next_full = time.monotonic() + self.resync_interval
-        next_poll = time.monotonic() + self.polling_interval
-        while not self._stop.is_set():
-            with self._cond:
-                timeout = max(0.0, min(next_full, next_poll) - time.monotonic())
-                if not self.state.dirty:
-                    self._cond.wait(timeout=min(timeout, 1.0) if timeout else 0.01)
-            if self._stop.is_set():
-                break
-            now = time.monotonic()
-            full = now >= next_full
-            if full:
-                self.mark_all_dirty()
-            elif now >= next_poll:
-                next_poll = now + self.polling_interval
-                try:
-                    if self._registered.is_set():
-                        self.poll()
-                except Exception:  # a failed look is retried at the next one
-                    LOG.exception("Looking for drift failed")
-            with self._cond:
-                pending = bool(self.state.dirty)
-            if not pending:
-                if full:
-                    next_full = time.monotonic() + self.resync_interval
-                continue
-            started = time.monotonic()
-            failures = self.reconcile_once()
-            if full:  # counted from the end of the pass: a long pass never runs back to back
-                ended = time.monotonic()
-                next_full = ended + self.resync_interval
-                LOG.info("Full pass over %d networks in %.1f s (%d failed)",
-                         len(self.state.desired), ended - started, failures)
-            if failures:
-                self._stop.wait(backoff.failed())
-            else:
-                backoff.succeeded()
+    def _next_retry(self) -> float | None:
+        with self._cond:
+            times = [self.state.status(k).retry_at for k in self.state.dirty]
+        return min(times) if times else None
+
+    def _reconcile_step(self) -> float:
+        """Wait for work (new keys at once, retries when due, drift and full passes on
+        their intervals), then do it."""
+        now = self.clock()
+        with self._cond:
+            wake = min(self._next_full, self._next_poll)
+            retry = self._next_retry()
+            if retry is not None:
+                wake = min(wake, retry)
+            ready = any(self.state.status(k).retry_at <= now for k in self.state.dirty)
+            if not ready and wake > now:
+                self._cond.wait(timeout=min(wake - now, 1.0))
+        if self._stop.is_set():
+            return 0.0
+        now = self.clock()
+        full = now >= self._next_full
+        if full:
+            self.mark_all_dirty()
+        elif now >= self._next_poll:
+            self._next_poll = now + self.polling_interval
+            if self._registered.is_set():
+                self.poll()
+        started = self.clock()
+        changed, failed = self.reconcile_once()
+        if full:  # counted from the end of the pass: a long pass never runs back to back
+            ended = self.clock()
+            self._next_full = ended + self.resync_interval
+            self._count_pass(changed, failed, ended - started)
+        return 0.0
+
+    def _count_pass(self, changed: int, failed: int, seconds: float) -> None:
+        stats = self.passes
+        stats.count += 1
+        stats.last_changed, stats.last_seconds = changed, seconds
+        with self._cond:
+            total = len(self.state.desired)
+        counts = "; ".join(f"{kind}: {c['done']} done, {c['pending']} pending, "
+                           f"{c['failing']} failing" for kind, c in self.progress().items())
+        if changed:
+            stats.with_changes += 1
+            LOG.warning("Full pass over %d keys in %.1f s changed %d (%d failed): the host "
+                        "had drifted from its desired state [%s]", total, seconds, changed,
+                        failed, counts)
+        else:
+            LOG.info("Full pass over %d keys in %.1f s: nothing to do [%s]", total, seconds,
+                     counts or "no keys")

@@ -1,5 +1,5 @@
-"""Routes of the agent API, the DHCP agent scheduler, availability zones, and the channel
-agents talk to the server through (`/agent-channel/v1/...`).
+"""Routes of the agent API, availability zones, and the channel agents talk to the server
+through (`/agent-channel/v1/...`); the schedulers' sub-collections are in `subresources`.
 
 The channel always authenticates with HTTP Basic as a user with the `service` (or admin)
 role, whatever `auth_strategy` the API uses: a forged DHCP agent could otherwise take over a
@@ -8,9 +8,6 @@ network's DHCP.
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,25 +18,20 @@ from starlette.routing import Route
 from neutrino import exceptions as exc
 from neutrino.api import auth
 from neutrino.api.responses import json_response, select_fields
+from neutrino.registry import DHCP
 from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
-from neutrino.services.agents import DHCP_AGENT, FILTERS
+from neutrino.services.agents import FILTERS
 
 if TYPE_CHECKING:
     from neutrino.api.app import API
 
-MAX_WATCH = 55.0
-
-
-def _null_created() -> Response:
-    # The SDK reads a JSON body from this 201; Neutron answers `null`.
-    return Response(b"null", status_code=201, media_type="application/json")
 
 
 def agent_routes(api: API) -> list[Route]:
     """Every route of the agent API and the channel."""
     svc = api.services
-    agents, dhcp, channel, feed = svc.agents, svc.dhcp, svc.channel, svc.feed
+    agents, channel = svc.agents, svc.channel
 
     async def list_agents(request: Request) -> Response:
         ctx = api.context(request)
@@ -91,42 +83,17 @@ def agent_routes(api: API) -> list[Route]:
 
     async def delete_agent(request: Request) -> Response:
         ctx = api.context(request)
-        await run_in_threadpool(agents.delete, ctx, request.path_params["id"], dhcp.release)
+        await run_in_threadpool(agents.delete, ctx, request.path_params["id"],
+                                svc.placements)
         svc.core.notify()
         return Response(status_code=204)
-
-    async def agent_networks(request: Request) -> Response:
-        ctx = api.context(request)
-        found = await run_in_threadpool(dhcp.networks_of, ctx, request.path_params["id"])
-        hidden = api.hidden(ctx, api.resource("networks"))
-        return json_response({"networks": [select_fields(n, [], hidden) for n in found]})
-
-    async def add_network(request: Request) -> Response:
-        ctx = api.context(request)
-        body = await api.body(request)
-        network_id = body.get("network_id") if isinstance(body, dict) else None
-        if not isinstance(network_id, str):
-            raise exc.BadRequest(resource="agent", msg="network_id is required")
-        await run_in_threadpool(dhcp.add, ctx, request.path_params["id"], network_id)
-        return _null_created()
-
-    async def remove_network(request: Request) -> Response:
-        ctx = api.context(request)
-        await run_in_threadpool(dhcp.remove, ctx, request.path_params["id"],
-                                request.path_params["network_id"])
-        return Response(status_code=204)
-
-    async def network_agents(request: Request) -> Response:
-        ctx = api.context(request)
-        found = await run_in_threadpool(dhcp.agents_of, ctx, request.path_params["id"])
-        return json_response({"agents": found})
 
     async def availability_zones(request: Request) -> Response:
         api.context(request)  # any authenticated caller may list zones, as in Neutron
         listed = await run_in_threadpool(agents.list_agents, Context.admin(), {})
         zones: dict[tuple[str, str], bool] = {}
         for agent in listed:
-            if agent["availability_zone"] and agent["agent_type"] == DHCP_AGENT:
+            if agent["availability_zone"] and agent["agent_type"] == DHCP.agent_type:
                 key = (agent["availability_zone"], "network")
                 up = agent["alive"] and agent["admin_state_up"]
                 zones[key] = zones.get(key, False) or up
@@ -168,32 +135,10 @@ def agent_routes(api: API) -> list[Route]:
         try:
             agent_type, host = params["agent_type"], params["host"]
             cursor = int(params.get("since", "0"))
-            timeout = min(float(params.get("timeout", "30")), MAX_WATCH)
+            timeout = float(params.get("timeout", "30"))
         except (KeyError, ValueError) as err:
             raise exc.BadRequest(resource="watch", msg=f"Invalid watch: {err}") from None
-        interest = await run_in_threadpool(channel.interest, agent_type, host)
-        # Agents started together would otherwise renew their watches together, forever:
-        # a quarter of jitter spreads them out.
-        deadline = time.monotonic() + max(timeout, 0.0) * random.uniform(0.75, 1.0)
-        while True:
-            if cursor > feed.latest:
-                await asyncio.to_thread(feed.refresh)
-            entries = None if cursor <= 0 else feed.since(cursor)
-            if entries is None:
-                head = feed.latest
-                return json_response(await run_in_threadpool(channel.states, interest, None,
-                                                             head))
-            head = entries[-1].seq if entries else cursor
-            affected = channel.affected(interest, entries)
-            if affected is not None:
-                return json_response(await run_in_threadpool(channel.states, interest,
-                                                             affected, head))
-            cursor = head
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return json_response({"revision": cursor, "snapshot": False, "networks": [],
-                                      "removed": []})
-            await feed.wait(remaining)
+        return json_response(await svc.watch.watch(agent_type, host, cursor, timeout))
 
     return [
         Route("/v2.0/agents", api.guarded(list_agents), methods=["GET"]),
@@ -201,12 +146,6 @@ def agent_routes(api: API) -> list[Route]:
         Route("/v2.0/agents/{id}", api.guarded(show_agent), methods=["GET"]),
         Route("/v2.0/agents/{id}", api.guarded(update_agent), methods=["PUT"]),
         Route("/v2.0/agents/{id}", api.guarded(delete_agent), methods=["DELETE"]),
-        Route("/v2.0/agents/{id}/dhcp-networks", api.guarded(agent_networks), methods=["GET"]),
-        Route("/v2.0/agents/{id}/dhcp-networks", api.guarded(add_network), methods=["POST"]),
-        Route("/v2.0/agents/{id}/dhcp-networks/{network_id}", api.guarded(remove_network),
-              methods=["DELETE"]),
-        Route("/v2.0/networks/{id}/dhcp-agents", api.guarded(network_agents),
-              methods=["GET"]),
         Route("/v2.0/availability_zones", api.guarded(availability_zones), methods=["GET"]),
         Route("/agent-channel/v1/report", api.guarded(report), methods=["POST"]),
         Route("/agent-channel/v1/status", api.guarded(status), methods=["POST"]),

@@ -29,6 +29,7 @@ from neutrino import exceptions as exc
 from neutrino.api import auth, extensions, openapi
 from neutrino.api.agents_api import agent_routes
 from neutrino.api.responses import GENERIC_500, error_response, json_response, select_fields
+from neutrino.api.subresources import all_subcollection_routes
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item, parse_query, unwrap
 from neutrino.schema.resources import RESOURCES, Resource
@@ -304,6 +305,7 @@ class API:
             Route("/openapi.json", self.guarded(self.openapi), methods=["GET"]),
         ]
         routes.extend(agent_routes(self))
+        routes.extend(all_subcollection_routes(self))
         for resource in RESOURCES.values():
             routes.extend(self.collection_routes(resource))
         return routes
@@ -334,7 +336,7 @@ async def _periodic(conf: cfg.ConfigOpts, services: Services) -> None:
         wake.clear()
         passes += 1
         try:
-            await run_in_threadpool(services.dhcp.periodic, time.time())
+            await run_in_threadpool(services.periodic.run, time.time())
             if passes % 600 == 0:
                 await run_in_threadpool(services.core.db.write,
                                         lambda conn: changes.prune(conn, CHANGELOG_KEEP))

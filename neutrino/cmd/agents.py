@@ -11,59 +11,69 @@ from typing import Any
 
 from oslo_config import cfg
 
+from neutrino import registry
 from neutrino.agent.client import ServerClient
+from neutrino.agent.contract import Driver
 from neutrino.agent.dhcp.driver import DnsmasqDriver
+from neutrino.agent.fake import FakeDhcp, FakeL2
 from neutrino.agent.linux.l2 import LinuxBridgeDriver
-from neutrino.agent.noop import NoopDhcpDriver, NoopL2Driver
-from neutrino.agent.runner import AgentRunner, Driver
+from neutrino.agent.runner import AgentRunner
 from neutrino.cmd.common import load_config
 
 LOG = logging.getLogger(__name__)
+# Data planes per agent kind: `noop` records plans (the fake data plane), `linux` acts.
 DRIVERS: dict[str, dict[str, Callable[[cfg.ConfigOpts], Any]]] = {
-    "dhcp": {"noop": NoopDhcpDriver, "linux": DnsmasqDriver},
-    "l2": {"noop": NoopL2Driver, "linux": LinuxBridgeDriver},
+    registry.DHCP.name: {"noop": FakeDhcp, "linux": DnsmasqDriver},
+    registry.L2.name: {"noop": FakeL2, "linux": LinuxBridgeDriver},
 }
 
 
-def run(kind: str, prog: str, argv: Sequence[str] | None) -> int:
-    """Run an agent until SIGTERM or SIGINT; its host keeps what it made."""
-    conf = load_config(argv, prog)
-    if conf.AGENT.dataplane not in DRIVERS[kind]:
-        LOG.error("%s has no %s data plane yet", prog, conf.AGENT.dataplane)
+def run(kind: registry.AgentKind, argv: Sequence[str] | None) -> int:
+    """Run an agent until SIGTERM or SIGINT (0), or until it cannot go on (1); its host
+    keeps what it made."""
+    conf = load_config(argv, kind.binary)
+    if conf.AGENT.dataplane not in DRIVERS[kind.name]:
+        LOG.error("%s has no %s data plane yet", kind.binary, conf.AGENT.dataplane)
         return 2
-    driver: Driver = DRIVERS[kind][conf.AGENT.dataplane](conf)
+    driver: Driver = DRIVERS[kind.name][conf.AGENT.dataplane](conf)
     client = ServerClient(conf.AGENT.server_url, conf.AGENT.server_username,
                           conf.AGENT.server_password)
-    runner = AgentRunner(conf.host, driver, client, report_interval=conf.AGENT.report_interval,
-                         availability_zone=conf.AGENT.availability_zone,
-                         watch_timeout=conf.AGENT.watch_timeout,
-                         resync_interval=conf.AGENT.resync_interval,
-                         polling_interval=conf.AGENT.polling_interval,
-                         workers=conf.AGENT.reconcile_workers)
+    agent = conf.AGENT
+    runner = AgentRunner(conf.host, driver, client, report_interval=agent.report_interval,
+                         availability_zone=agent.availability_zone,
+                         watch_timeout=agent.watch_timeout,
+                         resync_interval=agent.resync_interval,
+                         polling_interval=agent.polling_interval,
+                         workers=agent.reconcile_workers,
+                         failure_limit=agent.loop_failure_limit,
+                         stall_timeout=agent.stall_timeout)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        LOG.info("%s on %s stopping (signal %d)", driver.binary, conf.host, signum)
+        LOG.info("%s on %s stopping (signal %d)", kind.binary, conf.host, signum)
         runner.request_stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    LOG.info("%s on %s starting (server %s, data plane %s)", driver.binary, conf.host,
-             conf.AGENT.server_url, conf.AGENT.dataplane)
+    LOG.info("%s on %s starting (server %s, data plane %s)", kind.binary, conf.host,
+             agent.server_url, agent.dataplane)
     runner.start()
     runner.wait()
     runner.stop()
     client.close()
+    if runner.fatal:
+        LOG.error("%s on %s exits: %s", kind.binary, conf.host, runner.fatal)
+        return 1
     return 0
 
 
 def dhcp_main(argv: Sequence[str] | None = None) -> int:
     """The DHCP agent."""
-    return run("dhcp", "neutrino-dhcp-agent", argv)
+    return run(registry.DHCP, argv)
 
 
 def l2_main(argv: Sequence[str] | None = None) -> int:
     """The Linux bridge agent."""
-    return run("l2", "neutrino-linuxbridge-agent", argv)
+    return run(registry.L2, argv)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from neutrino.agent.linux.kernel import KernelError
+from neutrino.agent.linux.netns import NamespaceError
 from neutrino.lab import demo, topology
 from neutrino.lab.lab import Lab, LabError, require_root
-from neutrino.lab.netns import LabKernelError
 
 
 def _lab(args: argparse.Namespace) -> Lab:
@@ -159,6 +160,6 @@ def run(args: argparse.Namespace) -> int:
     """Run a lab command; lab errors are one line on stderr."""
     try:
         return int(args.func(args))
-    except (LabError, LabKernelError, topology.TopologyError) as err:
+    except (LabError, KernelError, NamespaceError, topology.TopologyError) as err:
         print(f"neutrino lab: {err}", file=sys.stderr)
         return 1

@@ -162,6 +162,13 @@ agent_opts = [
     cfg.IntOpt("reconcile_workers", default=4, min=1,
                help="Threads applying networks in parallel during a pass (Neutron's DHCP "
                "agent resyncs with 4)."),
+    cfg.IntOpt("loop_failure_limit", default=10, min=1,
+               help="Unexpected errors in a row after which one of the agent's loops "
+               "(heartbeat, watch, reconcile) gives up: the agent then stops reporting and "
+               "exits non-zero, so that the server moves its resources to a live agent."),
+    cfg.FloatOpt("stall_timeout", default=300.0, min=1.0,
+                 help="Seconds one resource may take to apply before the agent counts as "
+                 "stuck and exits (its heartbeats stop, its resources fail over)."),
     cfg.FloatOpt("polling_interval", default=1.0, min=0.1,
                  help="Seconds between two looks at the host for drift (a tap appearing, "
                  "a dnsmasq gone), repaired without waiting for the full pass."),

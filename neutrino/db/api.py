@@ -2,7 +2,11 @@
 
 `Database.write` runs a function in one transaction and runs it again when the transaction
 lost a race (a duplicate key from a concurrent allocation, a deadlock, a busy SQLite file):
-the function re-reads what it needs each time, so a retry sees the winner's rows.
+the function re-reads what it needs each time, so a retry sees the winner's rows. Only the
+integrity errors that mean a race are retried: a duplicate key, and a missing referenced row
+once (a concurrent delete; the retry then finds it gone and says so). A NOT NULL or CHECK
+violation, or a foreign key failing again, is a bug: it propagates at once (the API answers
+a generic 500 and logs the traceback) instead of turning into ten retries and a 409.
 On SQLite, writers take the lock when they begin (`BEGIN IMMEDIATE`) and queue on a
 process-wide lock first, since SQLite serialises writers anyway and spinning on
 `SQLITE_BUSY` wastes the CPU the other writer needs.
@@ -32,6 +36,12 @@ T = TypeVar("T")
 # Error codes meaning "the transaction lost a race; run it again".
 _MYSQL_RETRY_CODES = {1205, 1213}  # lock wait timeout, deadlock
 _PG_RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock
+# Integrity errors: a duplicate key (a concurrent insert won) and a missing referenced row
+# (a concurrent delete won), per backend.
+_PG_DUPLICATE, _PG_FOREIGN_KEY = {"23505"}, {"23503"}
+_MYSQL_DUPLICATE, _MYSQL_FOREIGN_KEY = {1062, 1586}, {1451, 1452}
+_SQLITE_DUPLICATE = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+_SQLITE_FOREIGN_KEY = {"SQLITE_CONSTRAINT_FOREIGNKEY"}
 
 
 def normalize_url(url: str) -> str:
@@ -43,8 +53,24 @@ def normalize_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
-def _is_retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError) or exc.connection_invalidated:
+def integrity_kind(exc: IntegrityError) -> str:
+    """What an integrity error means: `duplicate`, `foreign_key`, or `other` (a bug)."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    code = getattr(orig, "args", [None])[0] if orig is not None else None
+    name = getattr(orig, "sqlite_errorname", None)
+    if sqlstate in _PG_DUPLICATE or code in _MYSQL_DUPLICATE or name in _SQLITE_DUPLICATE:
+        return "duplicate"
+    if sqlstate in _PG_FOREIGN_KEY or code in _MYSQL_FOREIGN_KEY or name in _SQLITE_FOREIGN_KEY:
+        return "foreign_key"
+    return "other"
+
+
+def _is_retryable(exc: DBAPIError, attempt: int) -> bool:
+    if isinstance(exc, IntegrityError):
+        kind = integrity_kind(exc)
+        return kind == "duplicate" or (kind == "foreign_key" and attempt <= 1)
+    if exc.connection_invalidated:
         return True
     orig = exc.orig
     code = getattr(orig, "args", [None])[0] if orig is not None else None
@@ -124,7 +150,7 @@ class Database:
                     return fn(conn)
             except DBAPIError as exc:
                 attempt += 1
-                if not _is_retryable(exc):
+                if not _is_retryable(exc, attempt):
                     raise
                 if attempt > self.max_retries:
                     LOG.warning("Giving up on %s after %d lost races: %s",

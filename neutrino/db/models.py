@@ -231,19 +231,22 @@ class DhcpAgentBinding(Base):
 
 
 class Change(Base):
-    """One entry of the change log agents watch: what changed, on which network or host.
+    """One entry of the change log agents watch: what changed, within which scope (the
+    network of a port, the router of an interface: a kind and an id), on which host.
 
     `seq` is the revision agents report and resume from; the log is pruned from the oldest
     end, and an agent further behind than what is kept gets a snapshot.
     """
 
     __tablename__ = "changelog"
+    __table_args__ = (Index("ix_changelog_scope", "scope_kind", "scope_id"),)
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                      primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(36))
-    network_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    scope_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    scope_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
 

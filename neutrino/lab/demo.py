@@ -16,8 +16,7 @@ from typing import Any
 
 from neutrino.lab import topology
 from neutrino.lab.lab import Lab, LabError, Lease
-
-DHCP_AGENT = "DHCP agent"
+from neutrino.registry import DHCP
 
 
 class DemoFailure(AssertionError):
@@ -81,7 +80,7 @@ class Demo:
 
     def dhcp_agent(self, host: str) -> dict[str, Any] | None:
         """A host's DHCP agent, if registered."""
-        found = self.agents(host=host, agent_type=DHCP_AGENT)
+        found = self.agents(host=host, agent_type=DHCP.agent_type)
         return found[0] if found else None
 
     def network_id(self, name: str) -> str:

@@ -1,12 +1,16 @@
 """Each API resource described once, as data (Neutron's attribute maps).
 
 An `Attr` says how an attribute is validated, defaulted, stored, filtered, sorted and guarded
-by policy. The request parser, the query builder, the renderer, the policy defaults and the
-OpenAPI document all read these tables; nothing else lists a resource's attributes.
+by policy. The request parser, the query builder, the renderer (`Resource.render`), the
+policy defaults and the OpenAPI document all read these tables; nothing else lists a
+resource's attributes. A resource also names its member actions (`PUT
+/v2.0/routers/{id}/add_router_interface`) and its sub-collections (`/v2.0/agents/{id}/
+dhcp-networks`), from which the API makes its routes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,17 +49,65 @@ class Attr:
 
 
 @dataclass(frozen=True)
+class Action:
+    """A member action: `METHOD /v2.0/<collection>/{id}/<name>` with a bare body, answered
+    by the service method of the same name (dashes as underscores)."""
+
+    name: str
+    method: str = "PUT"
+    doc: str = ""
+
+    @property
+    def handler(self) -> str:
+        """The service method that answers it."""
+        return self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class SubCollection:
+    """`/v2.0/<collection>/{id}/<name>`: what one member hosts or is hosted by, listed as
+    `lists` (a collection's name), added with POST `{"<key>": id}` (201, body `null`) and
+    removed with DELETE `.../<name>/{id}`, as Neutron's scheduler extensions do."""
+
+    name: str
+    lists: str
+    key: str | None = None  # the POST body's key; None: read only
+    doc: str = ""
+
+    @property
+    def handler(self) -> str:
+        """The stem of the service methods that answer it (`list_`, `add_`, `remove_`)."""
+        return self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
 class Resource:
-    """A resource: its names and its attributes."""
+    """A resource: its names, its attributes, its member actions and sub-collections."""
 
     name: str
     collection: str
     attrs: tuple[Attr, ...]
     tags: bool = True
+    actions: tuple[Action, ...] = ()
+    subcollections: tuple[SubCollection, ...] = ()
     attr_map: dict[str, Attr] = field(init=False, repr=False, compare=False)
+    _stored: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    _computed: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attr_map", {a.name: a for a in self.attrs})
+        object.__setattr__(self, "_stored", tuple(
+            (a.name, a.column) for a in self.attrs if a.visible and a.column is not None))
+        object.__setattr__(self, "_computed", tuple(
+            a.name for a in self.attrs if a.visible and a.column is None))
+
+    def render(self, row: Mapping[str, Any], **computed: Any) -> dict[str, Any]:
+        """The API view of a row: stored attributes from their columns, computed ones as
+        given (None when not given)."""
+        out = {name: row[column] for name, column in self._stored}
+        for name in self._computed:
+            out[name] = computed.get(name)
+        return out
 
 
 def _standard(project: bool = True) -> tuple[Attr, ...]:
@@ -78,6 +130,10 @@ def _standard(project: bool = True) -> tuple[Attr, ...]:
     return tuple(attrs)
 
 
+DHCP_AGENTS = SubCollection("dhcp-agents", "agents", doc="The DHCP agents hosting a network.")
+DHCP_NETWORKS = SubCollection("dhcp-networks", "networks", "network_id",
+                              doc="The networks a DHCP agent hosts.")
+
 NETWORK = Resource("network", "networks", _standard() + (
     Attr("admin_state_up", "admin_state_up", v.boolean(), default=True, post=True, put=True),
     Attr("status", "status"),
@@ -99,7 +155,7 @@ NETWORK = Resource("network", "networks", _standard() + (
          post=True, put=True),
     Attr("ipv4_address_scope", None, filter=False, sort=False),
     Attr("ipv6_address_scope", None, filter=False, sort=False),
-))
+), subcollections=(DHCP_AGENTS,))
 
 SUBNET = Resource("subnet", "subnets", _standard() + (
     Attr("network_id", "network_id", v.uuid_(), post=True),
@@ -150,4 +206,29 @@ PORT = Resource("port", "ports", _standard() + (
          post=True, put=True, policy=True),
 ))
 
+AGENT = Resource("agent", "agents", (
+    Attr("id", "id", v.uuid_()),
+    Attr("agent_type", "agent_type"),
+    Attr("binary", "binary"),
+    Attr("topic", "topic"),
+    Attr("host", "host"),
+    Attr("admin_state_up", "admin_state_up", v.boolean(), put=True),
+    Attr("alive", None),
+    Attr("description", "description", v.string(255), put=True),
+    Attr("availability_zone", "availability_zone"),
+    Attr("created_at", None, filter=False),
+    Attr("started_at", None, filter=False),
+    Attr("heartbeat_timestamp", None, filter=False),
+    Attr("configurations", "configurations", filter=False),
+    Attr("resources_synced", "resources_synced", filter=False),
+    Attr("applied_revision", None, filter=False,
+         doc="The change-log revision the agent says it has applied."),
+    Attr("revision_lag", None, filter=False,
+         doc="How far the newest change that concerns the agent is ahead of what it "
+             "applied (0: in sync)."),
+), tags=False, subcollections=(DHCP_NETWORKS,))
+
+# The collections served by the generic create/list/show/update/delete routes.
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT)}
+# Every resource the API knows, by collection (sub-collection routes are made from these).
+ALL_RESOURCES: dict[str, Resource] = {**RESOURCES, AGENT.collection: AGENT}

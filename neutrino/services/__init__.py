@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from oslo_config import cfg
 
 from neutrino.db.api import Database
+from neutrino.registry import DHCP
 from neutrino.schema.policy import Enforcer
-from neutrino.services.agents import AgentService
+from neutrino.services import projections
+from neutrino.services.agents import AgentService, Report
 from neutrino.services.changes import ChangeFeed
 from neutrino.services.channel import AgentChannel
 from neutrino.services.common import Core
 from neutrino.services.dhcp import DhcpScheduler
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
+from neutrino.services.scheduler import Periodic, Placement
 from neutrino.services.subnets import SubnetService
 from neutrino.services.tags import TagService
+from neutrino.services.watch import WatchService
 
 
 @dataclass
@@ -32,6 +37,18 @@ class Services:
     dhcp: DhcpScheduler
     feed: ChangeFeed
     channel: AgentChannel
+    watch: WatchService
+    periodic: Periodic
+
+    @property
+    def providers(self) -> dict[tuple[str, str], Any]:
+        """Who answers each sub-collection: (collection, name) -> provider."""
+        return {("agents", "dhcp-networks"): self.dhcp, ("networks", "dhcp-agents"): self.dhcp}
+
+    @property
+    def placements(self) -> list[Placement]:
+        """What the scheduler places on agents (an agent deleted releases its share)."""
+        return [s.placement for s in self.periodic.schedulers]
 
     @classmethod
     def build(cls, conf: cfg.ConfigOpts, db: Database) -> Services:
@@ -45,6 +62,15 @@ class Services:
         core.notify = feed.nudge
         core.dhcp_needed = dhcp.on_dhcp_needed
         core.dhcp_subnet = dhcp.on_dhcp_subnet
+        channel = AgentChannel(core, agents, feed)
+
+        def dhcp_agent_registered(agent_id: str, report: Report) -> None:
+            if report.agent_type == DHCP.agent_type:
+                dhcp.live_agents.add(agent_id)
+
+        channel.on_registered.append(dhcp_agent_registered)
         return cls(core=core, networks=networks, subnets=SubnetService(core, networks),
                    ports=ports, tags=TagService(core), agents=agents, dhcp=dhcp, feed=feed,
-                   channel=AgentChannel(core, agents, dhcp, feed))
+                   channel=channel,
+                   watch=WatchService(core, agents, feed, projections.builtin()),
+                   periodic=Periodic(core, [dhcp.scheduler]))

@@ -12,29 +12,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from neutrino import exceptions as exc
-from neutrino.db.models import AGENTS, DHCP_BINDINGS
+from neutrino.db.models import AGENTS
 from neutrino.schema.policy import Context
+from neutrino.schema.resources import AGENT
 from neutrino.services import changes
 from neutrino.services.common import Core, new_id
 
+if TYPE_CHECKING:
+    from neutrino.services.scheduler import Placement
+
 LOG = logging.getLogger(__name__)
 
-DHCP_AGENT = "DHCP agent"
-L2_AGENT = "Linux bridge agent"
-KNOWN_TYPES = {DHCP_AGENT: ("neutrino-dhcp-agent", "dhcp_agent"),
-               L2_AGENT: ("neutrino-linuxbridge-agent", "N/A")}
 FLUSH_INTERVAL = 0.5
-FILTERS = ("id", "agent_type", "binary", "topic", "host", "admin_state_up", "alive",
-           "description", "availability_zone")
+FILTERS = tuple(a.name for a in AGENT.attrs if a.filter)
 
 
 def agent_time(seconds: float) -> str:
@@ -81,7 +80,9 @@ class AgentService:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
-        self.on_registered: list[Any] = []  # callbacks(agent_row) after a slow-path report
+        # The revision of the newest change that concerned each agent (set by the watch
+        # service as it answers): what `revision_lag` compares the agent's applied one with.
+        self.relevant_revision: dict[str, int] = {}
 
     # -- liveness -------------------------------------------------------------------------
 
@@ -214,19 +215,24 @@ class AgentService:
 
     # -- the agent API --------------------------------------------------------------------
 
+    def applied(self, row: Mapping[Any, Any]) -> int:
+        """The revision the agent last said it applied, counting one not yet flushed."""
+        pending = self._pending.get(row["id"])
+        return pending[1] if pending else int(row["applied_revision"])
+
     def render(self, row: Mapping[Any, Any], now: float | None = None) -> dict[str, Any]:
-        """An agent as the API shows it."""
-        return {
-            "id": row["id"], "agent_type": row["agent_type"], "binary": row["binary"],
-            "topic": row["topic"], "host": row["host"],
-            "admin_state_up": row["admin_state_up"],
-            "created_at": agent_time(row["created_at"]),
-            "started_at": agent_time(row["started_at"]),
-            "heartbeat_timestamp": agent_time(self.heartbeat(row)),
-            "alive": self.is_alive(row, now), "configurations": row["configurations"],
-            "description": row["description"], "availability_zone": row["availability_zone"],
-            "resources_synced": row["resources_synced"],
-        }
+        """An agent as the API shows it.
+
+        Besides Neutron's attributes: `applied_revision`, the change-log revision the agent
+        says it has applied, and `revision_lag`, how many revisions the newest change that
+        concerns it is ahead of that (0: in sync; null: this server has not watched it)."""
+        applied = self.applied(row)
+        relevant = self.relevant_revision.get(row["id"])
+        return AGENT.render(
+            row, alive=self.is_alive(row, now), created_at=agent_time(row["created_at"]),
+            started_at=agent_time(row["started_at"]),
+            heartbeat_timestamp=agent_time(self.heartbeat(row)), applied_revision=applied,
+            revision_lag=None if relevant is None else max(0, relevant - applied))
 
     def fetch(self, conn: Connection, ctx: Context, agent_id: str) -> Row[Any]:
         """The agent row, or AgentNotFound (also for non-admins: agents are the admin's)."""
@@ -268,15 +274,19 @@ class AgentService:
                  agent["host"], body)
         return agent
 
-    def delete(self, ctx: Context, agent_id: str, release: Any) -> None:
-        """Delete an agent; its bindings go, their DHCP ports kept in reserve by `release`."""
+    def delete(self, ctx: Context, agent_id: str, placements: Sequence[Placement]) -> None:
+        """Delete an agent; its bindings go, each released by its placement (a DHCP port is
+        kept in reserve)."""
         self.core.policy.enforce(ctx, "delete_agent", {})
 
         def txn(conn: Connection) -> Row[Any]:
             row = self.fetch(conn, ctx, agent_id)
-            for network_id in conn.execute(select(DHCP_BINDINGS.c.network_id).where(
-                    DHCP_BINDINGS.c.agent_id == agent_id)).scalars().all():
-                release(conn, network_id, row)
+            for placement in placements:
+                table = placement.bindings
+                column = table.c[placement.resource_column]
+                for resource_id in conn.execute(select(column).where(
+                        table.c.agent_id == agent_id)).scalars().all():
+                    placement.release(conn, resource_id, row)
             conn.execute(delete(AGENTS).where(AGENTS.c.id == agent_id))
             changes.record(conn, "agent", agent_id, hosts=[row.host])
             return row

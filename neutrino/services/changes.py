@@ -1,7 +1,9 @@
 """The change log that agents watch, and the in-memory feed that wakes their watches.
 
 Every write that changes what an agent should do appends a row to `changelog` in the same
-transaction: the kind of thing, its id, its network and (for host-bound things) its host.
+transaction: the kind of thing, its id, the scope it belongs to (a kind and an id: the
+network of a port or subnet, the router of an interface or a floating IP) and, for
+host-bound things, its host.
 Each server process keeps the most recent entries in memory, refreshed from the database,
 so that thousands of waiting watches can tell whether a change concerns them without a
 query each; the database stays the one source, so a watch may resume on any server.
@@ -26,6 +28,11 @@ from neutrino.db.models import CHANGES
 LOG = logging.getLogger(__name__)
 
 
+Scope = tuple[str, str]  # (kind, id): ("network", <id>), ("router", <id>)
+COLUMNS = (CHANGES.c.seq, CHANGES.c.kind, CHANGES.c.object_id, CHANGES.c.scope_kind,
+           CHANGES.c.scope_id, CHANGES.c.host)
+
+
 @dataclass(frozen=True)
 class Change:
     """One entry of the log."""
@@ -33,16 +40,31 @@ class Change:
     seq: int
     kind: str
     object_id: str
-    network_id: str | None
+    scope_kind: str | None
+    scope_id: str | None
     host: str | None
 
+    @property
+    def scope(self) -> Scope | None:
+        """(kind, id) of the scope, if the change has one."""
+        if self.scope_kind is None or self.scope_id is None:
+            return None
+        return (self.scope_kind, self.scope_id)
 
-def record(conn: Connection, kind: str, object_id: str, network_id: str | None = None,
+
+def network(network_id: str) -> Scope:
+    """The scope of a network."""
+    return ("network", network_id)
+
+
+def record(conn: Connection, kind: str, object_id: str, scope: Scope | None = None,
            hosts: Iterable[str | None] = (None,)) -> None:
     """Log a change within the writer's transaction (one entry per host concerned)."""
     now = time.time()
-    rows = [{"kind": kind, "object_id": object_id, "network_id": network_id,
-             "host": host or None, "created_at": now} for host in dict.fromkeys(hosts)]
+    scope_kind, scope_id = scope if scope is not None else (None, None)
+    rows = [{"kind": kind, "object_id": object_id, "scope_kind": scope_kind,
+             "scope_id": scope_id, "host": host or None, "created_at": now}
+            for host in dict.fromkeys(hosts)]
     conn.execute(insert(CHANGES), rows)
 
 
@@ -73,10 +95,8 @@ class ChangeFeed:
         self._event = asyncio.Event()
         keep = self._entries.maxlen or 0
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(CHANGES.c.seq, CHANGES.c.kind, CHANGES.c.object_id,
-                       CHANGES.c.network_id, CHANGES.c.host)
-                .order_by(CHANGES.c.seq.desc()).limit(keep)).all()
+            rows = conn.execute(select(*COLUMNS).order_by(CHANGES.c.seq.desc())
+                                .limit(keep)).all()
         with self._lock:
             self._entries.extend(Change(*row) for row in reversed(rows))
             self.latest = rows[0][0] if rows else 0
@@ -85,10 +105,8 @@ class ChangeFeed:
     def refresh(self) -> bool:
         """Read new entries from the database; True if there were any."""
         with self._refresh_lock, self.db.read() as conn:
-            rows = conn.execute(
-                select(CHANGES.c.seq, CHANGES.c.kind, CHANGES.c.object_id,
-                       CHANGES.c.network_id, CHANGES.c.host)
-                .where(CHANGES.c.seq > self.latest).order_by(CHANGES.c.seq)).all()
+            rows = conn.execute(select(*COLUMNS).where(CHANGES.c.seq > self.latest)
+                                .order_by(CHANGES.c.seq)).all()
         if not rows:
             return False
         with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,20 +31,6 @@ def utcnow() -> str:
 def new_id() -> str:
     """A new resource id."""
     return str(uuid.uuid4())
-
-
-def standard_fields(m: Mapping[str, Any]) -> dict[str, Any]:
-    """The standard attributes of a row, rendered as Neutron does."""
-    return {
-        "id": m["id"],
-        "name": m["name"],
-        "description": m["description"],
-        "project_id": m["project_id"],
-        "tenant_id": m["project_id"],
-        "created_at": m["created_at"],
-        "updated_at": m["updated_at"],
-        "revision_number": m["revision_number"],
-    }
 
 
 def load_tags(conn: Connection, ids: Iterable[str] | Page) -> dict[str, list[str]]:

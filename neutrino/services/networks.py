@@ -26,7 +26,6 @@ from neutrino.services.common import (
     load_tags,
     new_id,
     replace_tags,
-    standard_fields,
     utcnow,
 )
 
@@ -47,24 +46,7 @@ def network_target(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
 def render(m: Mapping[str, Any], subnets: list[str], tags: list[str],
            zones: list[str] | None = None) -> dict[str, Any]:
     """A network row as the API shows it."""
-    return {
-        **standard_fields(m),
-        "admin_state_up": m["admin_state_up"],
-        "status": m["status"],
-        "subnets": subnets,
-        "shared": m["shared"],
-        "router:external": m["external"],
-        "mtu": m["mtu"],
-        "provider:network_type": m["network_type"],
-        "provider:physical_network": m["physical_network"],
-        "provider:segmentation_id": m["segmentation_id"],
-        "availability_zone_hints": list(m["availability_zone_hints"] or []),
-        "availability_zones": zones or [],
-        "port_security_enabled": m["port_security_enabled"],
-        "ipv4_address_scope": None,
-        "ipv6_address_scope": None,
-        "tags": tags,
-    }
+    return NETWORK.render(m, subnets=subnets, tags=tags, availability_zones=zones or [])
 
 
 class NetworkService(ResourceServiceBase):
@@ -166,7 +148,7 @@ class NetworkService(ResourceServiceBase):
                       "segmentation_id": segment.segmentation_id, "mtu": mtu}
         conn.execute(NETWORKS.update().where(NETWORKS.c.id == network_id).values(**seg_values))
         tags = insert_tags(conn, network_id, body.get("tags", []))
-        changes.record(conn, "network", network_id, network_id)
+        changes.record(conn, "network", network_id, changes.network(network_id))
         row = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
         return render(dict(row._mapping), [], tags)
 
@@ -191,7 +173,7 @@ class NetworkService(ResourceServiceBase):
             if body.get("shared") is False and row.shared:
                 self._check_unshare(conn, row)
             bump_revision(conn, NETWORKS, network_id, utcnow(), values)
-            changes.record(conn, "network", network_id, network_id)
+            changes.record(conn, "network", network_id, changes.network(network_id))
             if "tags" in body:
                 replace_tags(conn, network_id, body["tags"])
             fresh = conn.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).one()
@@ -232,7 +214,7 @@ class NetworkService(ResourceServiceBase):
                 SEGMENTS.c.network_id == network_id))
             conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
             delete_tags(conn, [network_id, *port_ids, *subnet_ids])
-            changes.record(conn, "network", network_id, network_id)
+            changes.record(conn, "network", network_id, changes.network(network_id))
 
         self.core.db.write(txn)
         self.core.notify()

@@ -27,7 +27,6 @@ from neutrino.services.common import (
     insert_tags,
     load_tags,
     new_id,
-    standard_fields,
     utcnow,
 )
 from neutrino.services.networks import DHCP_OWNER, NetworkService
@@ -55,23 +54,7 @@ def port_target(project_id: str, network: Row[Any], device_owner: str = "") -> d
 def render(m: Mapping[str, Any], fixed_ips: list[dict[str, str]],
            tags: list[str]) -> dict[str, Any]:
     """A port row as the API shows it."""
-    return {
-        **standard_fields(m),
-        "network_id": m["network_id"],
-        "admin_state_up": m["admin_state_up"],
-        "mac_address": m["mac_address"],
-        "fixed_ips": fixed_ips,
-        "device_id": m["device_id"],
-        "device_owner": m["device_owner"],
-        "status": m["status"],
-        "binding:host_id": m["binding_host_id"],
-        "binding:vif_type": m["binding_vif_type"],
-        "binding:vif_details": m["binding_vif_details"],
-        "binding:vnic_type": m["binding_vnic_type"],
-        "binding:profile": m["binding_profile"],
-        "port_security_enabled": m["port_security_enabled"],
-        "tags": tags,
-    }
+    return PORT.render(m, fixed_ips=fixed_ips, tags=tags)
 
 
 def fixed_ips_of(conn: Connection, page: Page) -> dict[str, list[dict[str, str]]]:
@@ -230,7 +213,8 @@ class PortService(ResourceServiceBase):
         wanted = self._default_ips(subnets) if requested is None else requested
         fixed = self._allocate(conn, network.id, port_id, subnets, wanted)
         tags = insert_tags(conn, port_id, body.get("tags", []))
-        changes.record(conn, "port", port_id, network.id, hosts=[row["binding_host_id"]])
+        changes.record(conn, "port", port_id, changes.network(network.id),
+                       hosts=[row["binding_host_id"]])
         dhcp_subnets = {s["id"] for s in subnets if s["enable_dhcp"]}
         if row["device_owner"] != DHCP_OWNER and any(
                 ip["subnet_id"] in dhcp_subnets for ip in fixed):
@@ -336,7 +320,7 @@ class PortService(ResourceServiceBase):
             if "fixed_ips" in body:
                 self._replace_fixed_ips(conn, network.id, port_id, body["fixed_ips"])
             bump_revision(conn, PORTS, port_id, utcnow(), values)
-            changes.record(conn, "port", port_id, network.id,
+            changes.record(conn, "port", port_id, changes.network(network.id),
                            hosts=[row.binding_host_id, body.get("binding:host_id")])
             fresh = conn.execute(select(PORTS).where(PORTS.c.id == port_id)).one()
             return self._render_one(conn, fresh)
@@ -378,7 +362,8 @@ class PortService(ResourceServiceBase):
             conn.execute(delete(ALLOCS).where(ALLOCS.c.port_id == port_id))
             conn.execute(delete(PORTS).where(PORTS.c.id == port_id))
             delete_tags(conn, [port_id])
-            changes.record(conn, "port", port_id, network.id, hosts=[row.binding_host_id])
+            changes.record(conn, "port", port_id, changes.network(network.id),
+                           hosts=[row.binding_host_id])
 
         self.core.db.write(txn)
         self.core.notify()

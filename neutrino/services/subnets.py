@@ -25,7 +25,6 @@ from neutrino.services.common import (
     insert_tags,
     load_tags,
     new_id,
-    standard_fields,
     utcnow,
 )
 from neutrino.services.networks import DHCP_OWNER, NetworkService
@@ -42,23 +41,7 @@ def subnet_target(subnet: Row[Any] | dict[str, Any], network: Row[Any]) -> dict[
 
 def render(m: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
     """A subnet row as the API shows it."""
-    return {
-        **standard_fields(m),
-        "network_id": m["network_id"],
-        "ip_version": m["ip_version"],
-        "cidr": m["cidr"],
-        "gateway_ip": m["gateway_ip"],
-        "allocation_pools": list(m["allocation_pools"]),
-        "dns_nameservers": list(m["dns_nameservers"]),
-        "host_routes": list(m["host_routes"]),
-        "enable_dhcp": m["enable_dhcp"],
-        "ipv6_ra_mode": m["ipv6_ra_mode"],
-        "ipv6_address_mode": m["ipv6_address_mode"],
-        "subnetpool_id": m["subnetpool_id"],
-        "segment_id": m["segment_id"],
-        "service_types": list(m["service_types"]),
-        "tags": tags,
-    }
+    return SUBNET.render(m, tags=tags)
 
 
 def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
@@ -170,7 +153,7 @@ class SubnetService(ResourceServiceBase):
         conn.execute(insert(SUBNETS).values(**row))
         bump_revision(conn, NETWORKS, network.id, now)
         tags = insert_tags(conn, subnet_id, body.get("tags", []))
-        changes.record(conn, "subnet", subnet_id, network.id)
+        changes.record(conn, "subnet", subnet_id, changes.network(network.id))
         if values["enable_dhcp"]:
             self.core.dhcp_subnet(conn, network.id, subnet_id)
         return render(row, tags)
@@ -196,7 +179,7 @@ class SubnetService(ResourceServiceBase):
             if merged["allocation_pools"] != current["allocation_pools"]:
                 writable["allocation_pools"] = merged["allocation_pools"]
             bump_revision(conn, SUBNETS, subnet_id, utcnow(), writable)
-            changes.record(conn, "subnet", subnet_id, network.id)
+            changes.record(conn, "subnet", subnet_id, changes.network(network.id))
             if body.get("enable_dhcp") and not current["enable_dhcp"]:
                 self.core.dhcp_subnet(conn, network.id, subnet_id)
             fresh = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
@@ -226,7 +209,7 @@ class SubnetService(ResourceServiceBase):
             conn.execute(delete(SUBNETS).where(SUBNETS.c.id == subnet_id))
             delete_tags(conn, [subnet_id])
             bump_revision(conn, NETWORKS, network.id, now)
-            changes.record(conn, "subnet", subnet_id, network.id)
+            changes.record(conn, "subnet", subnet_id, changes.network(network.id))
 
         self.core.db.write(txn)
         self.core.notify()

@@ -88,6 +88,15 @@ def test_seed_000_journey(lab: dict[str, Any]) -> None:
     wait_for(lambda: openstack_cli(env, "network", "agent", "show", agent_id(env, first),
                                    "-f", "json")["configuration"]["networks"] == 1, 15,
              what="the agent counting its network")
+    # Its progress per kind of key, and (API only) its applied revision against the log.
+    wait_for(lambda: openstack_cli(env, "network", "agent", "show", agent_id(env, first),
+                                   "-f", "json")["configuration"]["resources_status"] == {
+        "network": {"done": 1, "pending": 0, "failing": 0}}, 15, what="progress reported")
+    with server.http() as admin:
+        wait_for(lambda: ok(admin.get(f"/v2.0/agents/{agent_id(env, first)}"))["agent"][
+            "revision_lag"] == 0, 15, what="the agent in sync with the change log")
+        assert ok(admin.get(f"/v2.0/agents/{agent_id(env, first)}"))["agent"][
+            "applied_revision"] > 0
     l2 = openstack_cli(env, "network", "agent", "show", agent_id(env, "HostA", "linux-bridge"),
                        "-f", "json")
     assert l2["binary"] == "neutrino-linuxbridge-agent" and l2["topic"] == "N/A"
@@ -228,8 +237,8 @@ def test_watch_resumes_and_snapshots(lab: dict[str, Any]) -> None:
                 f"/v2.0/agents/{b_id['id']}/dhcp-networks"))["networks"]}:
             admin.post(f"/v2.0/agents/{b_id['id']}/dhcp-networks", json={"network_id": net_id})
         snap = watch(0)
-        assert snap["snapshot"] is True and net_id in {n["id"] for n in snap["networks"]}
-        hosted = next(n for n in snap["networks"] if n["id"] == net_id)
+        assert snap["snapshot"] is True and net_id in {s["id"] for s in snap["states"]}
+        hosted = next(s["state"] for s in snap["states"] if s["id"] == net_id)
         assert hosted["dhcp_port_id"] in {p["id"] for p in hosted["ports"]}
         revision = snap["revision"]
         # The lab's real agents report on this network (DHCP ready, ports up): those are
@@ -237,26 +246,26 @@ def test_watch_resumes_and_snapshots(lab: dict[str, Any]) -> None:
         for _ in range(20):
             settled = watch(revision, timeout=1)
             revision = settled["revision"]
-            if not settled["networks"]:
+            if not settled["states"]:
                 break
 
         # An unrelated change: the watch times out empty, its revision moved on.
         ok(admin.post("/v2.0/networks", json={"network": {"name": "elsewhere"}}), 201)
         quiet = watch(revision, timeout=1)
-        assert quiet["networks"] == [] and quiet["removed"] == []
+        assert quiet["states"] == [] and quiet["removed"] == []
         assert quiet["revision"] > revision and quiet["snapshot"] is False
 
         # A port on the hosted network: answered with that network, not a snapshot.
         port = ok(admin.post("/v2.0/ports", json={"port": {"network_id": net_id}}), 201)
         changed = watch(quiet["revision"], timeout=10)
         assert changed["snapshot"] is False
-        assert [n["id"] for n in changed["networks"]] == [net_id]
-        assert port["port"]["id"] in {p["id"] for p in changed["networks"][0]["ports"]}
+        assert [(s["kind"], s["id"]) for s in changed["states"]] == [("network", net_id)]
+        assert port["port"]["id"] in {p["id"] for p in changed["states"][0]["state"]["ports"]}
 
         # Removed from the agent: the next answer says so.
         ok(admin.delete(f"/v2.0/agents/{b_id['id']}/dhcp-networks/{net_id}"), 204)
         gone = watch(changed["revision"], timeout=10)
-        assert net_id in gone["removed"]
+        assert ["network", net_id] in gone["removed"]
 
         # A revision the server never issued (a new database): a snapshot.
         assert watch(gone["revision"] + 10_000)["snapshot"] is True

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from neutrino.agent.dhcp.driver import DnsmasqDriver, namespace
+from neutrino.agent.dhcp.driver import DnsmasqDriver
 from neutrino.agent.dhcp.render import Paths
-from neutrino.agent.linux import proc
-from neutrino.agent.linux.ip import Kernel
-from neutrino.agent.linux.l2 import bridge_name, tap_name
+from neutrino.agent.linux import process
+from neutrino.agent.linux.kernel import Kernel
 from neutrino.cmd.common import load_config
+from neutrino.registry import bridge_name, dhcp_namespace, tap_name
 
 DNSMASQ = shutil.which("dnsmasq", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
 pytestmark = pytest.mark.skipif(
@@ -56,8 +56,8 @@ def lab() -> Iterator[dict[str, Any]]:
     finally:
         pid_file = Path(Paths(str(tmp_path / "dhcp" / network_id)).pid)
         if pid_file.exists() and Path(f"/proc/{pid_file.read_text().strip()}").exists():
-            proc.stop(int(pid_file.read_text().strip()))
-        for ns in (namespace(network_id, host), host, vm):
+            process.stop(int(pid_file.read_text().strip()))
+        for ns in (dhcp_namespace(network_id, host), host, vm):
             subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
         shutil.rmtree(tmp_path, ignore_errors=True)
 
@@ -103,30 +103,31 @@ def test_vm_gets_its_fixed_ip_from_dnsmasq(lab: dict[str, Any], watched: bool) -
     driver.watch_host_files = watched
     vm1 = "a" * 8 + "-0000-4000-8000-000000000001"
     wanted = state(network_id, {vm1: ("fa:16:3e:00:00:10", "10.77.0.10")})
-    driver.apply(network_id, wanted)
+    driver.apply(("network", network_id), wanted)
     Kernel(lab["host"]).ensure_in_bridge(tap_name("d" * 36), bridge_name(network_id))
     boot_vm(lab, vm1, "fa:16:3e:00:00:10", "ntt-v1")
     assert dhcp(lab, "ntt-v1") == ("10.77.0.10", "10.77.0.2")
-    assert driver.status()[1] == {vm1}
+    assert driver.status().dhcp_ready == {vm1}
 
     paths = Paths(str(driver.root / network_id))
     pid = int(Path(paths.pid).read_text())
     option = "--dhcp-hostsdir=" if watched else "--dhcp-hostsfile="
     assert option.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    driver.apply(network_id, wanted)  # a second pass changes nothing
+    # A second pass changes nothing, and says so.
+    assert driver.apply(("network", network_id), wanted) is False
     assert int(Path(paths.pid).read_text()) == pid
 
     vm2 = "b" * 8 + "-0000-4000-8000-000000000002"
     more = state(network_id, {vm1: ("fa:16:3e:00:00:10", "10.77.0.10"),
                               vm2: ("fa:16:3e:00:00:20", "10.77.0.20")})
-    driver.apply(network_id, more)  # a new port: one more file, no restart
+    driver.apply(("network", network_id), more)  # a new port: one more file, no restart
     assert int(Path(paths.pid).read_text()) == pid
     boot_vm(lab, vm2, "fa:16:3e:00:00:20", "ntt-v2")
     assert dhcp(lab, "ntt-v2") == ("10.77.0.20", "10.77.0.2")
 
     # A port removed while others hold leases: one SIGHUP, and dnsmasq goes on serving
     # (dnsmasq 2.90 died here while host entries carried tags).
-    driver.apply(network_id, wanted)
+    driver.apply(("network", network_id), wanted)
     time.sleep(0.3)
     assert int(Path(paths.pid).read_text()) == pid and driver.drifted() == set()
     assert dhcp(lab, "ntt-v1") == ("10.77.0.10", "10.77.0.2")
@@ -135,7 +136,7 @@ def test_vm_gets_its_fixed_ip_from_dnsmasq(lab: dict[str, Any], watched: bool) -
     assert "fa:16:3e:00:00:10" in "".join(entries)
     assert "fa:16:3e:00:00:20" not in "".join(entries)
 
-    driver.apply(network_id, None)
+    driver.apply(("network", network_id), None)
     assert not Path(f"/proc/{pid}").exists()
-    assert network_id not in driver.present()
-    assert namespace(network_id, lab["host"]) not in os.listdir("/run/netns")
+    assert ("network", network_id) not in driver.present()
+    assert dhcp_namespace(network_id, lab["host"]) not in os.listdir("/run/netns")

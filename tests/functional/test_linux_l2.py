@@ -12,16 +12,18 @@ from typing import Any
 
 import pytest
 
-from neutrino.agent.linux.ip import Kernel, KernelError, summary
-from neutrino.agent.linux.l2 import ORPHAN, LinuxBridgeDriver, bridge_name, tap_name
+from neutrino.agent.linux.kernel import Kernel, KernelError, summary
+from neutrino.agent.linux.l2 import ORPHAN, LinuxBridgeDriver
 from neutrino.cmd.common import load_config
+from neutrino.registry import bridge_name, tap_name
 from tests.support import root_network_snapshot
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
     reason="needs root and iproute2 to make network namespaces")
 
-NET = "5f2c9a10-6c1e-4c36-9b0b-2d1e7c3f0a11"
+NET_ID = "5f2c9a10-6c1e-4c36-9b0b-2d1e7c3f0a11"
+NET = ("network", NET_ID)
 PORT = "8a3b2c1d-0e9f-4a8b-b7c6-d5e4f3a2b1c0"
 LOCAL = "192.0.2.10"
 
@@ -51,7 +53,7 @@ def driver(netns: str, tmp_path: Path) -> LinuxBridgeDriver:
 
 def network(remotes: list[str], admin_up: bool = True) -> dict[str, Any]:
     """A VXLAN network's desired state with one local port."""
-    return {"id": NET, "network_type": "vxlan", "segmentation_id": 1001,
+    return {"id": NET_ID, "network_type": "vxlan", "segmentation_id": 1001,
             "ports": [{"id": PORT, "admin_state_up": admin_up}],
             "remote_endpoints": [{"host": f"h{i}", "ip_address": ip}
                                  for i, ip in enumerate(remotes)]}
@@ -59,17 +61,17 @@ def network(remotes: list[str], admin_up: bool = True) -> dict[str, Any]:
 
 def test_bridge_vxlan_and_remotes(driver: LinuxBridgeDriver, netns: str) -> None:
     """A bridge, a unicast VXLAN device in it, and one flooding entry per remote host."""
-    driver.apply(NET, network(["192.0.2.11", "192.0.2.12"]))
+    assert driver.apply(NET, network(["192.0.2.11", "192.0.2.12"])) is True
     links = summary(driver.kernel)
-    bridge, vxlan = links[bridge_name(NET)], links["vxlan-1001"]
+    bridge, vxlan = links[bridge_name(NET_ID)], links["vxlan-1001"]
     assert bridge.kind == "bridge" and bridge.up
     assert (vxlan.kind, vxlan.vni, vxlan.local) == ("vxlan", 1001, LOCAL)
     assert vxlan.master == bridge.index and vxlan.up
     assert driver.kernel.fdb_remotes("vxlan-1001") == {"192.0.2.11", "192.0.2.12"}
 
-    # A second pass changes nothing.
+    # A second pass changes nothing, and says so.
     before = (summary(driver.kernel), driver.kernel.fdb_remotes("vxlan-1001"))
-    driver.apply(NET, network(["192.0.2.11", "192.0.2.12"]))
+    assert driver.apply(NET, network(["192.0.2.11", "192.0.2.12"])) is False
     assert (summary(driver.kernel), driver.kernel.fdb_remotes("vxlan-1001")) == before
 
     # A host leaves, another joins: exactly the new set of entries.
@@ -77,23 +79,23 @@ def test_bridge_vxlan_and_remotes(driver: LinuxBridgeDriver, netns: str) -> None
     assert driver.kernel.fdb_remotes("vxlan-1001") == {"192.0.2.12", "192.0.2.13"}
 
     driver.apply(NET, None)
-    assert bridge_name(NET) not in summary(driver.kernel)
+    assert bridge_name(NET_ID) not in summary(driver.kernel)
     assert "vxlan-1001" not in summary(driver.kernel)
 
 
 def test_tap_is_plugged_and_reported(driver: LinuxBridgeDriver, netns: str) -> None:
     """A VM's tap goes into its network's bridge; the port is then ACTIVE (DOWN if disabled)."""
     driver.apply(NET, network([]))
-    assert driver.status()[0] == {PORT: "DOWN"}  # no tap yet
+    assert driver.status().ports == {PORT: "DOWN"}  # no tap yet
     tap = tap_name(PORT)
     subprocess.run(["ip", "-n", netns, "link", "add", tap, "type", "veth", "peer", "name",
                     "ntt-vm0"], check=True)
     driver.apply(NET, network([]))
     links = summary(driver.kernel)
-    assert links[tap].master == links[bridge_name(NET)].index and links[tap].up
-    assert driver.status()[0] == {PORT: "ACTIVE"}
+    assert links[tap].master == links[bridge_name(NET_ID)].index and links[tap].up
+    assert driver.status().ports == {PORT: "ACTIVE"}
     driver.apply(NET, network([], admin_up=False))
-    assert driver.status()[0] == {PORT: "DOWN"}
+    assert driver.status().ports == {PORT: "DOWN"}
 
 
 def test_orphans_are_removed_and_foreign_links_never_touched(driver: LinuxBridgeDriver,
@@ -104,7 +106,7 @@ def test_orphans_are_removed_and_foreign_links_never_touched(driver: LinuxBridge
     subprocess.run(["ip", "-n", netns, "link", "add", "eth9", "type", "veth", "peer", "name",
                     "ntt-peer9"], check=True)
     keys = driver.present()
-    assert keys == {ORPHAN + "brqdeadbeef000"}
+    assert keys == {("network", ORPHAN + "brqdeadbeef000")}
     for key in keys:
         driver.apply(key, None)
     assert "brqdeadbeef000" not in Kernel(netns).links()
@@ -126,7 +128,7 @@ def test_new_tap_is_found_as_drift(driver: LinuxBridgeDriver, netns: str) -> Non
 
 def flat_network() -> dict[str, Any]:
     """A flat network on physnet1 with one local port."""
-    return {"id": NET, "network_type": "flat", "physical_network": "physnet1",
+    return {"id": NET_ID, "network_type": "flat", "physical_network": "physnet1",
             "segmentation_id": None, "ports": [{"id": PORT, "admin_state_up": True}],
             "remote_endpoints": []}
 
@@ -142,13 +144,13 @@ def test_flat_uplink_is_enslaved_and_released(netns: str, tmp_path: Path) -> Non
                     "name", "ntt-up1"], check=True)
     flat.apply(NET, flat_network())
     links = Kernel(netns).links()
-    assert links["ntt-up0"].master == links[bridge_name(NET)].index
+    assert links["ntt-up0"].master == links[bridge_name(NET_ID)].index
     assert flat.configurations()["interface_mappings"] == {"physnet1": "ntt-up0"}
     flat.apply(NET, flat_network())  # a second pass changes nothing
     assert Kernel(netns).links()["ntt-up0"] == links["ntt-up0"]
     flat.apply(NET, None)
     links = Kernel(netns).links()
-    assert bridge_name(NET) not in links and links["ntt-up0"].master is None
+    assert bridge_name(NET_ID) not in links and links["ntt-up0"].master is None
 
     subprocess.run(["ip", "-n", netns, "addr", "add", "198.51.100.7/24", "dev", "ntt-up0"],
                    check=True)

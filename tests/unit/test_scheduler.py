@@ -9,12 +9,19 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from neutrino.cmd.common import load_config
 from neutrino.db import migration
 from neutrino.db.api import Database
+from neutrino.db.models import AGENTS
+from neutrino.schema.policy import Context
+from neutrino.schema.request import parse_item
+from neutrino.schema.resources import NETWORK, SUBNET
 from neutrino.services import Services
-from neutrino.services.dhcp import choose, dhcp_device_id, scheduler_kind
+from neutrino.services.agents import Report
+from neutrino.services.dhcp import dhcp_device_id
+from neutrino.services.scheduler import choose, scheduler_kind
 
 
 def agents(*spec: tuple[str, str]) -> list[Any]:
@@ -69,11 +76,59 @@ def test_one_failover_pass_at_a_time(tmp_path: Path) -> None:
     conf = load_config(["--config-file", str(conf_file)], "test")
     db = Database(conf.database.connection)
     migration.upgrade(db.engine)
-    one, two = Services.build(conf, db).dhcp, Services.build(conf, db).dhcp
+    one, two = Services.build(conf, db).periodic, Services.build(conf, db).periodic
     assert one.take_lease(1000.0, 10) is True
     assert two.take_lease(1001.0, 10) is False
     assert one.take_lease(1005.0, 10) is True  # renewed by its holder
     assert two.take_lease(1014.0, 10) is False
     assert two.take_lease(1016.0, 10) is True  # expired: taken over
     assert one.take_lease(1017.0, 10) is False
+    db.dispose()
+
+
+def _services(tmp_path: Path) -> tuple[Services, Database]:
+    conf_file = tmp_path / "n.conf"
+    conf_file.write_text(f"[DEFAULT]\nagent_down_time = 6\n[AGENT]\nreport_interval = 2\n"
+                         f"[database]\nconnection = sqlite:///{tmp_path / 'db.sqlite'}\n")
+    conf = load_config(["--config-file", str(conf_file)], "test")
+    db = Database(conf.database.connection)
+    migration.upgrade(db.engine)
+    return Services.build(conf, db), db
+
+
+def _heartbeat(db: Database, host: str, when: float) -> None:
+    db.write(lambda conn: conn.execute(update(AGENTS).where(AGENTS.c.host == host)
+                                       .values(heartbeat_timestamp=when)))
+
+
+def test_a_restarted_server_watches_before_it_declares_agents_dead(tmp_path: Path) -> None:
+    """Heartbeats that are old only because the server was away move nothing; an agent that
+    stays silent while the restarted server watches is dead, and its network moves."""
+    services, db = _services(tmp_path)
+    ctx = Context.admin()
+    agent_ids = {}
+    for host in ("HostA", "HostB"):
+        agent_ids[host], _ = services.agents.report(Report(
+            "DHCP agent", host, "neutrino-dhcp-agent", "dhcp_agent", {}, "nova", True, 0))
+    net = services.networks.create(ctx, [parse_item(NETWORK, {"name": "n"}, create=True)])[0]
+    services.subnets.create(ctx, [parse_item(SUBNET, {
+        "network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4}, create=True)])
+    services.dhcp.add_dhcp_networks(ctx, agent_ids["HostA"], net["id"])
+    t0 = 1_000_000.0
+    for host in ("HostA", "HostB"):
+        _heartbeat(db, host, t0)
+
+    def hosts() -> set[str]:
+        return {a["host"] for a in services.dhcp.list_dhcp_agents(ctx, net["id"])}
+
+    # The server comes back 60 s later: a new process, every heartbeat 60 s old.
+    restarted, _ = _services(tmp_path)
+    _heartbeat(db, "HostB", t0 + 60)  # HostB's report comes in first; HostA's is due
+    assert restarted.periodic.run(t0 + 60) == 0
+    assert hosts() == {"HostA"}
+    _heartbeat(db, "HostB", t0 + 65)  # HostB goes on reporting; HostA stays silent
+    assert restarted.periodic.run(t0 + 66) == 0  # watched for 6 s: not yet 6 + 2
+    assert hosts() == {"HostA"}
+    assert restarted.periodic.run(t0 + 69) == 1  # watched for 9 s: HostA is dead
+    assert hosts() == {"HostB"}
     db.dispose()

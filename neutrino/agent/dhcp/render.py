@@ -89,9 +89,15 @@ def leases_text(network: dict[str, Any], lease_seconds: int, now: int) -> str:
     lease file), so that dnsmasq treats the clients as known: a renewal coming in is acked
     instead of refused and the lease is not offered to anyone else (Neutron bug 2124215).
     """
+    return leases_of([(mac, address) for _port, mac, address in host_entries(network)
+                      if ":" not in address], lease_seconds, now)
+
+
+def leases_of(entries: Iterable[tuple[str, str]], lease_seconds: int, now: int) -> str:
+    """Lease file lines for (MAC, IPv4) entries, valid for one lease from `now`."""
     expiry = now + lease_seconds if lease_seconds > 0 else 0
     return "".join(f"{expiry} {mac} {address} {hostname(address)} *\n"
-                   for _port, mac, address in host_entries(network) if ":" not in address)
+                   for mac, address in entries)
 
 
 def _server_address(network: dict[str, Any], subnet_id: str) -> str | None:

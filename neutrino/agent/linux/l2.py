@@ -17,33 +17,42 @@ from typing import Any
 
 from oslo_config import cfg
 
+from neutrino import registry
 from neutrino.agent import reports
-from neutrino.agent.linux.ip import Kernel
+from neutrino.agent.contract import Key, Status
+from neutrino.agent.linux.kernel import Kernel
+from neutrino.registry import bridge_name, tap_name, vxlan_name
 
 LOG = logging.getLogger(__name__)
+NETWORK = "network"
 ORPHAN = "orphan:"
 
 
-def bridge_name(network_id: str) -> str:
-    """Neutron's bridge name for a network."""
-    return f"brq{network_id[:11]}"
+@dataclass(frozen=True, order=True)
+class PortPlan:
+    """A port of this host on the network: its tap, and whether it should be up."""
 
-
-def tap_name(port_id: str) -> str:
-    """Neutron's tap name for a port."""
-    return f"tap{port_id[:11]}"
+    id: str
+    tap: str
+    admin_up: bool
 
 
 @dataclass(frozen=True)
 class Plan:
     """What one network needs on this host."""
 
+    network_id: str
     bridge: str
     vxlan: str | None
     vni: int | None
     remotes: frozenset[str]
-    taps: frozenset[str]
+    ports: tuple[PortPlan, ...]
     uplink: str | None = None
+
+    @property
+    def taps(self) -> frozenset[str]:
+        """The taps to plug."""
+        return frozenset(p.tap for p in self.ports)
 
 
 def plan(network: dict[str, Any], local_ip: str,
@@ -52,22 +61,28 @@ def plan(network: dict[str, Any], local_ip: str,
     vxlan = vni = uplink = None
     if network["network_type"] == "vxlan" and local_ip:
         vni = int(network["segmentation_id"])
-        vxlan = f"vxlan-{vni}"
+        vxlan = vxlan_name(vni)
     elif network["network_type"] == "flat":
         uplink = (mappings or {}).get(network.get("physical_network") or "")
     remotes = frozenset(e["ip_address"] for e in network.get("remote_endpoints", [])
                         if e["ip_address"] != local_ip)
-    taps = frozenset(tap_name(p["id"]) for p in network["ports"])
-    return Plan(bridge_name(network["id"]), vxlan, vni, remotes if vxlan else frozenset(),
-                taps, uplink)
+    ports = tuple(sorted(PortPlan(p["id"], tap_name(p["id"]), bool(p["admin_state_up"]))
+                         for p in network["ports"]))
+    return Plan(network["id"], bridge_name(network["id"]), vxlan, vni,
+                remotes if vxlan else frozenset(), ports, uplink)
+
+
+def port_statuses(plans: list[Plan], plugged: set[str]) -> dict[str, str]:
+    """A port is ACTIVE when its tap is plugged and up, and it is admin-enabled (pure)."""
+    return {p.id: "ACTIVE" if p.tap in plugged and p.admin_up else "DOWN"
+            for one in plans for p in one.ports}
 
 
 class LinuxBridgeDriver:
     """Bridges, VXLAN devices and tap plugging in one namespace."""
 
-    agent_type = "Linux bridge agent"
-    binary = "neutrino-linuxbridge-agent"
-    topic = "N/A"
+    kind = registry.L2
+    key_kinds = frozenset({NETWORK})
 
     def __init__(self, conf: cfg.ConfigOpts, netns: str | None = None) -> None:
         self.conf = conf
@@ -75,89 +90,88 @@ class LinuxBridgeDriver:
         self.mappings = reports.interface_mappings(conf)
         self.kernel = Kernel(netns or conf.AGENT.host_namespace)
         self._lock = threading.Lock()
-        self._applied: dict[str, dict[str, Any]] = {}
+        self._applied: dict[str, Plan] = {}
 
     def configurations(self) -> dict[str, Any]:
         """Neutron's Linux bridge agent configurations."""
         with self._lock:
-            devices = sum(len(n["ports"]) for n in self._applied.values())
+            devices = sum(len(p.ports) for p in self._applied.values())
         return reports.l2_configurations(self.conf, devices)
 
-    def present(self) -> set[str]:
+    def present(self) -> set[Key]:
         """Networks with a bridge here; bridges of unknown networks as orphan keys."""
         with self._lock:
-            known = {bridge_name(n): n for n in self._applied}
+            known = {p.bridge: network_id for network_id, p in self._applied.items()}
         keys = set()
         for name, link in self.kernel.links().items():
             if link.kind == "bridge" and name.startswith("brq"):
-                keys.add(known.get(name, ORPHAN + name))
+                keys.add((NETWORK, known.get(name, ORPHAN + name)))
         return keys
 
-    def apply(self, network_id: str, state: dict[str, Any] | None) -> None:
+    def apply(self, key: Key, state: dict[str, Any] | None) -> bool:
         """Make the host match a network's state (None: remove its bridge and VXLAN)."""
+        network_id = key[1]
         if network_id.startswith(ORPHAN):
-            self._remove(network_id[len(ORPHAN):], None)
-            return
+            return self._remove(network_id[len(ORPHAN):], None)
         if state is None:
             with self._lock:
                 old = self._applied.pop(network_id, None)
-            vxlan = plan(old, self.local_ip).vxlan if old else None
-            self._remove(bridge_name(network_id), vxlan)
-            return
+            return self._remove(bridge_name(network_id), old.vxlan if old else None)
         wanted = plan(state, self.local_ip, self.mappings)
-        self.kernel.ensure_bridge(wanted.bridge)
-        if wanted.vxlan and wanted.vni is not None:
-            self.kernel.ensure_vxlan(wanted.vxlan, wanted.vni, self.local_ip, wanted.bridge)
-            self.kernel.ensure_remotes(wanted.vxlan, set(wanted.remotes))
-        if wanted.uplink:
-            self.kernel.ensure_uplink(wanted.uplink, wanted.bridge)
-        links = self.kernel.links()
-        for tap in sorted(wanted.taps):
-            if tap in links:  # the VM's tap exists once the VM is plugged
-                self.kernel.ensure_in_bridge(tap, wanted.bridge)
+        with self.kernel.session() as kernel:
+            changed = kernel.ensure_bridge(wanted.bridge)
+            if wanted.vxlan and wanted.vni is not None:
+                changed |= kernel.ensure_vxlan(wanted.vxlan, wanted.vni, self.local_ip,
+                                               wanted.bridge)
+                changed |= kernel.ensure_remotes(wanted.vxlan, set(wanted.remotes))
+            if wanted.uplink:
+                changed |= kernel.ensure_uplink(wanted.uplink, wanted.bridge)
+            links = kernel.links()
+            for tap in sorted(wanted.taps):
+                if tap in links:  # the VM's tap exists once the VM is plugged
+                    changed |= kernel.ensure_in_bridge(tap, wanted.bridge)
         with self._lock:
-            self._applied[network_id] = state
+            self._applied[network_id] = wanted
+        return changed
 
-    def drifted(self) -> set[str]:
+    def drifted(self) -> set[Key]:
         """Networks with a wanted tap present but not plugged, or a missing bridge."""
         links = self.kernel.links()
         with self._lock:
-            networks = dict(self._applied)
+            plans = dict(self._applied)
         out = set()
-        for network_id, state in networks.items():
-            wanted = plan(state, self.local_ip, self.mappings)
+        for network_id, wanted in plans.items():
             bridge = links.get(wanted.bridge)
             if bridge is None:
-                out.add(network_id)
+                out.add((NETWORK, network_id))
                 continue
             for tap in wanted.taps:
                 link = links.get(tap)
                 if link is not None and (link.master != bridge.index or not link.up):
-                    out.add(network_id)
+                    out.add((NETWORK, network_id))
                     break
         return out
 
-    def _remove(self, bridge: str, vxlan: str | None) -> None:
+    def _remove(self, bridge: str, vxlan: str | None) -> bool:
         links = self.kernel.links()
         bridge_link = links.get(bridge)
         if vxlan is None and bridge_link is not None:
             # Find the VXLAN device enslaved to the bridge (an orphan's VNI is unknown).
             vxlan = next((n for n, link in links.items()
                           if link.kind == "vxlan" and link.master == bridge_link.index), None)
-        if vxlan:
-            self.kernel.delete(vxlan)
-        self.kernel.delete(bridge)  # a flat uplink is released, not deleted
+        changed = self.kernel.delete(vxlan) if vxlan else False
+        return self.kernel.delete(bridge) or changed  # a flat uplink is released, not deleted
 
-    def status(self) -> tuple[dict[str, str], set[str]]:
-        """A port is ACTIVE when its tap is in its bridge and up, and admin-enabled."""
+    def status(self) -> Status:
+        """Ports whose tap is in their bridge and up are ACTIVE (if admin-enabled)."""
         links = self.kernel.links()
-        out: dict[str, str] = {}
         with self._lock:
-            networks = list(self._applied.values())
-        for network in networks:
-            bridge = links.get(bridge_name(network["id"]))
-            for port in network["ports"]:
-                tap = links.get(tap_name(port["id"]))
-                plugged = bool(tap and bridge and tap.master == bridge.index and tap.up)
-                out[port["id"]] = "ACTIVE" if plugged and port["admin_state_up"] else "DOWN"
-        return out, set()
+            plans = list(self._applied.values())
+        plugged = set()
+        for wanted in plans:
+            bridge = links.get(wanted.bridge)
+            for tap in wanted.taps:
+                link = links.get(tap)
+                if bridge and link and link.master == bridge.index and link.up:
+                    plugged.add(tap)
+        return Status(ports=port_statuses(plans, plugged))

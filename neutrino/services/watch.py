@@ -1,0 +1,110 @@
+"""The watch: what changed for one agent since the revision it gives, as a long poll.
+
+An answer carries, for one agent, the full desired state of every key whose state may have
+changed for it since its revision, and the keys it should drop. It is level-triggered: the
+agent replaces what it has for those keys, so a change delivered twice does no harm, and a
+snapshot (every key, `snapshot: true`) replaces everything — sent when the agent starts from
+0 or from a revision the in-memory feed no longer covers.
+
+The wait happens on the event loop (thousands of agents hold a watch open each); database
+reads run in worker threads (anyio's pool, as the API's handlers).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy import Connection, Row, select
+
+from neutrino import exceptions as exc
+from neutrino.agent.contract import Key
+from neutrino.db.models import AGENTS
+from neutrino.services.agents import AgentService
+from neutrino.services.changes import ChangeFeed
+from neutrino.services.common import Core
+from neutrino.services.projections import Interest, Projection, interest
+
+MAX_WATCH = 55.0
+
+
+class WatchService:
+    """Answers agents' watches from the change feed and the projections."""
+
+    def __init__(self, core: Core, agents: AgentService, feed: ChangeFeed,
+                 projections: dict[str, Projection]) -> None:
+        self.core = core
+        self.agents = agents
+        self.feed = feed
+        self.projections = projections
+
+    def _agent(self, conn: Connection, agent_type: str, host: str) -> Row[Any]:
+        row = conn.execute(select(AGENTS).where(AGENTS.c.agent_type == agent_type,
+                                                AGENTS.c.host == host)).first()
+        if row is None:
+            raise exc.AgentNotFound(id=f"{agent_type}@{host}")
+        return row
+
+    def projection(self, agent_type: str) -> Projection:
+        """The projection of an agent type (BadRequest for a type nobody watches)."""
+        found = self.projections.get(agent_type)
+        if found is None:
+            raise exc.BadRequest(resource="watch",
+                                 msg=f"agent type {agent_type!r} has nothing to watch")
+        return found
+
+    def interest(self, agent_type: str, host: str) -> Interest:
+        """What an agent cares about now."""
+        projection = self.projection(agent_type)
+        with self.core.db.read() as conn:
+            return interest(projection, conn, self._agent(conn, agent_type, host))
+
+    def states(self, found: Interest, keys: set[Key] | None, revision: int) -> dict[str, Any]:
+        """The desired states of the given keys (None: every key of the agent: a snapshot)."""
+        projection = self.projection(found.agent_type)
+        snapshot = keys is None
+        wanted = found.keys if keys is None else keys
+        states, removed = [], []
+        with self.core.db.read() as conn:
+            agent = self._agent(conn, found.agent_type, found.host)
+            for key in sorted(wanted):
+                if key[0] not in projection.key_kinds:
+                    continue
+                state = projection.state(conn, key, agent)
+                if state is None:
+                    removed.append(list(key))
+                else:
+                    states.append({"kind": key[0], "id": key[1], "state": state})
+        if states or removed or snapshot:
+            relevant = self.agents.relevant_revision
+            relevant[found.agent_id] = max(relevant.get(found.agent_id, 0), revision)
+        return {"revision": revision, "snapshot": snapshot, "states": states,
+                "removed": removed}
+
+    async def watch(self, agent_type: str, host: str, since: int,
+                    timeout: float) -> dict[str, Any]:
+        """Wait up to `timeout` for a change that concerns the agent; the answer."""
+        feed = self.feed
+        found = await to_thread.run_sync(self.interest, agent_type, host)
+        # Agents started together would otherwise renew their watches together, forever:
+        # a quarter of jitter spreads them out.
+        timeout = min(max(timeout, 0.0), MAX_WATCH)
+        deadline = time.monotonic() + timeout * random.uniform(0.75, 1.0)
+        cursor = since
+        while True:
+            if cursor > feed.latest:
+                await to_thread.run_sync(feed.refresh)
+            entries = None if cursor <= 0 else feed.since(cursor)
+            if entries is None:
+                return await to_thread.run_sync(self.states, found, None, feed.latest)
+            head = entries[-1].seq if entries else cursor
+            affected = found.affected(entries)
+            if affected is not None:
+                return await to_thread.run_sync(self.states, found, affected, head)
+            cursor = head
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return {"revision": cursor, "snapshot": False, "states": [], "removed": []}
+            await feed.wait(remaining)

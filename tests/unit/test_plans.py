@@ -1,0 +1,71 @@
+"""The data planes' pure plans, table-driven: what a host should have for a state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from neutrino.agent.dhcp.plan import Settings, plan
+from neutrino.agent.linux import l2
+from tests.unit.test_dnsmasq_render import S1, S2, VM1, VM2, network
+
+SETTINGS = Settings("/state/dhcp", "/usr/sbin/dnsmasq", 600, "lab-HostA")
+
+
+def test_dhcp_plan_of_a_served_network() -> None:
+    """Namespace, veth ends, the DHCP port's addresses, files and dnsmasq as a daemon."""
+    wanted = plan(network(), SETTINGS)
+    assert wanted is not None
+    assert wanted.namespace == "lab-HostA-qdhcp-net2"
+    assert (wanted.outer, wanted.inner, wanted.mac) == ("tapd0", "ns-d0", "fa:16:3e:00:00:01")
+    assert wanted.addresses == {"198.51.100.2/24", "203.0.113.2/28"}
+    assert wanted.served == {VM1, VM2} and wanted.subnets == {S1, S2}
+    assert wanted.daemon.pid_file == "/state/dhcp/net2/pid"
+    assert wanted.daemon.netns == wanted.namespace and wanted.daemon.marker == "net2"
+    assert wanted.daemon.argv[0] == "/usr/sbin/dnsmasq"
+    assert "--keep-in-foreground" not in wanted.daemon.argv  # it detaches
+    assert "--dhcp-hostsdir=/state/dhcp/net2/hosts.d" in wanted.daemon.argv
+    unwatched = plan(network(), SETTINGS, watched=False)
+    assert unwatched is not None
+    assert "--dhcp-hostsfile=/state/dhcp/net2/host" in unwatched.daemon.argv
+    assert plan(network(), SETTINGS) == wanted  # pure: the same state, the same plan
+
+
+@pytest.mark.parametrize("change", [
+    {"dhcp_port_id": None},
+    {"dhcp_port_id": "someone-else"},
+    {"subnets": []},
+])
+def test_dhcp_plan_of_nothing_to_serve(change: dict[str, Any]) -> None:
+    """No DHCP port of ours, or no DHCP subnet: nothing to serve (the driver removes it)."""
+    assert plan(network(**change), SETTINGS) is None
+
+
+def l2_network(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "5f2c9a10-6c1e-4c36-9b0b-2d1e7c3f0a11", "network_type": kind,
+            "segmentation_id": 77 if kind == "vxlan" else None,
+            "physical_network": "physnet1" if kind == "flat" else None,
+            "ports": [{"id": "bbbb2222-0000", "admin_state_up": False},
+                      {"id": "aaaa1111-0000", "admin_state_up": True}],
+            "remote_endpoints": [{"host": "B", "ip_address": "172.30.0.12"},
+                                 {"host": "A", "ip_address": "172.30.0.11"}], **extra}
+
+
+@pytest.mark.parametrize(("kind", "local_ip", "vxlan", "remotes", "uplink"), [
+    ("vxlan", "172.30.0.11", "vxlan-77", {"172.30.0.12"}, None),  # itself is no remote
+    ("vxlan", "", None, set(), None),  # no tunnel address: no VXLAN device
+    ("flat", "172.30.0.11", None, set(), "ext0"),
+    ("local", "172.30.0.11", None, set(), None),
+])
+def test_l2_plan(kind: str, local_ip: str, vxlan: str | None, remotes: set[str],
+                 uplink: str | None) -> None:
+    """Bridge, VXLAN device and remotes, uplink, and the ports' taps in a stable order."""
+    wanted = l2.plan(l2_network(kind), local_ip, {"physnet1": "ext0"})
+    assert wanted.bridge == "brq5f2c9a10-6c"
+    assert (wanted.vxlan, wanted.remotes, wanted.uplink) == (vxlan, remotes, uplink)
+    assert [p.tap for p in wanted.ports] == ["tapaaaa1111-00", "tapbbbb2222-00"]
+    assert l2.port_statuses([wanted], {"tapaaaa1111-00", "tapbbbb2222-00"}) == {
+        "aaaa1111-0000": "ACTIVE", "bbbb2222-0000": "DOWN"}  # admin down stays DOWN
+    assert l2.port_statuses([wanted], set()) == {"aaaa1111-0000": "DOWN",
+                                                 "bbbb2222-0000": "DOWN"}

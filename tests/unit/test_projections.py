@@ -1,0 +1,125 @@
+"""What each agent type is sent, from real rows (SQLite), applied to the fake data plane:
+the projections and the reconciler together, without root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neutrino.agent.fake import FakeDhcp, FakeL2
+from neutrino.agent.runner import AgentRunner
+from neutrino.cmd.common import load_config
+from neutrino.db import migration
+from neutrino.db.api import Database
+from neutrino.schema.policy import Context
+from neutrino.schema.request import parse_item
+from neutrino.schema.resources import NETWORK, PORT, SUBNET
+from neutrino.services import Services
+from neutrino.services.agents import Report
+from neutrino.services.changes import Change
+from neutrino.services.projections import Interest
+
+ADMIN = Context.admin()
+
+
+def change(kind: str, scope: tuple[str, str] | None = None, host: str | None = None,
+           object_id: str = "x") -> Change:
+    return Change(1, kind, object_id, *(scope or (None, None)), host)
+
+
+INTEREST = Interest("agent-1", "DHCP agent", "HostA", frozenset({"network"}),
+                    {("network", "n1"): {("network", "n1")}})
+BROAD = Interest("agent-2", "Linux bridge agent", "HostA", frozenset({"network"}),
+                 {("network", "n1"): {("network", "n1")}, ("network", "n2"): {("network", "n2")}},
+                 frozenset({"agent"}))
+
+
+@pytest.mark.parametrize(("interest", "entries", "expected"), [
+    (INTEREST, [change("port", ("network", "n1"))], {("network", "n1")}),
+    (INTEREST, [change("port", ("network", "n9"))], None),  # not its network
+    (INTEREST, [change("binding", ("network", "n9"), host="HostA")], {("network", "n9")}),
+    (INTEREST, [change("agent", object_id="agent-1")], {("network", "n1")}),  # itself
+    (INTEREST, [change("agent", object_id="agent-7", host="HostB")], None),
+    (BROAD, [change("agent", object_id="agent-7", host="HostB")],
+     {("network", "n1"), ("network", "n2")}),  # a tunnel endpoint may have moved
+    (INTEREST, [change("router", ("router", "r1"), host="HostA")], None),  # not its kind
+])
+def test_interest_maps_changes_to_keys(interest: Interest, entries: list[Change],
+                                       expected: set[tuple[str, str]] | None) -> None:
+    """Changes in a watched scope, on the agent's host, broad ones, or of the agent itself."""
+    assert interest.affected(entries) == expected
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Any:
+    conf_file = tmp_path / "n.conf"
+    conf_file.write_text(f"[database]\nconnection = sqlite:///{tmp_path / 'db.sqlite'}\n"
+                         "[VXLAN]\nlocal_ip = 172.30.0.11\n"
+                         f"[DEFAULT]\nstate_path = {tmp_path}\n")
+    conf = load_config(["--config-file", str(conf_file)], "test")
+    db = Database(conf.database.connection)
+    migration.upgrade(db.engine)
+    built = Services.build(conf, db)
+    built.conf = conf
+    yield built
+    db.dispose()
+
+
+def register(services: Any, agent_type: str, host: str, tunnel: str = "") -> str:
+    agent_id, _ = services.agents.report(Report(
+        agent_type, host, "b", "t", {"tunneling_ip": tunnel} if tunnel else {}, "nova", True, 0))
+    return str(agent_id)
+
+
+def create(services: Any, resource: Any, body: dict[str, Any]) -> dict[str, Any]:
+    service = {"networks": services.networks, "subnets": services.subnets,
+               "ports": services.ports}[resource.collection]
+    return dict(service.create(ADMIN, [parse_item(resource, body, create=True)])[0])
+
+
+class Channel:
+    """Enough of the agent channel for `absorb` and status sends."""
+
+    def status(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"updated": 0}
+
+
+def test_dhcp_and_l2_agents_get_their_share_and_a_second_pass_does_nothing(
+        services: Any) -> None:
+    """The DHCP agent hosting a network plans its dnsmasq with every port; the L2 agent of
+    HostA plans only HostA's port, with HostB's tunnel endpoint as its remote."""
+    dhcp_a = register(services, "DHCP agent", "HostA")
+    register(services, "Linux bridge agent", "HostA", "172.30.0.11")
+    register(services, "Linux bridge agent", "HostB", "172.30.0.12")
+    net = create(services, NETWORK, {"name": "net1"})
+    create(services, SUBNET, {"network_id": net["id"], "cidr": "10.0.1.0/24", "ip_version": 4})
+    on_a = create(services, PORT, {"network_id": net["id"], "binding:host_id": "HostA"})
+    on_b = create(services, PORT, {"network_id": net["id"], "binding:host_id": "HostB"})
+    services.dhcp.add_dhcp_networks(ADMIN, dhcp_a, net["id"])
+
+    fake_dhcp, fake_l2 = FakeDhcp(services.conf), FakeL2(services.conf)
+    for fake, agent_type in ((fake_dhcp, "DHCP agent"), (fake_l2, "Linux bridge agent")):
+        interest = services.watch.interest(agent_type, "HostA")
+        runner = AgentRunner("HostA", fake, Channel(),  # type: ignore[arg-type]
+                             report_interval=1, availability_zone=None)
+        runner.absorb(services.watch.states(interest, None, 5))
+        assert runner.reconcile_once()[1] == 0
+        runner.mark_all_dirty()
+        assert runner.reconcile_once() == (0, 0)  # a second pass changes nothing
+
+    (dhcp_plan,) = fake_dhcp.snapshot()
+    assert dhcp_plan.network_id == net["id"]
+    assert dhcp_plan.served == {on_a["id"], on_b["id"]}
+    assert fake_dhcp.status().dhcp_ready == {on_a["id"], on_b["id"]}
+    (l2_plan,) = fake_l2.snapshot()
+    # HostA's ports: the VM's, and the DHCP port its DHCP agent plugs there.
+    assert {p.id for p in l2_plan.ports} == {on_a["id"], dhcp_plan.port_id}
+    assert l2_plan.remotes == {"172.30.0.12"} and l2_plan.vxlan is not None
+    # HostB's agent has no DHCP agent: nothing for it; its L2 share is its own port.
+    with pytest.raises(Exception, match="could not be found"):
+        services.watch.interest("DHCP agent", "HostB")
+    l2_b = services.watch.states(services.watch.interest("Linux bridge agent", "HostB"),
+                                 None, 5)
+    assert [p["id"] for p in l2_b["states"][0]["state"]["ports"]] == [on_b["id"]]
