@@ -2,21 +2,26 @@
 
     NeutronException                 500  (a bug: rendered with a generic message)
     ├── BadRequest                   400
-    │   └── InvalidInput, InvalidAllocationPool, OutOfBoundsAllocationPool,
+    │   └── InvalidInput (InvalidRoutes), InvalidAllocationPool, OutOfBoundsAllocationPool,
     │       InvalidIpForSubnet, InvalidIpForNetwork, SubnetOverlap, DNSNameServersExhausted,
-    │       HostRoutesExhausted, AgentCreationNotSupported
+    │       HostRoutesExhausted, AgentCreationNotSupported, SubnetMismatchForPort
     ├── Unauthenticated              401
     ├── NotAuthorized                403
     │   └── PolicyNotAuthorized
     ├── NotFound                     404
     │   └── NetworkNotFound, SubnetNotFound, PortNotFound, TagNotFound, AgentNotFound,
-    │       InvalidDHCPAgent, MarkerNotFound, ExtensionNotFound
+    │       InvalidDHCPAgent, InvalidL3Agent, MarkerNotFound, ExtensionNotFound,
+    │       RouterNotFound, RouterInterfaceNotFound(ForSubnet), FloatingIPNotFound,
+    │       ExternalGatewayForFloatingIPNotFound
     ├── Conflict                     409
-    │   ├── InUse: NetworkInUse, SubnetInUse, MacAddressInUse,
-    │   │   GatewayConflictWithAllocationPools
+    │   ├── InUse: NetworkInUse, SubnetInUse, MacAddressInUse, PortInUse, ServicePortInUse,
+    │   │   GatewayConflictWithAllocationPools, RouterInUse, RouterInterfaceInUseBy*,
+    │   │   RouterExternalGatewayInUseByFloatingIp, ExternalNetworkInUse,
+    │   │   FloatingIPPortAlreadyAssociated
     │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, OverlappingAllocationPools,
     │       InvalidSharedSetting, SegmentationIdInUse, NetworkHostedByDHCPAgent,
-    │       NetworkNotHostedByDhcpAgent, ConcurrentChange
+    │       NetworkNotHostedByDhcpAgent, ConcurrentChange, OverQuota,
+    │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent
     └── ServiceUnavailable           503
         └── NoNetworkAvailable, DatabaseUnavailable
 
@@ -318,3 +323,139 @@ class Unauthenticated(NeutronException):
 
     status = 401
     message = "Authentication required."
+
+
+class OverQuota(Conflict):
+    """A quota would be exceeded."""
+
+    message = "Quota exceeded for resources: %(overs)s."
+
+
+class RouterNotFound(NotFound):
+    """No such router."""
+
+    message = "Router %(router_id)s could not be found"
+
+
+class RouterInUse(InUse):
+    """A router still has interfaces."""
+
+    message = "Router %(router_id)s %(reason)s"
+
+
+class RouterInterfaceNotFound(NotFound):
+    """The port is not an interface of the router."""
+
+    message = "Router %(router_id)s does not have an interface with id %(port_id)s"
+
+
+class RouterInterfaceNotFoundForSubnet(NotFound):
+    """The router has no interface on the subnet."""
+
+    message = "Router %(router_id)s has no interface on subnet %(subnet_id)s"
+
+
+class RouterInterfaceInUseByFloatingIP(InUse):
+    """Floating IPs need the interface."""
+
+    message = ("Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be "
+               "deleted, as it is required by one or more floating IPs.")
+
+
+class RouterInterfaceInUseByRoute(InUse):
+    """An extra route's next hop needs the interface."""
+
+    message = ("Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be "
+               "deleted, as it is required by one or more routes.")
+
+
+class RouterExternalGatewayInUseByFloatingIp(InUse):
+    """Floating IPs need the router's gateway."""
+
+    message = ("Gateway cannot be updated for router %(router_id)s, since a gateway to "
+               "external network %(net_id)s is required by one or more floating IPs.")
+
+
+class InvalidRoutes(InvalidInput):
+    """An extra route the router cannot have."""
+
+    message = "Invalid input for operation: Invalid format for routes: %(routes)s, %(reason)s."
+
+
+class PortInUse(InUse):
+    """The port is attached to a device already."""
+
+    message = ("Unable to complete operation on port %(port_id)s for network %(net_id)s. "
+               "Port already has an attached device %(device_id)s.")
+
+
+class ServicePortInUse(InUse):
+    """A port the server manages cannot be deleted through the port API."""
+
+    message = "Port %(port_id)s cannot be deleted directly via the port API: %(reason)s."
+
+
+class SubnetMismatchForPort(BadRequest):
+    """The port has no address on the subnet named with it."""
+
+    message = "Subnet on port %(port_id)s does not match the requested subnet %(subnet_id)s."
+
+
+class ExternalNetworkInUse(InUse):
+    """Gateway ports keep a network external."""
+
+    message = ("External network %(net_id)s cannot be updated to be made non-external, since "
+               "it has existing gateway ports.")
+
+
+class FloatingIPNotFound(NotFound):
+    """No such floating IP."""
+
+    message = "Floating IP %(floatingip_id)s could not be found"
+
+
+class ExternalGatewayForFloatingIPNotFound(NotFound):
+    """No router joins the port's subnet to the floating IP's network."""
+
+    message = ("External network %(external_network_id)s is not reachable from subnet "
+               "%(subnet_id)s.  Therefore, cannot associate Port %(port_id)s with a Floating "
+               "IP.")
+
+
+class FloatingIPPortAlreadyAssociated(InUse):
+    """The fixed IP has a floating IP on that network already."""
+
+    message = ("Cannot associate floating IP %(floating_ip_address)s (%(fip_id)s) with port "
+               "%(port_id)s using fixed IP %(fixed_ip)s, as that fixed IP already has a "
+               "floating IP on external network %(net_id)s.")
+
+
+class InvalidL3Agent(NotFound):
+    """The agent is not an L3 agent, or it is disabled."""
+
+    message = "Agent %(id)s is not a L3 Agent or has been disabled"
+
+
+class RouterHostedByL3Agent(Conflict):
+    """A legacy router is hosted by another agent already."""
+
+    message = ("The router %(router_id)s has been already hosted by the L3 Agent "
+               "%(agent_id)s.")
+
+
+class DVRL3CannotAssignToDvrAgent(Conflict):
+    """Routers are not assigned by hand to agents in dvr mode."""
+
+    message = "Not allowed to manually assign a router to an agent in 'dvr' mode."
+
+
+class DVRL3CannotRemoveFromDvrAgent(Conflict):
+    """Routers are not removed by hand from agents in dvr mode."""
+
+    message = "Not allowed to manually remove a router from an agent in 'dvr' mode."
+
+
+class ExternalIpAddressExhausted(BadRequest):
+    """No address left on the external network for a floating IP."""
+
+    message = "Unable to find any IP address on external network %(net_id)s."

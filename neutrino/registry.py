@@ -28,8 +28,9 @@ class AgentKind:
 DHCP = AgentKind("dhcp", "DHCP agent", "neutrino-dhcp-agent", "dhcp_agent", ("tap", "ns-"))
 L2 = AgentKind("l2", "Linux bridge agent", "neutrino-linuxbridge-agent", "N/A",
                ("brq", "vxlan-", "tap"))
+L3 = AgentKind("l3", "L3 agent", "neutrino-l3-agent", "l3_agent", ("tap", "qr-", "qg-"))
 
-KINDS: dict[str, AgentKind] = {k.name: k for k in (DHCP, L2)}
+KINDS: dict[str, AgentKind] = {k.name: k for k in (DHCP, L2, L3)}
 BY_TYPE: dict[str, AgentKind] = {k.agent_type: k for k in KINDS.values()}
 # Every device name neutrino may create, change or delete in a namespace it does not own.
 OWNED_PREFIXES: tuple[str, ...] = tuple(sorted({p for k in KINDS.values() for p in k.prefixes}))

@@ -218,14 +218,16 @@ AGENT_USER = ("neutrino-agent", "agent-secret")
 class AgentProcess:
     """A neutrino agent (no-op data plane) as a subprocess, stopped or killed by its pid."""
 
-    BINARIES = {"dhcp": "neutrino-dhcp-agent", "l2": "neutrino-linuxbridge-agent"}
+    BINARIES = {"dhcp": "neutrino-dhcp-agent", "l2": "neutrino-linuxbridge-agent",
+                "l3": "neutrino-l3-agent"}
 
     def __init__(self, server: Server, kind: str, host: str, *, zone: str = "nova",
-                 report_interval: float = 0.5, local_ip: str = "") -> None:
+                 report_interval: float = 0.5, local_ip: str = "",
+                 agent_mode: str = "legacy") -> None:
         self.kind, self.host = kind, host
         self.config = server.dir / f"{kind}-{host}.conf"
         self.config.write_text(
-            f"[DEFAULT]\nhost = {host}\n"
+            f"[DEFAULT]\nhost = {host}\nagent_mode = {agent_mode}\n"
             f"[AGENT]\nserver_url = {server.url}\nserver_username = {AGENT_USER[0]}\n"
             f"server_password = {AGENT_USER[1]}\nreport_interval = {report_interval}\n"
             f"availability_zone = {zone}\nwatch_timeout = 5\nresync_interval = 5\n"

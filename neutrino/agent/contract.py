@@ -54,6 +54,14 @@ class Status:
             floatingips={k: v for k, v in self.floatingips.items()
                          if sent.floatingips.get(k) != v})
 
+    def within(self, current: Status) -> Status:
+        """This report less the entries `current` no longer has (so that one coming back
+        is sent again)."""
+        return Status({k: v for k, v in self.ports.items() if k in current.ports},
+                      self.dhcp_ready & current.dhcp_ready,
+                      {k: v for k, v in self.routers.items() if k in current.routers},
+                      {k: v for k, v in self.floatingips.items() if k in current.floatingips})
+
     def merged(self, newer: Status) -> Status:
         """This report with `newer`'s values on top (what the server knows after both)."""
         return Status({**self.ports, **newer.ports}, self.dhcp_ready | newer.dhcp_ready,

@@ -20,6 +20,9 @@ from neutrino.agent.contract import Key, Status
 from neutrino.agent.dhcp.driver import settings_of
 from neutrino.agent.dhcp.plan import DhcpPlan
 from neutrino.agent.dhcp.plan import plan as dhcp_plan
+from neutrino.agent.l3.driver import l3_configurations
+from neutrino.agent.l3.plan import RouterPlan
+from neutrino.agent.l3.plan import plan as router_plan
 from neutrino.agent.linux import l2
 from neutrino.registry import AgentKind
 
@@ -116,3 +119,23 @@ class FakeL2(FakeDataPlane[l2.Plan]):
         plans = self.snapshot()
         return Status(ports=l2.port_statuses(plans, {p.tap for one in plans
                                                         for p in one.ports}))
+
+
+class FakeL3(FakeDataPlane[RouterPlan]):
+    """An L3 agent's host that routes nothing, but knows every router it would make."""
+
+    kind = registry.L3
+    key_kinds = frozenset({"router"})
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        super().__init__(lambda _key, state: router_plan(state))
+        self.conf = conf
+
+    def configurations(self) -> dict[str, Any]:
+        """Neutron's L3 agent configurations, counted from the plans."""
+        return l3_configurations(self.conf, self.snapshot())
+
+    def status(self) -> Status:
+        """Every planned floating IP counts as in the kernel."""
+        return Status(floatingips={f.id: "ACTIVE" for p in self.snapshot()
+                                   for f in p.floating_ips})

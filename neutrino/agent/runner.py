@@ -401,6 +401,7 @@ class AgentRunner:
             LOG.exception("Reading the host's status failed")
             return
         changes = current.since(self._sent)
+        self._sent = self._sent.within(current)  # gone from the host: sent again if back
         if not changes:
             return
         started = self.clock()

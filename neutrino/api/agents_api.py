@@ -18,7 +18,7 @@ from starlette.routing import Route
 from neutrino import exceptions as exc
 from neutrino.api import auth
 from neutrino.api.responses import json_response, select_fields
-from neutrino.registry import DHCP
+from neutrino.registry import DHCP, L3
 from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
 from neutrino.services.agents import FILTERS
@@ -92,9 +92,10 @@ def agent_routes(api: API) -> list[Route]:
         api.context(request)  # any authenticated caller may list zones, as in Neutron
         listed = await run_in_threadpool(agents.list_agents, Context.admin(), {})
         zones: dict[tuple[str, str], bool] = {}
+        resources = {DHCP.agent_type: "network", L3.agent_type: "router"}
         for agent in listed:
-            if agent["availability_zone"] and agent["agent_type"] == DHCP.agent_type:
-                key = (agent["availability_zone"], "network")
+            if agent["availability_zone"] and agent["agent_type"] in resources:
+                key = (agent["availability_zone"], resources[agent["agent_type"]])
                 up = agent["alive"] and agent["admin_state_up"]
                 zones[key] = zones.get(key, False) or up
         return json_response({"availability_zones": [

@@ -53,6 +53,7 @@ class API:
         self.users = self.channel_users if conf.auth_strategy == "http_basic" else None
         self.by_collection: dict[str, ResourceService] = {
             "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
+            "routers": services.routers, "floatingips": services.floatingips,
         }
 
     # -- plumbing ----------------------------------------------------------------------
@@ -206,6 +207,7 @@ class API:
             return Response(status_code=204)
 
         return [
+            *self.action_routes(resource),
             Route(base, self.guarded(list_), methods=["GET"]),
             Route(base, self.guarded(create), methods=["POST"]),
             Route(base + "/{id}", self.guarded(show), methods=["GET"]),
@@ -213,6 +215,27 @@ class API:
             Route(base + "/{id}", self.guarded(delete), methods=["DELETE"]),
             *self.tag_routes(base, service),
         ]
+
+    def action_routes(self, resource: Resource) -> list[Route]:
+        """Member actions (`PUT /v2.0/routers/{id}/add_router_interface`): the body goes to
+        the provider as it came; a `{"<resource>": {...}}` answer is filtered like a show."""
+        routes = []
+        for action in resource.actions:
+            provider = self.services.actions[(resource.collection, action.name)]
+            method = getattr(provider, action.handler)
+
+            async def run(request: Request, method: Any = method) -> Response:
+                ctx = self.context(request)
+                body = await self.body(request)
+                result = await run_in_threadpool(method, ctx, request.path_params["id"], body)
+                if isinstance(result, dict) and isinstance(result.get(resource.name), dict):
+                    result = {resource.name: select_fields(result[resource.name], [],
+                                                           self.hidden(ctx, resource))}
+                return json_response(result)
+
+            routes.append(Route(f"/v2.0/{resource.collection}/{{id}}/{action.name}",
+                                self.guarded(run), methods=[action.method]))
+        return routes
 
     def tag_routes(self, base: str, owner: ResourceService) -> list[Route]:
         """The tags API of one collection."""

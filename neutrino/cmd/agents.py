@@ -1,4 +1,4 @@
-"""`neutrino-dhcp-agent` and `neutrino-linuxbridge-agent`."""
+"""`neutrino-dhcp-agent`, `neutrino-linuxbridge-agent` and `neutrino-l3-agent`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from neutrino import registry
 from neutrino.agent.client import ServerClient
 from neutrino.agent.contract import Driver
 from neutrino.agent.dhcp.driver import DnsmasqDriver
-from neutrino.agent.fake import FakeDhcp, FakeL2
+from neutrino.agent.fake import FakeDhcp, FakeL2, FakeL3
+from neutrino.agent.l3.driver import RouterDriver
 from neutrino.agent.linux.l2 import LinuxBridgeDriver
 from neutrino.agent.runner import AgentRunner
 from neutrino.cmd.common import load_config
@@ -25,6 +26,7 @@ LOG = logging.getLogger(__name__)
 DRIVERS: dict[str, dict[str, Callable[[cfg.ConfigOpts], Any]]] = {
     registry.DHCP.name: {"noop": FakeDhcp, "linux": DnsmasqDriver},
     registry.L2.name: {"noop": FakeL2, "linux": LinuxBridgeDriver},
+    registry.L3.name: {"noop": FakeL3, "linux": RouterDriver},
 }
 
 
@@ -32,6 +34,10 @@ def run(kind: registry.AgentKind, argv: Sequence[str] | None) -> int:
     """Run an agent until SIGTERM or SIGINT (0), or until it cannot go on (1); its host
     keeps what it made."""
     conf = load_config(argv, kind.binary)
+    if kind is registry.L3 and conf.agent_mode != "legacy":
+        LOG.error("%s: agent_mode %s comes with distributed routers; only legacy is "
+                  "supported yet", kind.binary, conf.agent_mode)
+        return 2
     if conf.AGENT.dataplane not in DRIVERS[kind.name]:
         LOG.error("%s has no %s data plane yet", kind.binary, conf.AGENT.dataplane)
         return 2
@@ -74,6 +80,11 @@ def dhcp_main(argv: Sequence[str] | None = None) -> int:
 def l2_main(argv: Sequence[str] | None = None) -> int:
     """The Linux bridge agent."""
     return run(registry.L2, argv)
+
+
+def l3_main(argv: Sequence[str] | None = None) -> int:
+    """The L3 agent."""
+    return run(registry.L3, argv)
 
 
 if __name__ == "__main__":

@@ -65,12 +65,51 @@ def vm_dhcp(args: argparse.Namespace) -> int:
     return 0 if lease.ip_address else 1
 
 
-def vm_exec(args: argparse.Namespace) -> int:
-    """Run a command in a VM."""
+def _command(args: argparse.Namespace, usage: str) -> list[str]:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        raise LabError("say what to run: neutrino lab vm exec NAME -- COMMAND")
-    return _lab(args).vm_exec(args.name, command)
+        raise LabError(f"say what to run: neutrino lab {usage} -- COMMAND")
+    return list(command)
+
+
+def vm_exec(args: argparse.Namespace) -> int:
+    """Run a command in a VM."""
+    return _lab(args).vm_exec(args.name, _command(args, "vm exec NAME"))
+
+
+def vm_list(args: argparse.Namespace) -> int:
+    """The VMs and their addresses, as `nova list` shows them."""
+    rows = _lab(args).vm_list()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    widths = {k: max([len(k)] + [len(r[k]) for r in rows]) for k in
+              ("name", "host", "status", "networks")}
+    line = "+" + "+".join("-" * (w + 2) for w in widths.values()) + "+"
+    print(line)
+    print("| " + " | ".join(k.title().ljust(w) for k, w in widths.items()) + " |")
+    print(line)
+    for row in rows:
+        print("| " + " | ".join(row[k].ljust(w) for k, w in widths.items()) + " |")
+    print(line)
+    return 0
+
+
+def host_netns(args: argparse.Namespace) -> int:
+    """What `ip netns` shows on a host."""
+    for name in _lab(args).host_netns(args.host):
+        print(name)
+    return 0
+
+
+def host_exec(args: argparse.Namespace) -> int:
+    """Run a command on a host."""
+    return _lab(args).host_exec(args.host, _command(args, "host exec HOST"))
+
+
+def outside_exec(args: argparse.Namespace) -> int:
+    """Run a command in the outside world."""
+    return _lab(args).outside_exec(_command(args, "outside exec"))
 
 
 def vm_delete(args: argparse.Namespace) -> int:
@@ -113,7 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="lab_command", required=True)
     p = sub.add_parser("up", help="build the lab")
     p.add_argument("--topology", default="seed-000",
-                   help="a built-in topology (seed-000) or a JSON file")
+                   help=f"a built-in topology ({', '.join(topology.BUILTIN)}) or a JSON file")
     p.set_defaults(func=up)
     sub.add_parser("down", help="remove everything the lab made").set_defaults(func=down)
     p = sub.add_parser("status", help="what runs")
@@ -134,14 +173,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(func=vm_exec)
+    p = vm.add_parser("list", help="the VMs and their addresses")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=vm_list)
     p = vm.add_parser("delete", help="remove a VM and its port")
     p.add_argument("name")
     p.set_defaults(func=vm_delete)
 
+    host = sub.add_parser("host", help="look into a host").add_subparsers(
+        dest="host_command", required=True)
+    p = host.add_parser("netns", help="the namespaces the host's agents made (ip netns)")
+    p.add_argument("host")
+    p.set_defaults(func=host_netns)
+    p = host.add_parser("exec", help="run a command on the host")
+    p.add_argument("host")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(func=host_exec)
+
+    outside = sub.add_parser("outside", help="the world outside the cloud").add_subparsers(
+        dest="outside_command", required=True)
+    p = outside.add_parser("exec", help="run a command on the external network")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(func=outside_exec)
+
     p = sub.add_parser("agent", help="stop, start or kill an agent")
     p.add_argument("action", choices=["stop", "start", "kill"])
     p.add_argument("host")
-    p.add_argument("kind", choices=["dhcp", "l2"])
+    p.add_argument("kind", choices=list(topology.AGENT_KINDS))
     p.add_argument("--with-dnsmasq", action="store_true",
                    help="also stop (or kill) the host's dnsmasq processes")
     p.set_defaults(func=agent)

@@ -134,6 +134,42 @@ agent_server_opts = [
     ),
 ]
 
+l3_server_opts = [
+    cfg.StrOpt("router_scheduler_driver",
+               default="neutron.scheduler.l3_agent_scheduler.LeastRoutersScheduler",
+               help="How routers are placed on L3 agents: LeastRoutersScheduler (fewest "
+               "routers), ChanceScheduler (random) or AZLeastRoutersScheduler (spread over "
+               "availability zones, then fewest); Neutron's class paths or those names."),
+    cfg.BoolOpt("router_auto_schedule", default=True,
+                help="Give routers without an L3 agent to agents that register or come back."),
+    cfg.BoolOpt("allow_automatic_l3agent_failover", default=True,
+                help="Move the routers of dead L3 agents to live ones, after the same grace "
+                "as DHCP networks (Neutron's default is False)."),
+    cfg.BoolOpt("enable_snat_by_default", default=True,
+                help="SNAT on a router's gateway when external_gateway_info does not say."),
+    cfg.IntOpt("max_routes", default=30, min=0,
+               help="Extra routes a router may have (Neutron's router_route quota)."),
+    cfg.BoolOpt("router_distributed", default=False,
+                help="Distributed routers by default (not supported yet: must stay False)."),
+    cfg.BoolOpt("l3_ha", default=False,
+                help="HA routers by default (not supported yet: must stay False)."),
+]
+
+l3_agent_opts = [
+    cfg.StrOpt("agent_mode", default="legacy",
+               choices=["legacy", "dvr", "dvr_snat", "dvr_no_external"],
+               help="What the L3 agent hosts: legacy (centralized) routers; the dvr modes "
+               "come with distributed routers."),
+    cfg.StrOpt("interface_driver", default="linuxbridge",
+               help="Reported in the agent's configurations; neutrino's L3 agent always "
+               "plugs router ports as veth pairs the Linux bridge agent bridges."),
+    cfg.StrOpt("external_network_bridge", default="",
+               help="Accepted as the seeds write it (empty); the external network is a flat "
+               "or VXLAN network like any other."),
+    cfg.BoolOpt("handle_internal_only_routers", default=True,
+                help="Host routers without an external gateway too."),
+]
+
 agent_opts = [
     cfg.FloatOpt("report_interval", default=2.0, min=0.1,
                  help="Seconds between an agent's reports to the server (Neutron: 30)."),
@@ -243,6 +279,8 @@ ml2_type_flat_opts = [
 OPT_GROUPS: list[tuple[str | None, Sequence[cfg.Opt]]] = [
     (None, core_opts),
     (None, agent_server_opts),
+    (None, l3_server_opts),
+    (None, l3_agent_opts),
     ("database", database_opts),
     ("AGENT", agent_opts),
     (None, dhcp_agent_opts),

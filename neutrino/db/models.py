@@ -230,6 +230,65 @@ class DhcpAgentBinding(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class Router(StandardAttrs, Base):
+    """A router: its interfaces are ports (device_id = the router), its gateway one more."""
+
+    __tablename__ = "routers"
+
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    gw_port_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="SET NULL"), nullable=True, unique=True)
+    gw_network_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    routes: Mapped[list[Any]] = mapped_column(JSONText, default=list)
+    distributed: Mapped[bool] = mapped_column(Boolean, default=False)
+    ha: Mapped[bool] = mapped_column(Boolean, default=False)
+    availability_zone_hints: Mapped[list[Any]] = mapped_column(JSONText, default=list)
+
+
+class RouterL3AgentBinding(Base):
+    """A router hosted by an L3 agent. The key binds a router at most once to an agent."""
+
+    __tablename__ = "router_l3_agent_bindings"
+
+    router_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class FloatingIP(Base):
+    """A floating IP: an address on an external network (its own port), and the fixed IP
+    of a port it forwards to, through the router joining the two.
+
+    The unique key makes a fixed IP carry at most one floating IP per external network."""
+
+    __tablename__ = "floatingips"
+    __table_args__ = (UniqueConstraint("floating_network_id", "fixed_port_id",
+                                       "fixed_ip_address",
+                                       name="uq_floatingips_fixed_ip_per_network"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True, default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[str] = mapped_column(String(20))
+    revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
+    floating_network_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id"), index=True)
+    floating_port_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="CASCADE"), unique=True)
+    floating_ip_address: Mapped[str] = mapped_column(String(64))
+    fixed_port_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="SET NULL"), nullable=True, index=True)
+    fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("routers.id"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+
+
 class Change(Base):
     """One entry of the change log agents watch: what changed, within which scope (the
     network of a port, the router of an interface: a kind and an id), on which host.
@@ -275,5 +334,8 @@ ALLOCS = _table(IPAllocation)
 TAGS = _table(Tag)
 AGENTS = _table(Agent)
 DHCP_BINDINGS = _table(DhcpAgentBinding)
+ROUTERS = _table(Router)
+L3_BINDINGS = _table(RouterL3AgentBinding)
+FLOATINGIPS = _table(FloatingIP)
 CHANGES = _table(Change)
 LEASES = _table(Lease)

@@ -13,13 +13,14 @@ import json
 import os
 import socket
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from neutrino.agent.linux import process
+from neutrino.agent.linux import netns, process
 from neutrino.lab.topology import Topology, check_lab_name, parse
 
 BIN = Path(sys.executable).parent
@@ -91,6 +92,11 @@ class LabBase:
     # -- names ----------------------------------------------------------------------------
 
     @property
+    def demo_project(self) -> str:
+        """The id of the seeds' `demo` project (its user `demo` is a member)."""
+        return uuid.uuid5(uuid.NAMESPACE_DNS, f"{self.name}.demo.project").hex
+
+    @property
     def prefix(self) -> str:
         """Every namespace of the lab starts with this."""
         return f"{self.name}-"
@@ -102,6 +108,16 @@ class LabBase:
     def vm_namespace(self, vm: str) -> str:
         """The namespace standing for a VM."""
         return f"{self.name}-vm-{vm}"
+
+    def run_in(self, namespace_name: str, argv: Sequence[str], timeout: float = 300) -> int:
+        """Run a command in one of the lab's namespaces; its exit status (output passed
+        through)."""
+        result = netns.run(namespace_name, list(argv), timeout=timeout)
+        if result.stdout:
+            self.out(result.stdout.rstrip("\n"))
+        if result.stderr:
+            self.out(result.stderr.rstrip("\n"))
+        return result.returncode
 
     # -- the API and the client -----------------------------------------------------------
 
@@ -128,10 +144,12 @@ class LabBase:
             raise LabError(f"{method} {path}: {reply.status_code} {reply.text}")
         return reply.json() if reply.content else None
 
-    def openstack_env(self) -> dict[str, str]:
-        """Environment for the real `openstack` client against the lab's server."""
+    def openstack_env(self, user: str = "admin") -> dict[str, str]:
+        """Environment for the real `openstack` client against the lab's server, as its
+        admin or as the demo project's user."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-        env.update(OS_CLIENT_CONFIG_FILE=str(self.dir / "clouds.yaml"), OS_CLOUD=self.name)
+        cloud = self.name if user == "admin" else f"{self.name}-{user}"
+        env.update(OS_CLIENT_CONFIG_FILE=str(self.dir / "clouds.yaml"), OS_CLOUD=cloud)
         return env
 
     def openstack_argv(self, args: Sequence[str]) -> list[str]:

@@ -44,10 +44,13 @@ class Demo:
         """Narration between commands."""
         self.out(f"\n# {text}")
 
-    def openstack(self, *args: str) -> str:
-        """Run the real client, print the command and its output; its stdout."""
-        self.out(f"$ openstack {' '.join(args)}")
-        result = subprocess.run(self.lab.openstack_argv(args), env=self.lab.openstack_env(),
+    def openstack(self, *args: str, user: str = "admin") -> str:
+        """Run the real client (as the lab's admin, or the demo project's user), print the
+        command and its output; its stdout."""
+        cloud = "" if user == "admin" else f"--os-cloud {self.lab.name}-{user} "
+        self.out(f"$ openstack {cloud}{' '.join(args)}")
+        result = subprocess.run(self.lab.openstack_argv(args),
+                                env=self.lab.openstack_env(user),
                                 capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise DemoFailure(f"openstack {' '.join(args)} failed: {result.stderr.strip()}")
@@ -236,8 +239,14 @@ def dhcp_ha(demo: Demo) -> Record:
     return demo.record
 
 
-SCENARIOS: dict[str, Callable[[Demo], Record]] = {"dhcp-ha": dhcp_ha}
-TOPOLOGIES = {"dhcp-ha": "seed-000"}
+def _scenarios() -> dict[str, Callable[[Demo], Record]]:
+    from neutrino.lab.demo_router import router
+
+    return {"dhcp-ha": dhcp_ha, "router": router}
+
+
+SCENARIOS: dict[str, Callable[[Demo], Record]] = _scenarios()
+TOPOLOGIES = {"dhcp-ha": "seed-000", "router": "seed-004"}
 
 
 def run(scenario: str, lab: Lab, out: Callable[[str], None] = print) -> Record:

@@ -45,6 +45,7 @@ class Hosts(Wiring):
         users = UserFile(str(server / "users.json"))
         users.add("admin", self.state["admin_password"], "admin", ["admin", "member"])
         users.add("neutrino-agent", self.state["agent_password"], "service", ["service"])
+        users.add("demo", self.state["demo_password"], self.demo_project, ["member"])
         sections: dict[str, dict[str, Any]] = {
             "DEFAULT": {"host": topology.controller, "bind_host": "127.0.0.1",
                         "bind_port": self.state["server"]["port"],
@@ -58,10 +59,11 @@ class Hosts(Wiring):
         conf = server / "neutrino.conf"
         conf.write_text(ini(sections))
         clouds = self.dir / "clouds.yaml"
-        clouds.write_text(
-            f"clouds:\n  {self.name}:\n    auth_type: http_basic\n    auth:\n"
-            f"      username: admin\n      password: {self.state['admin_password']}\n"
-            f"      endpoint: {self.url}\n")
+        clouds.write_text("clouds:\n" + "".join(
+            f"  {cloud}:\n    auth_type: http_basic\n    auth:\n"
+            f"      username: {user}\n      password: {self.state[f'{user}_password']}\n"
+            f"      endpoint: {self.url}\n"
+            for cloud, user in ((self.name, "admin"), (f"{self.name}-demo", "demo"))))
         clouds.chmod(0o600)
         pid = spawn([str(BIN / "neutrino-server"), "--config-file", str(conf)],
                     server / "server.log")
@@ -110,7 +112,7 @@ class Hosts(Wiring):
         base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o755)
         conf = base / f"{kind}.conf"
-        conf.write_text(ini({
+        sections: dict[str, dict[str, Any]] = {
             "DEFAULT": {"host": host, "state_path": base, "dhcp_lease_duration": 86400,
                         "debug": bool(os.environ.get("NEUTRINO_LAB_DEBUG"))},
             "AGENT": {"dataplane": "linux", "host_namespace": self.host_namespace(host),
@@ -119,8 +121,13 @@ class Hosts(Wiring):
                       "report_interval": 2, "polling_interval": 0.5,
                       "watch_timeout": 10, "resync_interval": 30},
             "VXLAN": {"local_ip": self.tunnel_address(host).split("/")[0]},
-            "LINUX_BRIDGE": {"physical_interface_mappings": "physnet1:ext0"},
-        }))
+            "LINUX_BRIDGE": {"physical_interface_mappings":
+                             f"{self.topology.physical_network}:ext0"},
+        }
+        if kind == "l3":  # l3_agent.ini as seed 004 writes it (the interface driver is ours)
+            sections["DEFAULT"].update(agent_mode="legacy", interface_driver="linuxbridge",
+                                       external_network_bridge="")
+        conf.write_text(ini(sections))
         return conf
 
     def _agent_key(self, host: str, kind: str) -> str:
@@ -181,6 +188,24 @@ class Hosts(Wiring):
             time.sleep(0.25)
         raise LabError(f"agents not alive after {timeout:.0f} s: "
                        f"{', '.join(f'{k} on {h}' for h, k in pending)}")
+
+    # -- looking into hosts and the outside ------------------------------------------------
+
+    def host_netns(self, host: str) -> list[str]:
+        """What `ip netns` shows on a host: the namespaces its agents made there."""
+        self.topology.host(host)
+        prefix = f"{self.host_namespace(host)}-"
+        return sorted(n[len(prefix):] for n in netns.names() if n.startswith(prefix))
+
+    def host_exec(self, host: str, argv: Sequence[str]) -> int:
+        """Run a command on a host (in its namespace)."""
+        self.topology.host(host)
+        return self.run_in(self.host_namespace(host), argv)
+
+    def outside_exec(self, argv: Sequence[str]) -> int:
+        """Run a command in the outside world (on the external network)."""
+        self.require_up()
+        return self.run_in(self.outside, argv)
 
     # -- daemons the agents run -----------------------------------------------------------
 

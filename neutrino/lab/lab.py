@@ -39,11 +39,14 @@ class Lab(Hosts, Vms):
             path.chmod(0o755)
         raw = {"name": topology.name, "controller": topology.controller,
                "hosts": [{"name": h.name, "agents": list(h.agents)} for h in topology.hosts],
-               "server_options": topology.server_options}
+               "server_options": topology.server_options,
+               "physical_network": topology.physical_network,
+               "outside_gateway": topology.outside_gateway, "internet": topology.internet}
         self.state = {"name": self.name, "topology": raw, "namespaces": [], "agents": {},
                       "vms": {}, "server": {"port": free_port(), "pid": None},
                       "admin_password": secrets.token_urlsafe(12),
-                      "agent_password": secrets.token_urlsafe(12)}
+                      "agent_password": secrets.token_urlsafe(12),
+                      "demo_password": secrets.token_urlsafe(12)}
         self.save()
         self.out(f"Lab {self.name}: topology {topology.name}, state in {self.dir}")
         try:

@@ -1,4 +1,5 @@
-"""What a lab is made of: its hosts and their agents (seed 000's by default)."""
+"""What a lab is made of: its hosts and their agents (seed 000's by default), the physical
+network its hosts' `ext0` reach, and the addresses of the outside world."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-AGENT_KINDS = ("l2", "dhcp")
+AGENT_KINDS = ("l2", "dhcp", "l3")
 _LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 _HOST_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,15}$")
 
@@ -33,6 +34,12 @@ class Topology:
     controller: str
     hosts: tuple[Host, ...]
     server_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The physical network of the hosts' `ext0` uplinks to the outside namespace.
+    physical_network: str = "physnet1"
+    # The outside's address on that network (the external subnet's gateway), and an
+    # "internet" address behind it; None: the outside only bridges.
+    outside_gateway: str | None = None
+    internet: str | None = None
 
     def host(self, name: str) -> Host:
         """A host by name."""
@@ -49,7 +56,17 @@ SEED_000 = {
     "hosts": [{"name": "HostA", "agents": ["l2", "dhcp"]},
               {"name": "HostB", "agents": ["l2", "dhcp"]}],
 }
-BUILTIN = {"seed-000": SEED_000}
+SEED_004 = {
+    "name": "seed-004",
+    "controller": "controller",
+    "hosts": [{"name": "network1", "agents": ["l2", "dhcp", "l3"]},
+              {"name": "compute1", "agents": ["l2"]},
+              {"name": "compute2", "agents": ["l2"]}],
+    "physical_network": "external",
+    "outside_gateway": "203.0.113.1/24",
+    "internet": "192.0.2.1/24",
+}
+BUILTIN = {"seed-000": SEED_000, "seed-004": SEED_004}
 
 
 def check_lab_name(name: str) -> str:
@@ -79,7 +96,9 @@ def parse(data: dict[str, Any]) -> Topology:
     if len({h.name for h in hosts}) != len(hosts):
         raise TopologyError("host names must be unique")
     return Topology(str(data.get("name", "custom")), str(data.get("controller", "controlnode")),
-                    hosts, dict(data.get("server_options", {})))
+                    hosts, dict(data.get("server_options", {})),
+                    str(data.get("physical_network", "physnet1")),
+                    data.get("outside_gateway"), data.get("internet"))
 
 
 def load(name_or_file: str) -> Topology:

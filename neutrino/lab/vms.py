@@ -80,6 +80,7 @@ class Vms(LabBase):
         net = self.network(network)
         port = self.api_call("POST", "/v2.0/ports", {"port": {
             "network_id": net["id"], "name": name, "device_owner": "compute:nova",
+            "project_id": net["project_id"],  # the VM is the network's project's
             "device_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{self.name}.{name}")),
             "binding:host_id": host}})["port"]
         record = {"name": name, "port_id": port["id"], "host": host,
@@ -116,12 +117,28 @@ class Vms(LabBase):
     def vm_exec(self, name: str, argv: Sequence[str]) -> int:
         """Run a command inside the VM; its exit status (output passed through)."""
         self.vm(name)
-        result = netns.run(self.vm_namespace(name), list(argv), timeout=300)
-        if result.stdout:
-            self.out(result.stdout.rstrip("\n"))
-        if result.stderr:
-            self.out(result.stderr.rstrip("\n"))
-        return result.returncode
+        return self.run_in(self.vm_namespace(name), argv)
+
+    def vm_addresses(self, name: str) -> str:
+        """A VM's addresses as `nova list` shows them: `demo-net=192.168.1.3, 203.0.113.102`
+        (fixed IPs, then floating IPs)."""
+        vm = self.vm(name)
+        port = self.api_get(f"/v2.0/ports/{vm['port_id']}")["port"]
+        fips = self.api_get("/v2.0/floatingips", port_id=vm["port_id"])["floatingips"]
+        addresses = [ip["ip_address"] for ip in port["fixed_ips"]]
+        addresses += [f["floating_ip_address"] for f in fips]
+        return f"{vm['network']}={', '.join(addresses)}"
+
+    def vm_list(self) -> list[dict[str, str]]:
+        """Every VM: name, host, status of its port, and its addresses."""
+        self.require_up()
+        rows = []
+        for name in sorted(self.state["vms"]):
+            vm = self.vm(name)
+            port = self.api_get(f"/v2.0/ports/{vm['port_id']}")["port"]
+            rows.append({"name": name, "host": vm["host"], "status": port["status"],
+                         "networks": self.vm_addresses(name)})
+        return rows
 
     def vm_delete(self, name: str) -> None:
         """Remove the VM's namespace (its tap goes with it) and its port."""

@@ -8,12 +8,16 @@ namespace, and no lab namespace has a path to it.
 
 from __future__ import annotations
 
+import netaddr
+
 from neutrino.agent.linux import netns
-from neutrino.agent.linux.kernel import Kernel
+from neutrino.agent.linux.kernel import Kernel, Route
 from neutrino.lab.base import LabBase
 from neutrino.lab.topology import Topology
 
 UNDERLAY = "172.30.0.{}/24"
+# The outside world's link to the "internet" behind it.
+INTERNET_LINK = ("100.64.0.1/30", "100.64.0.2/30")
 
 
 def kernel(namespace: str) -> Kernel:
@@ -49,6 +53,11 @@ class Wiring(LabBase):
         """The namespace standing for the world outside the cloud (flat uplinks)."""
         return f"{self.name}-outside"
 
+    @property
+    def internet(self) -> str:
+        """The namespace standing for the internet behind the outside world."""
+        return f"{self.name}-internet"
+
     def tunnel_address(self, host: str) -> str:
         """A host's tunnel endpoint (VXLAN local_ip) with its prefix."""
         index = [h.name for h in self.topology.hosts].index(host) + 1
@@ -77,6 +86,29 @@ class Wiring(LabBase):
             bridge(self.outside, "ext-br", (f"ext-{index}",))
             self.out(f"Host {host.name}: namespace {ns}, tunnel address "
                      f"{UNDERLAY.format(10 + index)}, agents {', '.join(host.agents)}")
+        if topology.outside_gateway:
+            self.wire_outside(topology)
+
+    def wire_outside(self, topology: Topology) -> None:
+        """The outside world's address on the external network, and the internet behind it
+        (routed by the outside namespace, as an upstream router would)."""
+        outside = kernel(self.outside)
+        outside.ensure_addresses("ext-br", [topology.outside_gateway or ""])
+        self.out(f"Outside world ({self.outside}): {topology.outside_gateway} on the "
+                 f"external network {topology.physical_network}")
+        if not topology.internet:
+            return
+        self.remember_namespace(self.internet)
+        wire(self.outside, "inet-1", self.internet, "inet0")
+        near, far = INTERNET_LINK
+        outside.ensure_addresses("inet-1", [near])
+        internet = kernel(self.internet)
+        internet.ensure_addresses("inet0", [far, topology.internet])
+        outside.ensure_sysctls({"net.ipv4.ip_forward": "1"})
+        network = str(netaddr.IPNetwork(topology.internet).cidr)
+        outside.ensure_routes([Route(network, far.split("/")[0])])
+        internet.ensure_routes([Route("default", near.split("/")[0])])
+        self.out(f"Internet ({self.internet}): {topology.internet}, behind the outside world")
 
     def lab_namespaces(self) -> list[str]:
         """Every namespace of this lab now, by its prefix (what agents made in its hosts

@@ -110,11 +110,12 @@ class Resource:
         return out
 
 
-def _standard(project: bool = True) -> tuple[Attr, ...]:
+def _standard(project: bool = True, name: bool = True) -> tuple[Attr, ...]:
     """The attributes every resource with standard attributes has."""
-    attrs = [
-        Attr("id", "id", v.uuid_(), doc="The resource's UUID."),
-        Attr("name", "name", v.string(255), default="", post=True, put=True),
+    attrs = [Attr("id", "id", v.uuid_(), doc="The resource's UUID.")]
+    if name:
+        attrs.append(Attr("name", "name", v.string(255), default="", post=True, put=True))
+    attrs += [
         Attr("description", "description", v.string(255), default="", post=True, put=True),
         Attr("created_at", "created_at", filter=False),
         Attr("updated_at", "updated_at", filter=False),
@@ -206,6 +207,47 @@ PORT = Resource("port", "ports", _standard() + (
          post=True, put=True, policy=True),
 ))
 
+L3_AGENTS = SubCollection("l3-agents", "agents", doc="The L3 agents hosting a router.")
+L3_ROUTERS = SubCollection("l3-routers", "routers", "router_id",
+                           doc="The routers an L3 agent hosts.")
+
+ROUTER = Resource("router", "routers", _standard() + (
+    Attr("admin_state_up", "admin_state_up", v.boolean(), default=True, post=True, put=True),
+    Attr("status", "status"),
+    Attr("external_gateway_info", None, v.external_gateway_info(), default=None, post=True,
+         put=True, policy=True, filter=False, sort=False,
+         doc="{network_id, enable_snat, external_fixed_ips}; {} or null remove the gateway."),
+    Attr("routes", "routes", v.host_routes(), put=True, filter=False, sort=False,
+         doc="Extra routes: [{destination, nexthop}]."),
+    Attr("distributed", "distributed", v.optional_bool(), post=True, put=True, policy=True,
+         computed_default=True),
+    Attr("ha", "ha", v.optional_bool(), post=True, put=True, policy=True,
+         computed_default=True),
+    Attr("availability_zone_hints", "availability_zone_hints", v.list_of_strings(255),
+         default=[], post=True, filter=False, sort=False),
+    Attr("availability_zones", None, filter=False, sort=False),
+), actions=(
+    Action("add_router_interface", doc="Attach a subnet or a port: {subnet_id} or {port_id}."),
+    Action("remove_router_interface", doc="Detach a subnet or a port."),
+    Action("add_extraroutes", doc="{router: {routes: [...]}}, merged into the routes."),
+    Action("remove_extraroutes", doc="{router: {routes: [...]}}, taken out of the routes."),
+), subcollections=(L3_AGENTS,))
+
+FLOATINGIP = Resource("floatingip", "floatingips", _standard(name=False) + (
+    Attr("floating_ip_address", "floating_ip_address", v.ip_address(nullable=True),
+         post=True, policy=True, computed_default=True),
+    Attr("subnet_id", None, v.uuid_(nullable=True), post=True, visible=False, filter=False,
+         sort=False, computed_default=True),
+    Attr("floating_network_id", "floating_network_id", v.uuid_(), post=True),
+    Attr("router_id", "router_id"),
+    Attr("port_id", "fixed_port_id", v.uuid_(nullable=True), default=None, post=True,
+         put=True, sort=False),
+    Attr("fixed_ip_address", "fixed_ip_address", v.ip_address(nullable=True), default=None,
+         post=True, put=True),
+    Attr("status", "status"),
+    Attr("port_details", None, filter=False, sort=False),
+))
+
 AGENT = Resource("agent", "agents", (
     Attr("id", "id", v.uuid_()),
     Attr("agent_type", "agent_type"),
@@ -226,9 +268,10 @@ AGENT = Resource("agent", "agents", (
     Attr("revision_lag", None, filter=False,
          doc="How far the newest change that concerns the agent is ahead of what it "
              "applied (0: in sync)."),
-), tags=False, subcollections=(DHCP_NETWORKS,))
+), tags=False, subcollections=(DHCP_NETWORKS, L3_ROUTERS))
 
 # The collections served by the generic create/list/show/update/delete routes.
-RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT)}
+RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER,
+                                                            FLOATINGIP)}
 # Every resource the API knows, by collection (sub-collection routes are made from these).
 ALL_RESOURCES: dict[str, Resource] = {**RESOURCES, AGENT.collection: AGENT}

@@ -278,3 +278,32 @@ def one_of(*choices: Any, nullable: bool = False) -> Validator:
         return value
 
     return Validator(convert, {"enum": list(choices)}, nullable)
+
+
+def external_gateway_info() -> Validator:
+    """A router's external gateway: {network_id, enable_snat?, external_fixed_ips?}; `{}`
+    or null clear it (both are returned as `{}`)."""
+    fixed = _dict_with({"subnet_id": to_uuid, "ip_address": to_ip}, set())
+    inner = _dict_with({"network_id": to_uuid, "enable_snat": to_bool,
+                        "external_fixed_ips": _list_of(fixed)}, {"network_id"})
+
+    def convert(value: Any) -> dict[str, Any]:
+        if value == {}:
+            return {}
+        return dict(inner(value))
+
+    validator = Validator(convert, {
+        "type": "object",
+        "properties": {"network_id": {"type": "string", "format": "uuid"},
+                       "enable_snat": {"type": "boolean"},
+                       "external_fixed_ips": {"type": "array", "items": {
+                           "type": "object", "additionalProperties": False,
+                           "properties": {"subnet_id": {"type": "string", "format": "uuid"},
+                                          "ip_address": {"type": "string"}}}}},
+        "additionalProperties": False}, nullable=True)
+    return validator
+
+
+def optional_bool() -> Validator:
+    """A boolean, or null for "the server's default"."""
+    return Validator(to_bool, {"type": "boolean"}, nullable=True)

@@ -16,8 +16,12 @@ from neutrino.services.changes import ChangeFeed
 from neutrino.services.channel import AgentChannel
 from neutrino.services.common import Core
 from neutrino.services.dhcp import DhcpScheduler
+from neutrino.services.floatingips import FloatingIPService, report_statuses
+from neutrino.services.l3 import L3Projection, L3Scheduler
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
+from neutrino.services.router_interfaces import RouterInterfaces
+from neutrino.services.routers import RouterService
 from neutrino.services.scheduler import Periodic, Placement
 from neutrino.services.subnets import SubnetService
 from neutrino.services.tags import TagService
@@ -32,9 +36,13 @@ class Services:
     networks: NetworkService
     subnets: SubnetService
     ports: PortService
+    routers: RouterService
+    interfaces: RouterInterfaces
+    floatingips: FloatingIPService
     tags: TagService
     agents: AgentService
     dhcp: DhcpScheduler
+    l3: L3Scheduler
     feed: ChangeFeed
     channel: AgentChannel
     watch: WatchService
@@ -43,7 +51,16 @@ class Services:
     @property
     def providers(self) -> dict[tuple[str, str], Any]:
         """Who answers each sub-collection: (collection, name) -> provider."""
-        return {("agents", "dhcp-networks"): self.dhcp, ("networks", "dhcp-agents"): self.dhcp}
+        return {("agents", "dhcp-networks"): self.dhcp, ("networks", "dhcp-agents"): self.dhcp,
+                ("agents", "l3-routers"): self.l3, ("routers", "l3-agents"): self.l3}
+
+    @property
+    def actions(self) -> dict[tuple[str, str], Any]:
+        """Who answers each member action: (collection, action) -> provider."""
+        return {("routers", "add_router_interface"): self.interfaces,
+                ("routers", "remove_router_interface"): self.interfaces,
+                ("routers", "add_extraroutes"): self.routers,
+                ("routers", "remove_extraroutes"): self.routers}
 
     @property
     def placements(self) -> list[Placement]:
@@ -63,14 +80,20 @@ class Services:
         core.dhcp_needed = dhcp.on_dhcp_needed
         core.dhcp_subnet = dhcp.on_dhcp_subnet
         channel = AgentChannel(core, agents, feed)
+        channel.status_handlers["floatingips"] = report_statuses
+        subnets = SubnetService(core, networks)
+        routers = RouterService(core, networks, ports.insert)
+        l3 = L3Scheduler(core, agents, routers)
+        views = {**projections.builtin(), L3Projection.agent_type: L3Projection()}
 
         def dhcp_agent_registered(agent_id: str, report: Report) -> None:
             if report.agent_type == DHCP.agent_type:
                 dhcp.live_agents.add(agent_id)
 
         channel.on_registered.append(dhcp_agent_registered)
-        return cls(core=core, networks=networks, subnets=SubnetService(core, networks),
-                   ports=ports, tags=TagService(core), agents=agents, dhcp=dhcp, feed=feed,
-                   channel=channel,
-                   watch=WatchService(core, agents, feed, projections.builtin()),
-                   periodic=Periodic(core, [dhcp.scheduler]))
+        return cls(core=core, networks=networks, subnets=subnets, ports=ports,
+                   routers=routers, interfaces=RouterInterfaces(routers, subnets, ports),
+                   floatingips=FloatingIPService(core, networks, ports),
+                   tags=TagService(core), agents=agents, dhcp=dhcp, l3=l3, feed=feed,
+                   channel=channel, watch=WatchService(core, agents, feed, views),
+                   periodic=Periodic(core, [dhcp.scheduler, l3.scheduler]))

@@ -183,3 +183,10 @@ def _scan_for_free(conn: Connection, subnet_id: str, ranges: list[tuple[int, int
         if len(free) >= wanted:
             break
     return free
+
+
+def lowest_free(conn: Connection, subnet: dict[str, Any]) -> str | None:
+    """The lowest free address of the subnet's pools (routers' gateways and floating IPs take
+    these, as operators expect: the gateway is "usually the lowest address of the pool")."""
+    free = _scan_for_free(conn, subnet["id"], _pool_ranges(subnet), 1)
+    return key_to_ip(free[0], subnet["ip_version"]) if free else None

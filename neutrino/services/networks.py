@@ -172,6 +172,12 @@ class NetworkService(ResourceServiceBase):
                         error_message=f"Requested MTU is too big, maximum is {limit}")
             if body.get("shared") is False and row.shared:
                 self._check_unshare(conn, row)
+            if body.get("router:external") is False and row.external:
+                gateways = conn.execute(select(PORTS.c.id).where(
+                    PORTS.c.network_id == network_id,
+                    PORTS.c.device_owner == "network:router_gateway").limit(1)).first()
+                if gateways is not None:
+                    raise exc.ExternalNetworkInUse(net_id=network_id)
             bump_revision(conn, NETWORKS, network_id, utcnow(), values)
             changes.record(conn, "network", network_id, changes.network(network_id))
             if "tags" in body:

@@ -30,8 +30,10 @@ from neutrino.services.common import (
     utcnow,
 )
 from neutrino.services.networks import DHCP_OWNER, NetworkService
+from neutrino.services.routers import L3_OWNED
 
 LOG = logging.getLogger(__name__)
+
 FIXED_IP_FILTERS = ("ip_address", "subnet_id", "ip_address_substr")
 # The statements of the port-create path, built once: SQLAlchemy then computes their cache
 # keys once instead of on every request (about a third of a create's CPU otherwise).
@@ -353,12 +355,18 @@ class PortService(ResourceServiceBase):
             self._allocate(conn, network_id, port_id, self._subnets(conn, network_id), new)
 
     def delete(self, ctx: Context, port_id: str) -> None:
-        """Delete a port and release its addresses."""
+        """Delete a port and release its addresses; its floating IPs are disassociated."""
+        from neutrino.services.floatingips import disassociate_port
+
 
         def txn(conn: Connection) -> None:
             row, network = self.fetch(conn, ctx, port_id)
             self.core.policy.enforce(ctx, "delete_port",
                                      port_target(row.project_id, network, row.device_owner))
+            if row.device_owner in L3_OWNED:
+                raise exc.ServicePortInUse(port_id=port_id,
+                                           reason=f"has device owner {row.device_owner}")
+            disassociate_port(conn, port_id)
             conn.execute(delete(ALLOCS).where(ALLOCS.c.port_id == port_id))
             conn.execute(delete(PORTS).where(PORTS.c.id == port_id))
             delete_tags(conn, [port_id])

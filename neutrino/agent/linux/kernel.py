@@ -304,6 +304,17 @@ class Kernel:
                 changed = True
         return changed
 
+    def ensure_out_of_bridge(self, name: str, bridge: str) -> bool:
+        """Take `name` out of `bridge` if it is in it; True if it was."""
+        self._guard(name)
+        link, master = self.link(name), self.link(bridge)
+        if link is None or master is None or link.master != master.index:
+            return False
+        with self._ipr(f"unplugging {name}") as ipr:
+            ipr.link("set", index=link.index, master=0)
+        LOG.info("Unplugged %s from %s in %s", name, bridge, self.where)
+        return True
+
     def ensure_uplink(self, name: str, bridge: str) -> bool:
         """Enslave the operator's interface `name` to `bridge` (a flat network's uplink).
 

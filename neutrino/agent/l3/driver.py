@@ -1,0 +1,176 @@
+"""The L3 agent's data plane: legacy routers in `qrouter-<id>` namespaces.
+
+For each router the driver makes what its plan (`plan.plan`, pure) says, through the Linux
+layer: the namespace with its sysctls, a veth pair per port (the router's end `qr-`/`qg-`
+inside with the port's MAC and addresses; the host's end `tap...`, which the host's L2
+agent plugs into the network's bridge, as it does a VM's), the routes, and the NAT table in
+one transaction. A floating IP added is announced with a gratuitous ARP; the connections of
+a floating IP removed are cleared from conntrack, so that its flows stop. Everything is
+compared first: a second pass changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from oslo_config import cfg
+
+from neutrino import registry
+from neutrino.agent.contract import Key, Status
+from neutrino.agent.l3.plan import RouterPlan, namespace, plan
+from neutrino.agent.linux import netns
+from neutrino.agent.linux.kernel import Kernel
+from neutrino.agent.linux.netfilter import Netfilter
+
+LOG = logging.getLogger(__name__)
+ROUTER = "router"
+PORT_PREFIXES = ("qr-", "qg-")
+
+
+def l3_configurations(conf: cfg.ConfigOpts, plans: list[RouterPlan]) -> dict[str, Any]:
+    """Neutron's L3 agent configurations, counted from the routers served."""
+    gateways = sum(1 for p in plans if p.gateway)
+    return {"agent_mode": conf.agent_mode, "interface_driver": conf.interface_driver,
+            "handle_internal_only_routers": conf.handle_internal_only_routers,
+            "log_agent_heartbeats": False, "routers": len(plans),
+            "interfaces": sum(len(p.internal) for p in plans), "ex_gw_ports": gateways,
+            "gateway_ports": gateways,
+            "floating_ips": sum(len(p.floating_ips) for p in plans)}
+
+
+def _background(name: str, argv: list[str], namespace_name: str) -> None:
+    """Run a short command in a namespace without holding the caller (a GARP)."""
+    def run() -> None:
+        result = netns.run(namespace_name, argv, timeout=10)
+        if result.returncode != 0:
+            LOG.debug("%s in %s: %s", name, namespace_name, result.stderr.strip())
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+
+
+class RouterDriver:
+    """Legacy routers: namespaces, ports, routes and NAT."""
+
+    kind = registry.L3
+    key_kinds = frozenset({ROUTER})
+
+    def __init__(self, conf: cfg.ConfigOpts, host_netns: str | None = None) -> None:
+        self.conf = conf
+        self.host_netns = host_netns or conf.AGENT.host_namespace
+        self.host = Kernel(self.host_netns)
+        self.prefix = namespace("", self.host_netns)
+        self._lock = threading.Lock()
+        self._applied: dict[str, RouterPlan] = {}
+        self._nft: dict[str, Netfilter] = {}
+
+    # -- the Driver contract --------------------------------------------------------------
+
+    def configurations(self) -> dict[str, Any]:
+        """Neutron's L3 agent configurations."""
+        with self._lock:
+            plans = list(self._applied.values())
+        return l3_configurations(self.conf, plans)
+
+    def present(self) -> set[Key]:
+        """Routers with a namespace on this host."""
+        return {(ROUTER, name[len(self.prefix):]) for name in netns.names()
+                if name.startswith(self.prefix)}
+
+    def apply(self, key: Key, state: dict[str, Any] | None) -> bool:
+        """Make a router as its state says, or remove it (None, or admin down)."""
+        router_id = key[1]
+        wanted = plan(state, self.host_netns) if state else None
+        if wanted is None:
+            return self._remove(router_id)
+        with self._lock:
+            before = self._applied.get(router_id)
+        changed = self._realize(wanted, before)
+        with self._lock:
+            self._applied[router_id] = wanted
+        return changed
+
+    def status(self) -> Status:
+        """Floating IPs in the kernel here are ACTIVE."""
+        with self._lock:
+            plans = list(self._applied.values())
+        return Status(floatingips={f.id: "ACTIVE" for p in plans for f in p.floating_ips})
+
+    def drifted(self) -> set[Key]:
+        """Routers whose namespace went away since they were applied."""
+        names = netns.names()
+        with self._lock:
+            return {(ROUTER, r) for r, p in self._applied.items() if p.namespace not in names}
+
+    # -- pieces ---------------------------------------------------------------------------
+
+    def _netfilter(self, wanted: RouterPlan) -> Netfilter:
+        with self._lock:
+            nft = self._nft.get(wanted.router_id)
+            if nft is None or nft.namespace != wanted.namespace:
+                nft = self._nft[wanted.router_id] = Netfilter(wanted.namespace)
+            return nft
+
+    def _realize(self, wanted: RouterPlan, before: RouterPlan | None) -> bool:
+        made = netns.create(wanted.namespace)
+        if made:
+            with self._lock:
+                self._nft.pop(wanted.router_id, None)  # a new namespace: a new context
+        changed = made
+        inside = Kernel(wanted.namespace, owned=True)
+        with inside.session():
+            changed |= inside.ensure_sysctls(dict(wanted.sysctls))
+            devices = {p.device for p in wanted.ports}
+            links = inside.links()
+            for name in sorted(links):
+                if name.startswith(PORT_PREFIXES) and name not in devices:
+                    changed |= inside.delete(name)  # a port gone: its host end goes too
+            for port in wanted.ports:
+                if port.device not in links:
+                    self.host.delete(port.outer)  # a stale host end would block the pair
+                    self.host.ensure_veth(port.outer, port.device, wanted.namespace)
+                    LOG.info("Plugged port %s of router %s (%s / %s)", port.id,
+                             wanted.router_id, port.outer, port.device)
+                    changed = True
+                changed |= self.host.ensure_link(port.outer, up=True, mtu=port.mtu)
+                changed |= inside.ensure_link(port.device, up=True, mac=port.mac, mtu=port.mtu)
+                changed |= inside.ensure_addresses(port.device, port.addresses)
+            changed |= inside.ensure_routes(wanted.routes)
+        changed |= self._netfilter(wanted).apply(wanted.table)
+        self._announce(wanted, before)
+        return changed
+
+    def _announce(self, wanted: RouterPlan, before: RouterPlan | None) -> None:
+        """A gratuitous ARP per floating IP added; conntrack cleared per one removed."""
+        old = {f.address: f for f in (before.floating_ips if before else ())}
+        new = {f.address: f for f in wanted.floating_ips}
+        if wanted.gateway is not None:
+            for address in sorted(set(new) - set(old)):
+                _background(f"garp-{address}", ["arping", "-U", "-c", "1", "-w", "1", "-I",
+                                                wanted.gateway.device, address],
+                            wanted.namespace)
+        for address, fip in sorted(old.items()):
+            if new.get(address) != fip:
+                self._forget_flows(wanted.namespace, address)
+
+    @staticmethod
+    def _forget_flows(namespace_name: str, address: str) -> None:
+        """Delete the connections of a floating IP: inbound (to it) and outbound (SNATed to
+        it, so their replies come back to it)."""
+        for selector in ("--orig-dst", "--reply-dst"):
+            netns.run(namespace_name, ["conntrack", "-D", selector, address], timeout=10)
+        LOG.info("Cleared the connections of floating IP %s in %s", address, namespace_name)
+
+    def _remove(self, router_id: str) -> bool:
+        """Remove a router's namespace (its devices and their host ends go with it)."""
+        with self._lock:
+            old = self._applied.pop(router_id, None)
+            nft = self._nft.pop(router_id, None)
+        if nft is not None:
+            nft.close()
+        name = old.namespace if old else namespace(router_id, self.host_netns)
+        if netns.remove(name):
+            LOG.info("Removed router %s (namespace %s)", router_id, name)
+            return True
+        return False

@@ -1,0 +1,158 @@
+"""What one router should be on this host, as a frozen plan (pure).
+
+`plan` takes a router's desired state (as the server sends it) and the agent's settings and
+says everything the driver makes, as Neutron's L3 agent builds a legacy router on Linux:
+- a `qrouter-<id>` namespace with forwarding on;
+- per interface, a `qr-` device in the namespace with the port's MAC and gateway addresses,
+  whose peer (`tap...`) the host's L2 agent plugs into the network's bridge;
+- for the external gateway, a `qg-` device with the gateway IP and every floating IP (/32),
+  the default route via the external subnet's gateway, and the extra routes;
+- the NAT table: SNAT of the attached subnets behind the gateway IP (when `enable_snat`),
+  and per floating IP, DNAT in and SNAT out, as elements of two maps so that one floating IP
+  more is one element more, whatever the table's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import netaddr
+
+from neutrino import registry
+from neutrino.agent.linux.kernel import Route
+from neutrino.agent.linux.netfilter import Chain, NamedSet, Table
+
+NAT_TABLE = "neutrino-l3"
+# Forwarding on; answer ARP only for addresses on the asking interface (the router's
+# ports share one namespace); IPv6 off until the router serves it.
+SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.arp_ignore", "1"),
+           ("net.ipv4.conf.all.arp_announce", "2"),
+           ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"))
+EXTERNAL_MARK = "0x2"
+
+
+@dataclass(frozen=True, order=True)
+class PortPlan:
+    """One port of the router: its device in the namespace and its peer on the host."""
+
+    id: str
+    device: str  # qr-... or qg-... in the router's namespace
+    outer: str  # tap... on the host, plugged by the L2 agent
+    mac: str
+    addresses: frozenset[str]  # CIDRs
+    mtu: int | None = None
+
+
+@dataclass(frozen=True, order=True)
+class FloatingIp:
+    """A floating IP the router serves: outside address and the fixed IP behind it."""
+
+    id: str
+    address: str
+    fixed: str
+
+
+@dataclass(frozen=True)
+class RouterPlan:
+    """One router on this host."""
+
+    router_id: str
+    namespace: str
+    internal: tuple[PortPlan, ...]
+    gateway: PortPlan | None
+    routes: frozenset[Route]
+    table: Table
+    floating_ips: tuple[FloatingIp, ...]
+    sysctls: tuple[tuple[str, str], ...] = SYSCTLS
+
+    @property
+    def ports(self) -> tuple[PortPlan, ...]:
+        """Every port, the gateway last."""
+        return self.internal + ((self.gateway,) if self.gateway else ())
+
+
+def namespace(router_id: str, host_namespace: str | None = None) -> str:
+    """A router's namespace."""
+    return registry.namespace("qrouter-", router_id, host_namespace)
+
+
+def _addresses(port: dict[str, Any]) -> frozenset[str]:
+    return frozenset(f"{ip['ip_address']}/{netaddr.IPNetwork(ip['cidr']).prefixlen}"
+                     for ip in port["fixed_ips"]
+                     if netaddr.IPAddress(ip["ip_address"]).version == 4)
+
+
+def _port(port: dict[str, Any], prefix: str, extra: frozenset[str] = frozenset()) -> PortPlan:
+    return PortPlan(port["id"], registry.device_name(prefix, port["id"]),
+                    registry.tap_name(port["id"]), port["mac_address"],
+                    _addresses(port) | extra, port.get("mtu"))
+
+
+def _first_ipv4(port: dict[str, Any]) -> dict[str, Any] | None:
+    return next((ip for ip in port["fixed_ips"]
+                 if netaddr.IPAddress(ip["ip_address"]).version == 4), None)
+
+
+def nat_table(gateway: PortPlan | None, gateway_ip: str | None, enable_snat: bool,
+              internal_cidrs: list[str], fips: tuple[FloatingIp, ...]) -> Table:
+    """The router's NAT table (pure): floating IPs as map elements, SNAT behind the gateway.
+
+    As Neutron's iptables rules: traffic between the router's own networks is not SNATed
+    (unless it was DNATed: a VM reaching another's floating IP from inside), a fixed IP with
+    a floating IP leaves with it, the rest leaves with the gateway IP when SNAT is on."""
+    dnat = NamedSet("fip_dnat", "ipv4_addr : ipv4_addr",
+                    frozenset(f"{f.address} : {f.fixed}" for f in fips), map=True)
+    snat = NamedSet("fip_snat", "ipv4_addr : ipv4_addr",
+                    frozenset(f"{f.fixed} : {f.address}" for f in fips), map=True)
+    chains = [Chain("prerouting", ("dnat to ip daddr map @fip_dnat",), type="nat",
+                    hook="prerouting", priority=-100, policy="accept"),
+              Chain("output", ("dnat to ip daddr map @fip_dnat",), type="nat",
+                    hook="output", priority=-100, policy="accept")]
+    post: list[str] = []
+    mangle: list[str] = []
+    if gateway is not None:
+        qg = gateway.device
+        mangle.append(f'iifname "{qg}" meta mark set {EXTERNAL_MARK}')
+        post.append(f'oifname != "{qg}" ct status != dnat accept')
+        post.append("snat to ip saddr map @fip_snat")
+        if enable_snat and gateway_ip is not None:
+            address = next(iter(sorted(a.split("/")[0] for a in gateway.addresses
+                                       if not a.endswith("/32"))), None)
+            if address is not None:
+                sources = ", ".join(sorted(internal_cidrs))
+                if sources:
+                    post.append(f'oifname "{qg}" ip saddr {{ {sources} }} snat to {address}')
+                # Hairpin: a VM reaching a floating IP from inside returns through us.
+                post.append(f"meta mark != {EXTERNAL_MARK} ct status dnat snat to {address}")
+    chains.append(Chain("postrouting", tuple(post), type="nat", hook="postrouting",
+                        priority=100, policy="accept"))
+    chains.append(Chain("mark", tuple(mangle), type="filter", hook="prerouting",
+                        priority=-150, policy="accept"))
+    return Table("ip", NAT_TABLE, tuple(chains), (dnat, snat))
+
+
+def plan(state: dict[str, Any], host_namespace: str | None = None) -> RouterPlan | None:
+    """The router this host should have; None when it should have none (admin down)."""
+    if not state.get("admin_state_up", True):
+        return None
+    router_id = state["id"]
+    internal = tuple(sorted(_port(p, "qr-") for p in state.get("interfaces", [])))
+    fips = tuple(sorted(FloatingIp(f["id"], f["floating_ip_address"], f["fixed_ip_address"])
+                        for f in state.get("floatingips", []) if f.get("fixed_ip_address")))
+    gw_state = state.get("gateway")
+    gateway = gateway_ip = None
+    routes: set[Route] = set()
+    if gw_state:
+        gateway = _port(gw_state, "qg-", frozenset(f"{f.address}/32" for f in fips))
+        first = _first_ipv4(gw_state)
+        gateway_ip = first.get("gateway_ip") if first else None
+        if gateway_ip:
+            routes.add(Route("default", gateway_ip, gateway.device))
+    routes |= {Route(r["destination"], r["nexthop"]) for r in state.get("routes", [])}
+    cidrs = sorted({ip["cidr"] for p in state.get("interfaces", []) for ip in p["fixed_ips"]
+                    if netaddr.IPNetwork(ip["cidr"]).version == 4})
+    table = nat_table(gateway, gateway_ip, bool(gw_state and gw_state.get("enable_snat", True)),
+                      cidrs, fips)
+    return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
+                      frozenset(routes), table, fips)
