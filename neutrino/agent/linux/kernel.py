@@ -200,34 +200,46 @@ class Kernel:
 
     # -- links ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _link_of(msg: Any) -> Link:
+        info = msg.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info else None
+        vni = local = None
+        if kind == "vxlan":
+            data = info.get_attr("IFLA_INFO_DATA")
+            vni = data.get_attr("IFLA_VXLAN_ID")
+            local = data.get_attr("IFLA_VXLAN_LOCAL")
+        return Link(msg.get_attr("IFLA_IFNAME"), msg["index"], kind, msg.get_attr("IFLA_MASTER"),
+                    bool(msg["flags"] & 1), vni, local, msg.get_attr("IFLA_ADDRESS"),
+                    msg.get_attr("IFLA_MTU"))
+
     def links(self) -> dict[str, Link]:
         """Every link of the namespace, by name."""
-        out = {}
         with self._ipr("listing links") as ipr:
-            for msg in ipr.get_links():
-                name = msg.get_attr("IFLA_IFNAME")
-                info = msg.get_attr("IFLA_LINKINFO")
-                kind = info.get_attr("IFLA_INFO_KIND") if info else None
-                vni = local = None
-                if kind == "vxlan":
-                    data = info.get_attr("IFLA_INFO_DATA")
-                    vni = data.get_attr("IFLA_VXLAN_ID")
-                    local = data.get_attr("IFLA_VXLAN_LOCAL")
-                out[name] = Link(name, msg["index"], kind, msg.get_attr("IFLA_MASTER"),
-                                 bool(msg["flags"] & 1), vni, local,
-                                 msg.get_attr("IFLA_ADDRESS"), msg.get_attr("IFLA_MTU"))
-        return out
+            return {link.name: link for link in map(self._link_of, ipr.get_links())}
+
+    def link(self, name: str) -> Link | None:
+        """One link by name (None if absent): one request, not a dump of every link, which
+        matters in a host's namespace with a thousand taps."""
+        with self._ipr(f"reading {name}") as ipr:
+            try:
+                return self._link_of(ipr.link("get", ifname=name)[0])
+            except NetlinkError as err:
+                if err.code in (errno.ENODEV, errno.ENOENT):
+                    return None
+                raise
 
     def ensure_bridge(self, name: str) -> bool:
         """A bridge named `name`, up; True if something changed."""
         self._guard(name)
-        current = self.links().get(name)
+        current = self.link(name)
         changed = False
         with self._ipr(f"making bridge {name}") as ipr:
             if current is None:
                 ipr.link("add", ifname=name, kind="bridge")
                 LOG.info("Created bridge %s in %s", name, self.where)
-                current = self.links()[name]
+                current = self.link(name)
+                assert current is not None
                 changed = True
             if not current.up:
                 ipr.link("set", index=current.index, state="up")
@@ -237,7 +249,7 @@ class Kernel:
     def ensure_vxlan(self, name: str, vni: int, local_ip: str, bridge: str) -> bool:
         """A unicast VXLAN device (no learning, no multicast) in `bridge`, up."""
         self._guard(name)
-        current = self.links().get(name)
+        current = self.link(name)
         changed = False
         with self._ipr(f"making {name}") as ipr:
             if current is not None and (current.vni != vni or current.local != local_ip):
@@ -271,7 +283,7 @@ class Kernel:
                     mtu: int | None = None) -> bool:
         """A link's state, MAC and MTU as given (None: left as they are)."""
         self._guard(name)
-        link = self.links().get(name)
+        link = self.link(name)
         if link is None:
             raise NotFound(f"no link {name} in {self.where}")
         changes: dict[str, Any] = {}
@@ -290,8 +302,7 @@ class Kernel:
     def ensure_in_bridge(self, name: str, bridge: str) -> bool:
         """Make `name` a port of `bridge`, up; True if something changed."""
         self._guard(name)
-        links = self.links()
-        link, master = links.get(name), links.get(bridge)
+        link, master = self.link(name), self.link(bridge)
         if link is None or master is None:
             raise NotFound(f"cannot plug {name} into {bridge} in {self.where}: missing")
         changed = False
@@ -323,8 +334,7 @@ class Kernel:
         interface (a host's `eth0`) would cut the host off its network.
         """
         self._guard(bridge)
-        links = self.links()
-        link, master = links.get(name), links.get(bridge)
+        link, master = self.link(name), self.link(bridge)
         if link is None or master is None:
             raise NotFound(f"cannot plug uplink {name} into {bridge}: missing")
         if link.master == master.index:

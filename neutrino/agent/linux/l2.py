@@ -126,9 +126,8 @@ class LinuxBridgeDriver:
                 changed |= kernel.ensure_remotes(wanted.vxlan, set(wanted.remotes))
             if wanted.uplink:
                 changed |= kernel.ensure_uplink(wanted.uplink, wanted.bridge)
-            links = kernel.links()
             for tap in sorted(wanted.taps):
-                if tap in links:  # the VM's tap exists once the VM is plugged
+                if kernel.link(tap) is not None:  # the VM's tap exists once it is plugged
                     changed |= kernel.ensure_in_bridge(tap, wanted.bridge)
         with self._lock:
             self._applied[network_id] = wanted

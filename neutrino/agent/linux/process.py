@@ -107,27 +107,41 @@ def become_subreaper() -> None:
         LOG.debug("prctl(PR_SET_CHILD_SUBREAPER) is not available here")
 
 
+def _collect(pid: int, timeout: float = 1.0) -> None:
+    """Wait (briefly) until an exited child of ours is collected; nothing if it is not ours."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours (its parent collects it), or collected already
+        if done:
+            return
+        time.sleep(0.01)
+
+
 def stop(pid: int | None, marker: str | None = None, *, sig: int = signal.SIGTERM,
          timeout: float = 15.0) -> bool:
     """Signal a process of ours and wait until it is gone (SIGKILL after `timeout`); True if
-    it was running."""
+    it was running.
+
+    The marker identifies the process before it is signalled; afterwards only the pid is
+    watched, since an exiting process's command line empties before it becomes a zombie."""
     if pid is None or not running(pid, marker):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         reap(pid)
-        if not running(pid, marker):
-            reap(pid)  # it may have become a zombie of ours just after the first try
-            return True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    while running(pid, marker):
-        reap(pid)
-        time.sleep(0.05)
-    reap(pid)
+        time.sleep(0.02)
+    if running(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while running(pid):
+            reap(pid)
+            time.sleep(0.02)
+    _collect(pid)
     return True
 
 
