@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neutrino.schema.resources import RESOURCES, Attr, Resource
+from neutrino.schema.resources import ALL_RESOURCES, RESOURCES, Attr, Resource
 
 ERROR_CODES = {"400": "Bad request", "401": "Not authenticated", "403": "Forbidden",
                "404": "Not found", "409": "Conflict", "503": "Service unavailable"}
@@ -117,8 +117,6 @@ def _agent_paths() -> dict[str, Any]:
         "type": "object", "additionalProperties": False,
         "properties": {"admin_state_up": {"type": "boolean"},
                        "description": {"type": "string", "maxLength": 255}}}}}
-    network_ref = {"type": "object", "required": ["network_id"],
-                   "properties": {"network_id": {"type": "string", "format": "uuid"}}}
     return {
         "/v2.0/agents": {"get": {"operationId": "list_agents",
                                  "responses": _responses("200", "Agents", None)}},
@@ -132,29 +130,53 @@ def _agent_paths() -> dict[str, Any]:
             "delete": {"operationId": "delete_agent",
                        "responses": _responses("204", "Deleted", None)},
         },
-        "/v2.0/agents/{id}/dhcp-networks": {
-            "parameters": agent_id,
-            "get": {"operationId": "list_networks_on_dhcp_agent",
-                    "responses": _responses("200", "Networks", None)},
-            "post": {"operationId": "add_network_to_dhcp_agent", "requestBody": {
-                "required": True, "content": {"application/json": {"schema": network_ref}}},
-                "responses": _responses("201", "Added (body: null)", None)},
-        },
-        "/v2.0/agents/{id}/dhcp-networks/{network_id}": {
-            "parameters": [*agent_id, {"name": "network_id", "in": "path", "required": True,
-                                       "schema": {"type": "string"}}],
-            "delete": {"operationId": "remove_network_from_dhcp_agent",
-                       "responses": _responses("204", "Removed", None)},
-        },
-        "/v2.0/networks/{id}/dhcp-agents": {
-            "parameters": agent_id,
-            "get": {"operationId": "list_dhcp_agents_hosting_network",
-                    "responses": _responses("200", "Agents", None)},
-        },
         "/v2.0/availability_zones": {"get": {
             "operationId": "list_availability_zones",
             "responses": _responses("200", "Availability zones", None)}},
     }
+
+
+def _subcollection_paths() -> dict[str, Any]:
+    """Every sub-collection (`/v2.0/agents/{id}/l3-routers`), from the resource table."""
+    paths: dict[str, Any] = {}
+    for resource in ALL_RESOURCES.values():
+        for sub in resource.subcollections:
+            base = f"/v2.0/{resource.collection}/{{id}}/{sub.name}"
+            owner_id = [{"name": "id", "in": "path", "required": True,
+                         "schema": {"type": "string"}}]
+            stem = sub.handler
+            paths[base] = {"parameters": owner_id, "get": {
+                "operationId": f"list_{stem}_of_{resource.name}",
+                "responses": _responses("200", sub.doc or sub.name, None)}}
+            if sub.key is None:
+                continue
+            body = {"type": "object", "required": [sub.key],
+                    "properties": {sub.key: {"type": "string", "format": "uuid"}}}
+            paths[base]["post"] = {
+                "operationId": f"add_{stem}_to_{resource.name}",
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": body}}},
+                "responses": _responses("201", "Added (body: null)", None)}
+            paths[f"{base}/{{target}}"] = {
+                "parameters": [*owner_id, {"name": "target", "in": "path", "required": True,
+                                           "schema": {"type": "string"}}],
+                "delete": {"operationId": f"remove_{stem}_from_{resource.name}",
+                           "responses": _responses("204", "Removed", None)}}
+    return paths
+
+
+def _action_paths(resource: Resource) -> dict[str, Any]:
+    """Member actions (`PUT /v2.0/routers/{id}/add_router_interface`): bare bodies."""
+    return {f"/v2.0/{resource.collection}/{{id}}/{action.name}": {
+        "parameters": [{"name": "id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        action.method.lower(): {
+            "operationId": f"{action.handler}",
+            "description": action.doc,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": "object"}}}},
+            "responses": _responses("200", action.doc or action.name, None)}}
+        for action in resource.actions}
 
 
 def document() -> dict[str, Any]:
@@ -172,7 +194,9 @@ def document() -> dict[str, Any]:
     }
     for resource in RESOURCES.values():
         paths.update(_resource_paths(resource))
+        paths.update(_action_paths(resource))
     paths.update(_agent_paths())
+    paths.update(_subcollection_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "neutrino: OpenStack Networking API v2.0", "version": "2.0"},

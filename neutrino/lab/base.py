@@ -56,6 +56,11 @@ class LabBase:
         # it, so that stopping them here also reaps them.
         process.become_subreaper()
         self.state: dict[str, Any] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the record of what the lab made (the one source: several commands share a
+        lab)."""
         if self.state_file.exists():
             self.state = json.loads(self.state_file.read_text())
 

@@ -36,11 +36,14 @@ def router(demo: Demo) -> Record:
                    f"start={POOL[0]},end={POOL[1]}", "--no-dhcp", "--gateway", "203.0.113.1",
                    "-f", "value", "-c", "id")
 
-    demo.say("As admin, create the demo project's VXLAN network.")
-    demo.openstack("network", "create", "demo-net", "--project", lab.demo_project,
-                   "--provider-network-type", "vxlan", "-f", "value", "-c", "id")
-    demo.say("With the demo project's credentials: its subnet, a router, an interface and "
-             "the gateway.")
+    demo.say("With the demo project's credentials: its VXLAN network (project networks are "
+             "VXLAN here; the seed's admin `--tenant-id` needs Keystone to name the project), "
+             "its subnet, a router, an interface and the gateway.")
+    demo.openstack("network", "create", "demo-net", "-f", "value", "-c", "id", user="demo")
+    shown = json.loads(demo.openstack("network", "show", "demo-net", "-f", "json"))
+    demo.expect(shown["provider:network_type"] == "vxlan"
+                and shown["project_id"] == lab.demo_project,
+                "demo-net is a VXLAN network of the demo project")
     demo.openstack("subnet", "create", "demo-subnet", "--network", "demo-net",
                    "--subnet-range", DEMO_CIDR, "--gateway", "192.168.1.1", "-f", "value",
                    "-c", "id", user="demo")
@@ -127,7 +130,7 @@ def router(demo: Demo) -> Record:
     demo.openstack("router", "remove", "subnet", "demo-router", "demo-subnet", user="demo")
     demo.openstack("router", "delete", "demo-router", user="demo")
     demo.openstack("subnet", "delete", "demo-subnet", user="demo")
-    demo.openstack("network", "delete", "demo-net")
+    demo.openstack("network", "delete", "demo-net", user="demo")
     demo.openstack("subnet", "delete", "ext-subnet")
     demo.openstack("network", "delete", "ext-net")
     demo.out("$ neutrino lab host netns network1")

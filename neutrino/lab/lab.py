@@ -78,6 +78,7 @@ class Lab(Hosts, Vms):
                 signal.signal(signum, handler)
 
     def _down(self) -> None:
+        self.reload()  # another command (the CLI) may have started or stopped processes
         if not self.state:
             removed = self.remove_namespaces()
             if self.dir.exists():

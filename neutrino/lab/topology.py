@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 AGENT_KINDS = ("l2", "dhcp", "l3")
+DEFAULT_AGENTS = ("l2", "dhcp")  # a host given no agents runs these
 _LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 _HOST_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,15}$")
 
@@ -66,7 +67,18 @@ SEED_004 = {
     "outside_gateway": "203.0.113.1/24",
     "internet": "192.0.2.1/24",
 }
-BUILTIN = {"seed-000": SEED_000, "seed-004": SEED_004}
+SEED_003 = {
+    "name": "seed-003",
+    "controller": "controller",
+    "hosts": [{"name": "network1", "agents": ["l2", "dhcp", "l3"]},
+              {"name": "network2", "agents": ["l2", "dhcp", "l3"]},
+              {"name": "compute1", "agents": ["l2"]},
+              {"name": "compute2", "agents": ["l2"]}],
+    "physical_network": "external",
+    "outside_gateway": "203.0.113.1/24",
+    "internet": "192.0.2.1/24",
+}
+BUILTIN = {"seed-000": SEED_000, "seed-003": SEED_003, "seed-004": SEED_004}
 
 
 def check_lab_name(name: str) -> str:
@@ -80,7 +92,7 @@ def check_lab_name(name: str) -> str:
 def parse(data: dict[str, Any]) -> Topology:
     """A topology from its JSON form."""
     try:
-        hosts = tuple(Host(str(h["name"]), tuple(h.get("agents", AGENT_KINDS)))
+        hosts = tuple(Host(str(h["name"]), tuple(h.get("agents", DEFAULT_AGENTS)))
                       for h in data["hosts"])
     except (KeyError, TypeError) as err:
         raise TopologyError(f"a topology needs hosts with names: {err}") from err

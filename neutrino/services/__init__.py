@@ -91,9 +91,16 @@ class Services:
                 dhcp.live_agents.add(agent_id)
 
         channel.on_registered.append(dhcp_agent_registered)
+        periodic = Periodic(core, [dhcp.scheduler, l3.scheduler])
+
+        def agent_started(_agent_id: str, report: Report) -> None:
+            if report.start_flag:  # an agent that starts syncs: routers short of one go
+                periodic.registered.add(report.agent_type)
+
+        channel.on_registered.append(agent_started)
         return cls(core=core, networks=networks, subnets=subnets, ports=ports,
                    routers=routers, interfaces=RouterInterfaces(routers, subnets, ports),
                    floatingips=FloatingIPService(core, networks, ports),
                    tags=TagService(core), agents=agents, dhcp=dhcp, l3=l3, feed=feed,
                    channel=channel, watch=WatchService(core, agents, feed, views),
-                   periodic=Periodic(core, [dhcp.scheduler, l3.scheduler]))
+                   periodic=periodic)

@@ -66,6 +66,7 @@ class DhcpPlacement:
         self.create_port = create_port
         self.kind = scheduler_kind(conf.network_scheduler_driver)
         self.auto_schedule = conf.network_auto_schedule
+        self.fill_always = True
         self.failover = conf.allow_automatic_dhcp_failover
         self.grace = float(conf.dhcp_failover_grace or conf.agent_down_time)
         self.rng = random.SystemRandom()

@@ -64,6 +64,7 @@ class L3Placement:
         self.core = core
         self.kind = scheduler_kind(conf.router_scheduler_driver)
         self.auto_schedule = conf.router_auto_schedule
+        self.fill_always = False
         self.failover = conf.allow_automatic_l3agent_failover
         self.grace = float(conf.dhcp_failover_grace or conf.agent_down_time)
 

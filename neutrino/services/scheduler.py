@@ -79,6 +79,10 @@ class Placement(Protocol):
     resource_column: str
     kind: str  # chance, weight or az
     auto_schedule: bool
+    # Fill on every pass (DHCP: a network short of agents gets one as soon as one lives), or
+    # only when an agent of the type registers or restarts (routers, as Neutron's agents
+    # sync: a router an admin took off an agent stays off until then).
+    fill_always: bool
     failover: bool
     grace: float  # seconds an agent must have been dead before its resources move
 
@@ -241,6 +245,7 @@ class Periodic:
         self.holder = f"{core.conf.host}:{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self.holding_since: float | None = None  # when this process took the lease
+        self.registered: set[str] = set()  # agent types that registered since the last pass
 
     def take_lease(self, now: float, duration: float) -> bool:
         """Hold the scheduling lease (one server process at a time); renew it if ours."""
@@ -286,10 +291,13 @@ class Periodic:
         if not self.take_lease(now, max(10.0, 5 * self.core.conf.failover_check_interval)):
             return 0
         made = 0
+        registered, self.registered = self.registered, set()
         for scheduler in self.schedulers:
-            if scheduler.placement.failover and self.may_fail_over(now):
+            placement = scheduler.placement
+            if placement.failover and self.may_fail_over(now):
                 made += scheduler.failover(now)
-            if scheduler.placement.auto_schedule:
+            if placement.auto_schedule and (placement.fill_always
+                                            or placement.agent_type in registered):
                 made += scheduler.fill(now)
         if made:
             self.core.notify()

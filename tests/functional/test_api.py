@@ -56,7 +56,7 @@ def test_discovery(admin: httpx.Client) -> None:
     assert versions[0]["id"] == "v2.0" and versions[0]["status"] == "CURRENT"
     assert versions[0]["links"][0]["href"].endswith("/v2.0/")
     collections = {r["collection"] for r in ok(admin.get("/v2.0/"))["resources"]}
-    assert collections == {"networks", "subnets", "ports"}
+    assert collections == {"networks", "subnets", "ports", "routers", "floatingips"}
     ext = ok(admin.get("/v2.0/extensions/external-net"))["extension"]
     assert ext["name"] == "Neutron external network"
     error(admin.get("/v2.0/extensions/external-gateway-multihoming"), 404, "ExtensionNotFound")
@@ -294,7 +294,7 @@ def test_bad_input_is_400_never_500(admin: httpx.Client) -> None:
           "InvalidInput")
     error(admin.post("/v2.0/ports", json={"port": {"network_id": str(uuid.uuid4())}}), 404,
           "NetworkNotFound")
-    error(admin.get("/v2.0/routers"), 404, "HTTPNotFound")
+    error(admin.get("/v2.0/qos/policies"), 404, "HTTPNotFound")
     error(admin.patch("/v2.0/networks"), 405, "HTTPMethodNotAllowed")
 
 

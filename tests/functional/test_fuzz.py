@@ -87,6 +87,7 @@ class Seeds:
     ids: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in RESOURCES})
     owned: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # by project
     macs: list[str] = field(default_factory=list)
+    externals: list[str] = field(default_factory=list)  # external networks (the admin's)
 
     def all_ids(self) -> list[str]:
         """Every seeded id, of any collection."""
@@ -130,6 +131,21 @@ def _seed(server: Server) -> Seeds:
             seeds.ids["ports"].append(port["id"])
             owned["ports"].append(port["id"])
             seeds.macs.append(port["mac_address"])
+            router = _create(server, client, "routers", {"name": "fuzz", "tags": [TAG]},
+                             project)
+            seeds.ids["routers"].append(router["id"])
+            owned["routers"].append(router["id"])
+        ext = _create(server, client, "networks", {"name": "fuzz-ext", "router:external": True,
+                                                   "tags": [TAG]}, None)
+        _create(server, client, "subnets", {"network_id": ext["id"], "ip_version": 4,
+                                            "cidr": "198.18.0.0/24", "enable_dhcp": False},
+                None)
+        seeds.externals.append(ext["id"])
+        for project in PROJECTS:
+            fip = _create(server, client, "floatingips", {"floating_network_id": ext["id"]},
+                          project)
+            seeds.ids["floatingips"].append(fip["id"])
+            seeds.owned[project or ""]["floatingips"].append(fip["id"])
     return seeds
 
 
@@ -248,6 +264,7 @@ MACS = UNICAST_MACS | st.sampled_from(
     ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "fa-16-3e-00-00-01",
      "fa:16:3e:00:00", "FA:16:3E:AA:BB:CC"])
 SHORT_TEXT = st.text(max_size=20)
+EXT_IPS = st.integers(1, 254).map(lambda i: f"198.18.0.{i}")
 STRING_LISTS = st.lists(st.text(max_size=10), max_size=3, unique=True)
 
 
@@ -259,6 +276,8 @@ def _plausible_values(seeds: Seeds, project: str | None,
         | st.sampled_from(seeds.ids["networks"])
     subnets = st.sampled_from(seeds.mine(project, "subnets")) \
         | st.sampled_from(seeds.ids["subnets"])
+    ports = st.sampled_from(seeds.mine(project, "ports")) | st.sampled_from(seeds.ids["ports"])
+    externals = st.sampled_from(seeds.externals)
     return {
         "id": st.uuids().map(str),
         "name": SHORT_TEXT, "description": SHORT_TEXT, "device_id": SHORT_TEXT,
@@ -299,6 +318,21 @@ def _plausible_values(seeds: Seeds, project: str | None,
         "binding:profile": st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=3),
         "status": st.sampled_from(["ACTIVE", "DOWN"]),
         "binding:vif_type": st.sampled_from(["unbound", "ovs", "binding_failed"]),
+        # routers
+        "external_gateway_info": st.none() | st.just({}) | st.fixed_dictionaries(
+            {"network_id": externals | networks}, optional={
+                "enable_snat": BOOLS, "external_fixed_ips": st.lists(st.fixed_dictionaries(
+                    {}, optional={"subnet_id": subnets, "ip_address": V4_IN_SEED | EXT_IPS}),
+                    max_size=2)}),
+        "routes": st.lists(st.fixed_dictionaries(
+            {"destination": V4_CIDRS, "nexthop": V4_IN_SEED}), max_size=3),
+        "distributed": st.none() | BOOLS, "ha": st.none() | BOOLS,
+        # floating IPs
+        "floating_network_id": externals | networks,
+        "floating_ip_address": st.none() | EXT_IPS,
+        "port_id": st.none() | ports,
+        "fixed_ip_address": st.none() | V4_IN_SEED,
+        "subnet_id": st.none() | subnets,
     }
 
 
@@ -398,6 +432,12 @@ def _plausible_item(resource: Resource, seeds: Seeds, project: str | None, creat
         rest = {k: val for k, val in optional.items() if k != "network_id"}
         rest["fixed_ips"] = st.lists(one_ip, max_size=3)
         return st.fixed_dictionaries({"network_id": values["network_id"]}, optional=rest)
+    if resource.name == "router":
+        return st.fixed_dictionaries({}, optional=optional)
+    if resource.name == "floatingip":
+        rest = {k: val for k, val in optional.items() if k != "floating_network_id"}
+        return st.fixed_dictionaries({"floating_network_id": values["floating_network_id"]},
+                                     optional=rest)
     # Mostly fresh CIDRs (a seeded network already has 10.0.0.0/24 and fd00::/64, and a
     # network's subnets may not overlap), sometimes the seeded ones to hit the overlap check.
     v4 = st.tuples(st.integers(1, 255), st.integers(0, 255), st.integers(20, 30)).map(

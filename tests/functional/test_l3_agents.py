@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import _server
 from tests.functional.test_api import error, ok
-from tests.support import AGENT_USER, AgentProcess, Server, openstack_cli, wait_for
+from tests.support import AGENT_USER, AgentProcess, openstack_cli, wait_for
 
 FAST = {"DEFAULT": {"agent_down_time": 2, "dhcp_failover_grace": 1,
                     "failover_check_interval": 0.2},

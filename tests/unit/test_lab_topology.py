@@ -35,7 +35,7 @@ def test_a_topology_file(tmp_path: Path) -> None:
     ({"hosts": []}, "at least one host"),
     ({}, "hosts with names"),
     ({"hosts": [{"name": "eth0; rm"}]}, "up to 16 letters"),
-    ({"hosts": [{"name": "A", "agents": ["l3"]}]}, "unknown agents"),
+    ({"hosts": [{"name": "A", "agents": ["l7"]}]}, "unknown agents"),
     ({"hosts": [{"name": "A"}, {"name": "A"}]}, "unique"),
 ])
 def test_bad_topologies_are_refused(data: dict[str, object], message: str) -> None:
@@ -60,3 +60,17 @@ def test_lab_names_are_short_and_plain(name: str) -> None:
     with pytest.raises(TopologyError):
         check_lab_name(name)
     assert check_lab_name("nl") == "nl"
+
+
+def test_seed_004_and_seed_003() -> None:
+    """Seed 004: a network node with L3 and two computes; seed 003: two network nodes. Both
+    reach the physical network `external`, with the outside world and the internet."""
+    four = load("seed-004")
+    assert four.controller == "controller"
+    assert [(h.name, h.agents) for h in four.hosts] == [
+        ("network1", ("l2", "dhcp", "l3")), ("compute1", ("l2",)), ("compute2", ("l2",))]
+    three = load("seed-003")
+    assert [h.name for h in three.hosts if "l3" in h.agents] == ["network1", "network2"]
+    for topology in (three, four):
+        assert (topology.physical_network, topology.outside_gateway, topology.internet) == (
+            "external", "203.0.113.1/24", "192.0.2.1/24")

@@ -127,7 +127,7 @@ def nat_table(gateway: PortPlan | None, gateway_ip: str | None, enable_snat: boo
                 post.append(f"meta mark != {EXTERNAL_MARK} ct status dnat snat to {address}")
     chains.append(Chain("postrouting", tuple(post), type="nat", hook="postrouting",
                         priority=100, policy="accept"))
-    chains.append(Chain("mark", tuple(mangle), type="filter", hook="prerouting",
+    chains.append(Chain("external_mark", tuple(mangle), type="filter", hook="prerouting",
                         priority=-150, policy="accept"))
     return Table("ip", NAT_TABLE, tuple(chains), (dnat, snat))
 

@@ -118,6 +118,8 @@ class LinuxBridgeDriver:
                 old = self._applied.pop(network_id, None)
             return self._remove(bridge_name(network_id), old.vxlan if old else None)
         wanted = plan(state, self.local_ip, self.mappings)
+        with self._lock:
+            before = self._applied.get(network_id)
         with self.kernel.session() as kernel:
             changed = kernel.ensure_bridge(wanted.bridge)
             if wanted.vxlan and wanted.vni is not None:
@@ -129,6 +131,10 @@ class LinuxBridgeDriver:
             for tap in sorted(wanted.taps):
                 if kernel.link(tap) is not None:  # the VM's tap exists once it is plugged
                     changed |= kernel.ensure_in_bridge(tap, wanted.bridge)
+            # A port bound elsewhere now (a router failed over, a VM migrated) leaves this
+            # bridge, or its stale device here would answer for it.
+            for tap in sorted(before.taps - wanted.taps if before else ()):
+                changed |= kernel.ensure_out_of_bridge(tap, wanted.bridge)
         with self._lock:
             self._applied[network_id] = wanted
         return changed
