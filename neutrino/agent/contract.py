@@ -13,11 +13,17 @@ only says what it handles and does, for one key:
 - `drifted()`: keys whose host state went wrong since they were applied (a cheap look);
 - `status()`: what the server should know (ports up, DHCP ready, router states);
 - `configurations()`: Neutron's `configurations` of the agent.
+
+A driver may also have `events(notify, stop)`: a loop that watches the host (a netlink
+monitor) and calls `notify(keys)` the moment something concerning those keys happens (a VM's
+tap appearing), until `stop` is set; the runner then applies them at once instead of at the
+next look for drift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,3 +111,13 @@ class Driver(Protocol):
 
     def drifted(self) -> set[Key]:
         """Keys whose host state went wrong since they were applied."""
+
+
+Notify = Callable[[set[Key]], None]
+
+
+class EventSource(Protocol):
+    """A driver that also reports drift as it happens."""
+
+    def events(self, notify: Notify, stop: threading.Event) -> None:
+        """Watch the host until `stop` is set; `notify` keys that need applying."""

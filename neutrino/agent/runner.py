@@ -127,8 +127,11 @@ class AgentRunner:
         now = self.clock()
         self._next_full = now + self.resync_interval
         self._next_poll = now + self.polling_interval
-        for name, step in (("heartbeat", self._heartbeat_step), ("watch", self._watch_step),
-                           ("reconcile", self._reconcile_step)):
+        loops = [("heartbeat", self._heartbeat_step), ("watch", self._watch_step),
+                 ("reconcile", self._reconcile_step)]
+        if hasattr(self.driver, "events"):
+            loops.append(("events", self._events_step))
+        for name, step in loops:
             thread = threading.Thread(target=self._supervise, args=(name, step),
                                       name=f"{self.driver.kind.binary}-{name}", daemon=True)
             thread.start()
@@ -249,6 +252,22 @@ class AgentRunner:
                         self.report_interval / 4)
             return self.report_interval / 4
         return self.report_interval
+
+    # -- host events ----------------------------------------------------------------------
+
+    def notify(self, keys: set[Key]) -> None:
+        """Keys the host says need applying now (a tap appeared): queued at once."""
+        with self._cond:
+            fresh = {k for k in keys if k in self.state.desired}
+            if fresh:
+                self.state.dirty |= fresh
+                self._cond.notify_all()
+        if fresh:
+            LOG.debug("Host events for %s", ", ".join(key_text(k) for k in sorted(fresh)))
+
+    def _events_step(self) -> float:
+        self.driver.events(self.notify, self._stop)  # type: ignore[attr-defined]
+        return 0.0
 
     # -- watch ----------------------------------------------------------------------------
 

@@ -292,3 +292,29 @@ def test_full_passes_are_counted_and_one_that_found_work_says_so() -> None:
     r._count_pass(changed, failed, 0.1)
     assert r.configurations()["full_passes"] == {"count": 2, "with_changes": 1,
                                                  "last_changed": 1}
+
+
+def test_host_events_apply_their_keys_at_once() -> None:
+    """A driver that reports host events (a tap appearing) gets that key applied without
+    waiting for the next look for drift."""
+    host, server = Host(), Server()
+    seen = threading.Event()
+
+    class Eventful(Host):
+        def events(self, notify: Any, stop: threading.Event) -> None:
+            seen.wait(5)
+            self.networks.pop("n", None)  # the host changed under the agent
+            notify({key("n"), key("unknown")})
+            stop.wait()
+
+    host = Eventful()
+    r = runner(host, server, polling_interval=60, resync_interval=60)
+    server.answers.append(answer(1, {"n": net("n")}, snapshot=True))
+    r.start()
+    try:
+        wait_until(lambda: "n" in host.networks)
+        seen.set()
+        wait_until(lambda: host.changes >= 2, timeout=2)  # applied again, long before a poll
+    finally:
+        r.stop()
+    assert "unknown" not in host.networks and r.fatal is None

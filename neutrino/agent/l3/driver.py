@@ -12,7 +12,10 @@ compared first: a second pass changes nothing.
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import threading
+import time
 from typing import Any
 
 from oslo_config import cfg
@@ -40,14 +43,45 @@ def l3_configurations(conf: cfg.ConfigOpts, plans: list[RouterPlan]) -> dict[str
             "floating_ips": sum(len(p.floating_ips) for p in plans)}
 
 
-def _background(name: str, argv: list[str], namespace_name: str) -> None:
-    """Run a short command in a namespace without holding the caller (a GARP)."""
-    def run() -> None:
-        result = netns.run(namespace_name, argv, timeout=10)
-        if result.returncode != 0:
-            LOG.debug("%s in %s: %s", name, namespace_name, result.stderr.strip())
+GARP_DELAYS = (0.0, 0.15, 0.5, 2.0)  # the first ones may go before the L2 agent plugs the port
+ETH_P_ARP = 0x0806
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+
+def garp_frame(mac: str, address: str) -> bytes:
+    """A gratuitous ARP request (sender and target the address itself), broadcast."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+    ip = socket.inet_aton(address)
+    header = b"\xff" * 6 + hw + struct.pack("!H", ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw + ip + b"\x00" * 6 + ip
+    return header + arp
+
+
+def announce(namespace_name: str, device: str, mac: str, addresses: list[str]) -> None:
+    """Gratuitous ARPs for addresses on a device, a few times over two seconds, from a raw
+    socket opened in the router's namespace, in a thread of their own (the apply does not
+    wait, and no process is started per packet): neighbours learn a new router port or
+    floating IP at once instead of after their ARP cache's next try."""
+    frames = [garp_frame(mac, a) for a in addresses]
+
+    def run() -> None:
+        try:
+            with netns.entered(namespace_name):
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            sock.bind((device, 0))
+        except OSError:
+            return  # the router (or the port) went away meanwhile
+        started = time.monotonic()
+        try:
+            for delay in GARP_DELAYS:
+                time.sleep(max(0.0, started + delay - time.monotonic()))
+                for frame in frames:
+                    sock.send(frame)
+        except OSError:
+            pass  # the device went away meanwhile
+        finally:
+            sock.close()
+
+    threading.Thread(target=run, name=f"garp-{device}", daemon=True).start()
 
 
 class RouterDriver:
@@ -56,8 +90,14 @@ class RouterDriver:
     kind = registry.L3
     key_kinds = frozenset({ROUTER})
 
-    def __init__(self, conf: cfg.ConfigOpts, host_netns: str | None = None) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, host_netns: str | None = None,
+                 verify_interval: float | None = None) -> None:
         self.conf = conf
+        # Between two full reads of a router's addresses (drift repaired at the latest then),
+        # a change applies only the difference from what was applied.
+        self.verify_interval = conf.AGENT.resync_interval if verify_interval is None \
+            else verify_interval
+        self._verified: dict[str, float] = {}
         self.host_netns = host_netns or conf.AGENT.host_namespace
         self.host = Kernel(self.host_netns)
         self.prefix = namespace("", self.host_netns)
@@ -118,6 +158,12 @@ class RouterDriver:
             with self._lock:
                 self._nft.pop(wanted.router_id, None)  # a new namespace: a new context
         changed = made
+        now = time.monotonic()
+        incremental = before is not None and not made and \
+            now - self._verified.get(wanted.router_id, 0.0) < self.verify_interval
+        if not incremental:
+            self._verified[wanted.router_id] = now
+        old_ports = {p.device: p for p in before.ports} if before else {}
         inside = Kernel(wanted.namespace, owned=True)
         with inside.session():
             changed |= inside.ensure_sysctls(dict(wanted.sysctls))
@@ -126,8 +172,10 @@ class RouterDriver:
             for name in sorted(links):
                 if name.startswith(PORT_PREFIXES) and name not in devices:
                     changed |= inside.delete(name)  # a port gone: its host end goes too
+            plugged = set()
             for port in wanted.ports:
                 if port.device not in links:
+                    plugged.add(port.device)
                     self.host.delete(port.outer)  # a stale host end would block the pair
                     self.host.ensure_veth(port.outer, port.device, wanted.namespace)
                     LOG.info("Plugged port %s of router %s (%s / %s)", port.id,
@@ -135,21 +183,30 @@ class RouterDriver:
                     changed = True
                 changed |= self.host.ensure_link(port.outer, up=True, mtu=port.mtu)
                 changed |= inside.ensure_link(port.device, up=True, mac=port.mac, mtu=port.mtu)
-                changed |= inside.ensure_addresses(port.device, port.addresses)
+                # What was applied is assumed to be there only if the device was already.
+                known = old_ports.get(port.device) if incremental and port.device in links \
+                    else None
+                changed |= inside.ensure_addresses(
+                    port.device, port.addresses,
+                    assume=known.addresses if known is not None else None)
             changed |= inside.ensure_routes(wanted.routes)
         changed |= self._netfilter(wanted).apply(wanted.table)
-        self._announce(wanted, before)
+        self._announce(wanted, before, plugged)
         return changed
 
-    def _announce(self, wanted: RouterPlan, before: RouterPlan | None) -> None:
-        """A gratuitous ARP per floating IP added; conntrack cleared per one removed."""
+    def _announce(self, wanted: RouterPlan, before: RouterPlan | None,
+                  plugged: set[str]) -> None:
+        """Gratuitous ARPs for the addresses of ports just plugged and for floating IPs
+        added; conntrack cleared for each floating IP removed."""
         old = {f.address: f for f in (before.floating_ips if before else ())}
         new = {f.address: f for f in wanted.floating_ips}
-        if wanted.gateway is not None:
-            for address in sorted(set(new) - set(old)):
-                _background(f"garp-{address}", ["arping", "-U", "-c", "1", "-w", "1", "-I",
-                                                wanted.gateway.device, address],
-                            wanted.namespace)
+        for port in wanted.ports:
+            fresh = sorted(a.split("/")[0] for a in port.addresses
+                           if port.device in plugged or (
+                               port is wanted.gateway and a.endswith("/32")
+                               and a.split("/")[0] not in old))
+            if fresh:
+                announce(wanted.namespace, port.device, port.mac, fresh)
         for address, fip in sorted(old.items()):
             if new.get(address) != fip:
                 self._forget_flows(wanted.namespace, address)
@@ -167,6 +224,7 @@ class RouterDriver:
         with self._lock:
             old = self._applied.pop(router_id, None)
             nft = self._nft.pop(router_id, None)
+            self._verified.pop(router_id, None)
         if nft is not None:
             nft.close()
         name = old.namespace if old else namespace(router_id, self.host_netns)

@@ -11,6 +11,7 @@ interface is the operator's, so it is only ever enslaved (see `Kernel.ensure_upl
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +20,15 @@ from oslo_config import cfg
 
 from neutrino import registry
 from neutrino.agent import reports
-from neutrino.agent.contract import Key, Status
+from neutrino.agent.contract import Key, Notify, Status
+from neutrino.agent.linux import netns
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.registry import bridge_name, tap_name, vxlan_name
 
 LOG = logging.getLogger(__name__)
 NETWORK = "network"
 ORPHAN = "orphan:"
+MANY_TAPS = 16
 
 
 @dataclass(frozen=True, order=True)
@@ -91,6 +94,7 @@ class LinuxBridgeDriver:
         self.kernel = Kernel(netns or conf.AGENT.host_namespace)
         self._lock = threading.Lock()
         self._applied: dict[str, Plan] = {}
+        self._tap_networks: dict[str, str] = {}  # tap -> network, for host events
 
     def configurations(self) -> dict[str, Any]:
         """Neutron's Linux bridge agent configurations."""
@@ -116,6 +120,7 @@ class LinuxBridgeDriver:
         if state is None:
             with self._lock:
                 old = self._applied.pop(network_id, None)
+                self._index_taps(old, None)
             return self._remove(bridge_name(network_id), old.vxlan if old else None)
         wanted = plan(state, self.local_ip, self.mappings)
         with self._lock:
@@ -128,16 +133,34 @@ class LinuxBridgeDriver:
                 changed |= kernel.ensure_remotes(wanted.vxlan, set(wanted.remotes))
             if wanted.uplink:
                 changed |= kernel.ensure_uplink(wanted.uplink, wanted.bridge)
+            # A few taps: one request each; many (an external network with a router's
+            # gateway per router): one read of every link.
+            links = kernel.links() if len(wanted.taps) > MANY_TAPS else None
+            bridge = links.get(wanted.bridge) if links is not None else None
             for tap in sorted(wanted.taps):
-                if kernel.link(tap) is not None:  # the VM's tap exists once it is plugged
-                    changed |= kernel.ensure_in_bridge(tap, wanted.bridge)
+                link = links.get(tap) if links is not None else kernel.link(tap)
+                if link is None:
+                    continue  # the VM's tap exists once it is plugged
+                if bridge is not None and link.master == bridge.index and link.up:
+                    continue
+                changed |= kernel.ensure_in_bridge(tap, wanted.bridge)
             # A port bound elsewhere now (a router failed over, a VM migrated) leaves this
             # bridge, or its stale device here would answer for it.
             for tap in sorted(before.taps - wanted.taps if before else ()):
                 changed |= kernel.ensure_out_of_bridge(tap, wanted.bridge)
         with self._lock:
             self._applied[network_id] = wanted
+            self._index_taps(before, wanted)
         return changed
+
+    def _index_taps(self, old: Plan | None, new: Plan | None) -> None:
+        """Keep the tap -> network index of host events in step with the plans (locked)."""
+        if old is not None:
+            for tap in old.taps:
+                self._tap_networks.pop(tap, None)
+        if new is not None:
+            for tap in new.taps:
+                self._tap_networks[tap] = new.network_id
 
     def drifted(self) -> set[Key]:
         """Networks with a wanted tap present but not plugged, or a missing bridge."""
@@ -156,6 +179,31 @@ class LinuxBridgeDriver:
                     out.add((NETWORK, network_id))
                     break
         return out
+
+    def events(self, notify: Notify, stop: threading.Event) -> None:
+        """Netlink link events of the host: a tap of a port here that appears (a VM plugged,
+        a DHCP or router port made) gets its network applied at once. A tap already in a
+        bridge and up is left to the looks for drift (plugging one raises an event too)."""
+        ipr = netns.iproute(self.kernel.netns)
+        try:
+            ipr.bind()
+            while not stop.is_set():
+                if not select.select([ipr.fileno()], [], [], 0.5)[0]:
+                    continue
+                keys = set()
+                for msg in ipr.get():
+                    if msg.get("event") != "RTM_NEWLINK":
+                        continue
+                    network_id = self._tap_networks.get(msg.get_attr("IFLA_IFNAME"))
+                    if network_id is None:
+                        continue
+                    if msg.get_attr("IFLA_MASTER") and msg["flags"] & 1:
+                        continue  # plugged and up already
+                    keys.add((NETWORK, network_id))
+                if keys:
+                    notify(keys)
+        finally:
+            ipr.close()
 
     def _remove(self, bridge: str, vxlan: str | None) -> bool:
         links = self.kernel.links()
