@@ -158,9 +158,11 @@ class DnsmasqDriver:
         inside = Kernel(wanted.namespace, owned=True)
         with inside.session():
             if wanted.inner not in inside.links():
-                self.host.delete(wanted.outer)  # a stale host end would block the pair
-                changed |= self.host.ensure_veth(wanted.outer, wanted.inner, wanted.namespace)
-                self.host.ensure_link(wanted.outer, up=True)
+                with self.host.session():
+                    self.host.delete(wanted.outer)  # a stale host end would block the pair
+                    changed |= self.host.ensure_veth(wanted.outer, wanted.inner,
+                                                     wanted.namespace)
+                    self.host.ensure_link(wanted.outer, up=True)
                 LOG.info("Plugged DHCP port %s of network %s (%s / %s)", wanted.port_id,
                          wanted.network_id, wanted.outer, wanted.inner)
             changed |= inside.ensure_link(wanted.inner, up=True, mac=wanted.mac)

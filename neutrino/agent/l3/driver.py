@@ -165,7 +165,7 @@ class RouterDriver:
             self._verified[wanted.router_id] = now
         old_ports = {p.device: p for p in before.ports} if before else {}
         inside = Kernel(wanted.namespace, owned=True)
-        with inside.session():
+        with inside.session(), self.host.session():
             changed |= inside.ensure_sysctls(dict(wanted.sysctls))
             devices = {p.device for p in wanted.ports}
             links = inside.links()

@@ -437,9 +437,12 @@ class Kernel:
     def addresses(self, name: str) -> set[str]:
         """The global-scope addresses of a link, as CIDRs (`10.0.0.1/24`)."""
         with self._ipr(f"reading addresses of {name}") as ipr:
-            index = self._index(ipr, name)
-            return {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                    for a in ipr.get_addr(index=index) if a["scope"] == 0}
+            return self._addresses(ipr, self._index(ipr, name))
+
+    @staticmethod
+    def _addresses(ipr: IPRoute, index: int) -> set[str]:
+        return {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                for a in ipr.get_addr(index=index) if a["scope"] == 0}
 
     def ensure_addresses(self, name: str, wanted: Iterable[str],
                          assume: Iterable[str] | None = None) -> bool:
@@ -451,12 +454,14 @@ class Kernel:
         them back (no `assume`) now and then, so that drift is still repaired."""
         self._guard(name)
         wanted_set = {str(netaddr.IPNetwork(c)) for c in wanted}
-        current = self.addresses(name) if assume is None else \
-            {str(netaddr.IPNetwork(c)) for c in assume}
-        if current == wanted_set:
-            return False
+        assumed = None if assume is None else {str(netaddr.IPNetwork(c)) for c in assume}
+        if assumed == wanted_set:
+            return False  # nothing to ask the kernel
         with self._ipr(f"addresses of {name}") as ipr:
             index = self._index(ipr, name)
+            current = self._addresses(ipr, index) if assumed is None else assumed
+            if current == wanted_set:
+                return False
             for cidr in sorted(current - wanted_set):
                 address, prefix = cidr.split("/")
                 try:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
+import socket
+import struct
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from pyroute2 import netns as _pyroute2_netns
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -101,14 +105,23 @@ def create(name: str) -> bool:
             return False  # made meanwhile by another thread or process
         except OSError as err:
             raise NamespaceError(err.errno, f"cannot create namespace {name}: {err}") from err
+        else:
+            _loopback_up()  # as everything expects; still inside the new namespace
         finally:
             if _libc.setns(own, CLONE_NEWNET) != 0:
                 os.abort()
     finally:
         os.close(own)
-    with iproute(name) as ipr:  # a namespace's loopback is up, as everything expects
-        ipr.link("set", index=1, state="up")
     return True
+
+
+def _loopback_up() -> None:
+    """Bring `lo` up in the thread's namespace with two ioctls: a netlink socket (pyroute2
+    parses its whole handshake) costs more than the rest of making a namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request)[:18])[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
 
 
 def remove(name: str) -> bool:
