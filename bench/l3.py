@@ -114,6 +114,15 @@ def network(lab: Lab, name: str, cidr: str, dhcp: bool = True) -> tuple[str, str
     return str(net["id"]), str(sub["subnet"]["id"])
 
 
+def allow_icmp(lab: Lab, port_id: str) -> None:
+    """Seed 004's step 9 for the port's default group: ICMP in from anywhere (without it,
+    the outside's pings of floating IPs are dropped by the group, as in Neutron)."""
+    [group] = lab.api_call("GET", f"/v2.0/ports/{port_id}")["port"]["security_groups"]
+    lab.api_call("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": group, "direction": "ingress", "protocol": "icmp",
+        "remote_ip_prefix": "0.0.0.0/0"}}, expect=(201, 409))
+
+
 def interface_to_ping(lab: Lab, ext_id: str, tries: int) -> tuple[list[float], dict[str, Any]]:
     """(a): interface add -> the VM (on compute1) pings its gateway."""
     net_id, subnet_id = network(lab, "vm-net", "192.168.10.0/24")
@@ -122,6 +131,7 @@ def interface_to_ping(lab: Lab, ext_id: str, tries: int) -> tuple[list[float], d
     lab.api_call("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
                  {"subnet_id": subnet_id})
     vm = lab.vm_boot("vm1", "vm-net", "compute1")
+    allow_icmp(lab, vm["port_id"])
     until(lambda: lab.vm_dhcp("vm1").ip_address, 60, 0.5)
     vm_ns = lab.vm_namespace("vm1")
     pinger = Pinger(vm_ns)

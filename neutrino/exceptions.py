@@ -2,9 +2,12 @@
 
     NeutronException                 500  (a bug: rendered with a generic message)
     ├── BadRequest                   400
-    │   └── InvalidInput (InvalidRoutes), InvalidAllocationPool, OutOfBoundsAllocationPool,
+    │   └── InvalidInput (InvalidRoutes, SecurityGroup*: rule values,
+    │       PortSecurityAndIPRequiredForSecurityGroups, AllowedAddressPairsMissingIP,
+    │       DuplicateAddressPairInRequest), InvalidAllocationPool, OutOfBoundsAllocationPool,
     │       InvalidIpForSubnet, InvalidIpForNetwork, SubnetOverlap, DNSNameServersExhausted,
-    │       HostRoutesExhausted, AgentCreationNotSupported, SubnetMismatchForPort
+    │       HostRoutesExhausted, AgentCreationNotSupported, SubnetMismatchForPort, InvalidCIDR,
+    │       AllowedAddressPairExhausted, AddressesAlreadyExist
     ├── Unauthenticated              401
     ├── NotAuthorized                403
     │   └── PolicyNotAuthorized
@@ -12,16 +15,22 @@
     │   └── NetworkNotFound, SubnetNotFound, PortNotFound, TagNotFound, AgentNotFound,
     │       InvalidDHCPAgent, InvalidL3Agent, MarkerNotFound, ExtensionNotFound,
     │       RouterNotFound, RouterInterfaceNotFound(ForSubnet), FloatingIPNotFound,
-    │       ExternalGatewayForFloatingIPNotFound
+    │       ExternalGatewayForFloatingIPNotFound, SecurityGroupNotFound,
+    │       SecurityGroupRuleNotFound, AddressGroupNotFound, AddressesNotFound
     ├── Conflict                     409
     │   ├── InUse: NetworkInUse, SubnetInUse, MacAddressInUse, PortInUse, ServicePortInUse,
     │   │   GatewayConflictWithAllocationPools, RouterInUse, RouterInterfaceInUseBy*,
     │   │   RouterExternalGatewayInUseByFloatingIp, ExternalNetworkInUse,
-    │   │   FloatingIPPortAlreadyAssociated
+    │   │   FloatingIPPortAlreadyAssociated, SecurityGroupInUse, SecurityGroupCannot*Default,
+    │   │   SecurityGroupDefaultAlreadyExists, SecurityGroupRuleExists,
+    │   │   DuplicateSecurityGroupRuleInPost, AddressGroupInUse, PortSecurityPortHasSecurityGroup
     │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, OverlappingAllocationPools,
     │       InvalidSharedSetting, SegmentationIdInUse, NetworkHostedByDHCPAgent,
     │       NetworkNotHostedByDhcpAgent, ConcurrentChange, OverQuota,
-    │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent
+    │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent,
+    │       SecurityGroupConflict, AddressPairAndPortSecurityRequired
+    ├── HTTPMethodNotAllowed         405
+    ├── TooManyRequests              429  (failed logins throttled; with Retry-After)
     └── ServiceUnavailable           503
         └── NoNetworkAvailable, DatabaseUnavailable
 
@@ -325,6 +334,13 @@ class Unauthenticated(NeutronException):
     message = "Authentication required."
 
 
+class TooManyRequests(NeutronException):
+    """Too many failed logins of a user name or from a client address: wait and retry."""
+
+    status = 429
+    message = "Too many failed authentication attempts; retry after %(retry_after)s seconds."
+
+
 class OverQuota(Conflict):
     """A quota would be exceeded."""
 
@@ -459,3 +475,232 @@ class ExternalIpAddressExhausted(BadRequest):
     """No address left on the external network for a floating IP."""
 
     message = "Unable to find any IP address on external network %(net_id)s."
+
+
+class HTTPMethodNotAllowed(NeutronException):
+    """The resource does not take this method (a security group rule is never updated)."""
+
+    status = 405
+    message = "The method is not allowed for this resource."
+
+
+class InvalidCIDR(BadRequest):
+    """A remote IP prefix that is no CIDR."""
+
+    message = "Invalid CIDR %(input)s given as IP prefix."
+
+
+# -- security groups ---------------------------------------------------------------------
+
+
+class SecurityGroupNotFound(NotFound):
+    """No such security group (or not one of the caller's project)."""
+
+    message = "Security group %(id)s does not exist"
+
+
+class SecurityGroupRuleNotFound(NotFound):
+    """No such security group rule."""
+
+    message = "Security group rule %(id)s does not exist"
+
+
+class SecurityGroupInUse(InUse):
+    """Ports are bound to the group."""
+
+    message = "Security Group %(id)s %(reason)s."
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("reason", "in use")
+        super().__init__(**kwargs)
+
+
+class SecurityGroupCannotRemoveDefault(InUse):
+    """Only an admin deletes a project's default group."""
+
+    message = "Insufficient rights for removing default security group."
+
+
+class SecurityGroupCannotUpdateDefault(InUse):
+    """The default group keeps its name."""
+
+    message = "Updating default security group not allowed."
+
+
+class SecurityGroupDefaultAlreadyExists(InUse):
+    """The name `default` belongs to the group the server makes."""
+
+    message = "Default security group already exists."
+
+
+class SecurityGroupRuleExists(InUse):
+    """The group has an equal rule already."""
+
+    message = "Security group rule already exists. Rule id is %(rule_id)s."
+
+
+class DuplicateSecurityGroupRuleInPost(InUse):
+    """Two equal rules in one bulk create."""
+
+    message = "Duplicate Security Group Rule in POST."
+
+
+class SecurityGroupConflict(Conflict):
+    """The operation conflicts with the groups' state (stateful and stateless mixed)."""
+
+    message = "Error %(reason)s while attempting the operation."
+
+
+class SecurityGroupInvalidPortRange(InvalidInput):
+    """port_range_min above port_range_max, or one of them missing."""
+
+    message = "For TCP/UDP protocols, port_range_min must be <= port_range_max"
+
+
+class SecurityGroupInvalidProtocolForPort(InvalidInput):
+    """Ports given with a protocol that has none."""
+
+    message = ("Ports cannot be specified for protocol %(protocol)s. Ports are only "
+               "supported for %(valid_port_protocols)s.")
+
+
+class SecurityGroupInvalidPortValue(InvalidInput):
+    """A port outside 0-65535 (or 0 where a port is needed)."""
+
+    message = "Invalid value for port %(port)s"
+
+
+class SecurityGroupInvalidIcmpValue(InvalidInput):
+    """An ICMP type or code outside 0-255."""
+
+    message = "Invalid value for ICMP %(field)s (%(attr)s) %(value)s. It must be 0 to 255."
+
+
+class SecurityGroupMissingIcmpType(InvalidInput):
+    """An ICMP code without a type."""
+
+    message = ("ICMP code (port-range-max) %(value)s is provided but ICMP type "
+               "(port-range-min) is missing.")
+
+
+class SecurityGroupEthertypeConflictWithProtocol(InvalidInput):
+    """An IPv6-only protocol in an IPv4 rule."""
+
+    message = "Invalid ethertype %(ethertype)s for protocol %(protocol)s."
+
+
+class SecurityGroupRuleInvalidProtocol(InvalidInput):
+    """A protocol that is neither a known name nor a number 0-255."""
+
+    message = ("Security group rule protocol %(protocol)s not supported. Only protocol "
+               "values %(values)s and integer representations [0 to 255] are supported.")
+
+
+class SecurityGroupRuleInvalidEtherType(InvalidInput):
+    """An ethertype other than IPv4 or IPv6."""
+
+    message = ("Security group rule for ethertype '%(ethertype)s' not supported. Allowed "
+               "values are %(values)s.")
+
+
+class SecurityGroupRulesNotSingleProject(InvalidInput):
+    """A bulk create names several projects."""
+
+    message = "Multiple project_ids in bulk security group rule create not allowed"
+
+
+class SecurityGroupNotSingleGroupRules(InvalidInput):
+    """A bulk create names several groups."""
+
+    message = "Only allowed to update rules for one security profile at a time"
+
+
+class SecurityGroupMultipleRemoteEntites(InvalidInput):
+    """More than one remote (prefix, group, address group) in a rule."""
+
+    message = ("Only one of remote_ip_prefix or remote_group_id or remote_address_group_id "
+               "may be provided.")
+
+
+class SecurityGroupProtocolRequiredWithPorts(InvalidInput):
+    """Ports without a protocol."""
+
+    message = "Must also specify protocol if port range is given."
+
+
+class SecurityGroupRuleParameterConflict(InvalidInput):
+    """The remote prefix is of the other IP version."""
+
+    message = "Conflicting value ethertype %(ethertype)s for CIDR %(cidr)s"
+
+
+# -- address groups ----------------------------------------------------------------------
+
+
+class AddressGroupNotFound(NotFound):
+    """No such address group."""
+
+    message = "Address group %(address_group_id)s could not be found."
+
+
+class AddressGroupInUse(InUse):
+    """Rules name the address group."""
+
+    message = ("Address group %(address_group_id)s is in use on one or more security group "
+               "rules.")
+
+
+class AddressesNotFound(NotFound):
+    """Addresses to remove that the group does not have."""
+
+    message = "Addresses %(addresses)s not found in the address group %(address_group_id)s."
+
+
+class AddressesAlreadyExist(BadRequest):
+    """Addresses to add that the group has already."""
+
+    message = ("Addresses %(addresses)s already exist in the address group "
+               "%(address_group_id)s.")
+
+
+# -- port security and allowed address pairs ---------------------------------------------
+
+
+class PortSecurityPortHasSecurityGroup(InUse):
+    """Port security cannot go while the port has groups."""
+
+    message = ("Port has security group associated. Cannot disable port security or IP "
+               "address until security group is removed.")
+
+
+class PortSecurityAndIPRequiredForSecurityGroups(InvalidInput):
+    """Groups on a port without port security or without an address."""
+
+    message = ("Port security must be enabled and port must have an IP address in order to "
+               "use security groups.")
+
+
+class AllowedAddressPairsMissingIP(InvalidInput):
+    """A pair without ip_address."""
+
+    message = "AllowedAddressPair must contain ip_address"
+
+
+class AddressPairAndPortSecurityRequired(Conflict):
+    """Pairs on a port without port security."""
+
+    message = ("Port Security must be enabled in order to have allowed address pairs on a "
+               "port.")
+
+
+class DuplicateAddressPairInRequest(InvalidInput):
+    """The same pair twice."""
+
+    message = ("Request contains duplicate address pair: mac_address %(mac_address)s "
+               "ip_address %(ip_address)s.")
+
+
+class AllowedAddressPairExhausted(BadRequest):
+    """More pairs than max_allowed_address_pair."""
+
+    message = "The number of allowed address pair exceeds the maximum %(quota)s."

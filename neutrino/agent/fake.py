@@ -23,7 +23,7 @@ from neutrino.agent.dhcp.plan import plan as dhcp_plan
 from neutrino.agent.l3.driver import l3_configurations
 from neutrino.agent.l3.plan import RouterPlan
 from neutrino.agent.l3.plan import plan as router_plan
-from neutrino.agent.linux import l2
+from neutrino.agent.linux import firewall, l2, security
 from neutrino.registry import AgentKind
 
 P = TypeVar("P")
@@ -99,24 +99,38 @@ class FakeDhcp(FakeDataPlane[DhcpPlan]):
         return Status(dhcp_ready=frozenset(p for one in self.snapshot() for p in one.served))
 
 
-class FakeL2(FakeDataPlane[l2.Plan]):
-    """A Linux bridge agent's host that plugs nothing, but reports its ports plugged."""
+def _security_plan(key: Key, state: dict[str, Any]) -> Any:
+    """What a firewall would hold for a security key (pure)."""
+    if key[0] == security.SECURITY_GROUP:
+        return firewall.group_of(state)
+    return firewall.Members.of(state["addresses"])
+
+
+class FakeL2(FakeDataPlane[Any]):
+    """A Linux bridge agent's host that plugs and filters nothing, but reports its ports
+    plugged and knows the groups and members it would enforce."""
 
     kind = registry.L2
+    key_kinds = frozenset({"network"}) | security.KINDS
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         local_ip, mappings = conf.VXLAN.local_ip, reports.interface_mappings(conf)
-        super().__init__(lambda _key, state: l2.plan(state, local_ip, mappings))
+        super().__init__(lambda key, state: l2.plan(state, local_ip, mappings)
+                         if key[0] == "network" else _security_plan(key, state))
         self.conf = conf
+
+    def networks(self) -> list[l2.Plan]:
+        """The network plans."""
+        return [p for p in self.snapshot() if isinstance(p, l2.Plan)]
 
     def configurations(self) -> dict[str, Any]:
         """Neutron's Linux bridge agent configurations."""
         return reports.l2_configurations(self.conf,
-                                         sum(len(p.ports) for p in self.snapshot()))
+                                         sum(len(p.ports) for p in self.networks()))
 
     def status(self) -> Status:
         """Every planned tap counts as plugged: ports are up when their admin state is."""
-        plans = self.snapshot()
+        plans = self.networks()
         return Status(ports=l2.port_statuses(plans, {p.tap for one in plans
                                                         for p in one.ports}))
 

@@ -8,6 +8,7 @@ network's DHCP.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -16,16 +17,38 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from neutrino import exceptions as exc
-from neutrino.api import auth
 from neutrino.api.responses import json_response, select_fields
 from neutrino.registry import DHCP, L3
 from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
+from neutrino.services.agent_reports import MAX_REVISION, host_name
 from neutrino.services.agents import FILTERS
 
 if TYPE_CHECKING:
     from neutrino.api.app import API
 
+MAX_WATCH_TIMEOUT = 3600.0  # an agent waits at most watch_timeout; an hour is plenty
+
+
+def watch_params(request: Request) -> tuple[str, str, int, float]:
+    """A watch's agent type, host, revision and timeout (finite, 0 to MAX_WATCH_TIMEOUT s)."""
+    params = request.query_params
+    for key in ("agent_type", "host"):
+        if key not in params:
+            raise exc.BadRequest(resource="watch", msg=f"Missing '{key}' in watch")
+    agent_type, host = params["agent_type"], host_name(params["host"])
+    try:
+        cursor = int(params.get("since", "0"))
+        timeout = float(params.get("timeout", "30"))
+    except ValueError:
+        raise exc.BadRequest(resource="watch", msg="since is an integer and timeout a "
+                                                   "number of seconds") from None
+    if not 0 <= cursor <= MAX_REVISION:
+        raise exc.BadRequest(resource="watch", msg=f"since must be 0 to {MAX_REVISION}")
+    if not (math.isfinite(timeout) and 0 <= timeout <= MAX_WATCH_TIMEOUT):
+        raise exc.BadRequest(resource="watch",
+                             msg=f"timeout must be 0 to {MAX_WATCH_TIMEOUT} seconds")
+    return agent_type, host, cursor, timeout
 
 
 def agent_routes(api: API) -> list[Route]:
@@ -34,7 +57,7 @@ def agent_routes(api: API) -> list[Route]:
     agents, channel = svc.agents, svc.channel
 
     async def list_agents(request: Request) -> Response:
-        ctx = api.context(request)
+        ctx = await api.context(request)
         filters: dict[str, list[str]] = {}
         fields: list[str] = []
         for key, value in request.query_params.multi_items():
@@ -50,16 +73,16 @@ def agent_routes(api: API) -> list[Route]:
                                           for a in found]})
 
     async def show_agent(request: Request) -> Response:
-        ctx = api.context(request)
+        ctx = await api.context(request)
         found = await run_in_threadpool(agents.get, ctx, request.path_params["id"])
         return json_response({"agent": found})
 
     async def create_agent(request: Request) -> Response:
-        api.context(request)
+        await api.context(request)
         raise exc.AgentCreationNotSupported()
 
     async def update_agent(request: Request) -> Response:
-        ctx = api.context(request)
+        ctx = await api.context(request)
         body = await api.body(request)
         item = body.get("agent") if isinstance(body, dict) else None
         if not isinstance(item, dict):
@@ -82,14 +105,16 @@ def agent_routes(api: API) -> list[Route]:
         return json_response({"agent": updated})
 
     async def delete_agent(request: Request) -> Response:
-        ctx = api.context(request)
+        ctx = await api.context(request)
         await run_in_threadpool(agents.delete, ctx, request.path_params["id"],
                                 svc.placements)
         svc.core.notify()
         return Response(status_code=204)
 
     async def availability_zones(request: Request) -> Response:
-        api.context(request)  # any authenticated caller may list zones, as in Neutron
+        ctx = await api.context(request)
+        if not svc.core.policy.check(ctx, "get_availability_zone", {}):
+            return json_response({"availability_zones": []})  # as Neutron filters a list
         listed = await run_in_threadpool(agents.list_agents, Context.admin(), {})
         zones: dict[tuple[str, str], bool] = {}
         resources = {DHCP.agent_type: "network", L3.agent_type: "router"}
@@ -105,14 +130,13 @@ def agent_routes(api: API) -> list[Route]:
 
     # -- the channel ---------------------------------------------------------------------
 
-    def agent_caller(request: Request) -> Context:
-        username, password = auth.basic_credentials(request.headers.get("authorization"))
-        ctx = api.channel_users.authenticate(username, password)
+    async def agent_caller(request: Request) -> Context:
+        ctx = await api.basic_caller(request, api.channel_auth)
         svc.core.policy.enforce(ctx, "agent_channel", {})
         return ctx
 
     async def report(request: Request) -> Response:
-        agent_caller(request)
+        await agent_caller(request)
         body = await api.body(request)
         if not isinstance(body, dict) or not isinstance(body.get("agent"), dict):
             raise exc.BadRequest(resource="agent", msg="Unable to find 'agent' in request body")
@@ -124,21 +148,15 @@ def agent_routes(api: API) -> list[Route]:
         return json_response(answer)
 
     async def status(request: Request) -> Response:
-        agent_caller(request)
+        await agent_caller(request)
         body = await api.body(request)
         if not isinstance(body, dict):
             raise exc.BadRequest(resource="status", msg="Body must be an object")
         return json_response(await run_in_threadpool(channel.status, body))
 
     async def watch(request: Request) -> Response:
-        agent_caller(request)
-        params = request.query_params
-        try:
-            agent_type, host = params["agent_type"], params["host"]
-            cursor = int(params.get("since", "0"))
-            timeout = float(params.get("timeout", "30"))
-        except (KeyError, ValueError) as err:
-            raise exc.BadRequest(resource="watch", msg=f"Invalid watch: {err}") from None
+        await agent_caller(request)
+        agent_type, host, cursor, timeout = watch_params(request)
         return json_response(await svc.watch.watch(agent_type, host, cursor, timeout))
 
     return [

@@ -31,15 +31,18 @@ from neutrino.api.agents_api import agent_routes
 from neutrino.api.responses import GENERIC_500, error_response, json_response, select_fields
 from neutrino.api.subresources import all_subcollection_routes
 from neutrino.schema.policy import Context
-from neutrino.schema.request import parse_item, parse_query, unwrap
+from neutrino.schema.request import parse_item, parse_query, refuse_hidden, unwrap
 from neutrino.schema.resources import RESOURCES, Resource
-from neutrino.schema.validators import Invalid, list_of_strings
+from neutrino.schema.validators import Invalid, list_of_strings, nesting
 from neutrino.services import Services, changes
 from neutrino.services.tags import ResourceService
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 CHANGELOG_KEEP = 200_000
+MAX_BODY_DEPTH = 32
+# List filters a collection takes besides its attributes.
+EXTRA_FILTERS = {"ports": ("fixed_ips", "security_groups")}
 
 
 class API:
@@ -50,10 +53,14 @@ class API:
         self.services = services
         # Agents always log in through this file, whatever auth_strategy says.
         self.channel_users = auth.UserFile(conf.http_basic_auth_user_file)
-        self.users = self.channel_users if conf.auth_strategy == "http_basic" else None
+        self.channel_auth = auth.Authenticator.from_conf(conf, self.channel_users)
+        self.users = self.channel_auth if conf.auth_strategy == "http_basic" else None
         self.by_collection: dict[str, ResourceService] = {
             "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
             "routers": services.routers, "floatingips": services.floatingips,
+            "security_groups": services.security_groups,
+            "security_group_rules": services.security_group_rules,
+            "address_groups": services.address_groups,
         }
 
     # -- plumbing ----------------------------------------------------------------------
@@ -63,12 +70,18 @@ class API:
         """The definition of a collection."""
         return RESOURCES[collection]
 
-    def context(self, request: Request) -> Context:
-        """Who is calling."""
+    async def context(self, request: Request) -> Context:
+        """Who is calling (a password is verified off the event loop)."""
         if self.users is None:
             return auth.context_from_headers(request.headers)
+        return await self.basic_caller(request, self.users)
+
+    @staticmethod
+    async def basic_caller(request: Request, authenticator: auth.Authenticator) -> Context:
+        """The HTTP Basic caller of a request, throttled by user and by client address."""
         username, password = auth.basic_credentials(request.headers.get("authorization"))
-        return self.users.authenticate(username, password)
+        source = request.client.host if request.client is not None else "unknown"
+        return await authenticator.authenticate(username, password, source)
 
     async def body(self, request: Request) -> Any:
         """The request's JSON body."""
@@ -76,9 +89,17 @@ class API:
         if not raw:
             raise exc.BadRequest(resource="request", msg="Resource body required")
         try:
-            return orjson.loads(raw)
+            document = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise exc.BadRequest(resource="request", msg="Malformed request body") from None
+        # No API body nests deeply; a hostile one would exhaust the stack of whatever
+        # walks it later (rendering an error message, the JSON column). Counting brackets
+        # spares the walk for almost every body.
+        if raw.count(b"{") + raw.count(b"[") > MAX_BODY_DEPTH and \
+                nesting(document, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            raise exc.BadRequest(resource="request",
+                                 msg=f"Request body nests deeper than {MAX_BODY_DEPTH} levels")
+        return document
 
     def hidden(self, ctx: Context, resource: Resource) -> frozenset[str]:
         """Attributes the caller may not read."""
@@ -122,11 +143,11 @@ class API:
 
     async def resources(self, request: Request) -> Response:
         """`GET /v2.0/`: the collections."""
-        self.context(request)
+        await self.context(request)
         base = str(request.base_url).rstrip("/")
         return json_response({
             "resources": [{"name": r.name, "collection": r.collection,
-                           "links": [{"rel": "self", "href": f"{base}/v2.0/{r.collection}"}]}
+                           "links": [{"rel": "self", "href": f"{base}/v2.0/{r.path}"}]}
                           for r in RESOURCES.values()],
             "version": {"id": "v2.0", "status": "CURRENT",
                         "links": [{"rel": "self", "href": f"{base}/v2.0/"}]},
@@ -134,12 +155,12 @@ class API:
 
     async def list_extensions(self, request: Request) -> Response:
         """`GET /v2.0/extensions`."""
-        self.context(request)
+        await self.context(request)
         return json_response({"extensions": extensions.all_extensions()})
 
     async def show_extension(self, request: Request) -> Response:
         """`GET /v2.0/extensions/{alias}`."""
-        self.context(request)
+        await self.context(request)
         alias = request.path_params["alias"]
         record = extensions.extension(alias)
         if record is None:
@@ -155,15 +176,16 @@ class API:
     def collection_routes(self, resource: Resource) -> list[Route]:
         """The routes of one resource and its tags."""
         service = self.by_collection[resource.collection]
-        extra = ("fixed_ips",) if resource.collection == "ports" else ()
-        base = f"/v2.0/{resource.collection}"
+        extra = EXTRA_FILTERS.get(resource.collection, ())
+        base = f"/v2.0/{resource.path}"
 
         async def list_(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             query = parse_query(resource, request.query_params.multi_items(), extra,
                                 self.conf.pagination_max_limit)
-            items, more = await run_in_threadpool(service.list_page, ctx, query)
             hidden = self.hidden(ctx, resource)
+            refuse_hidden(resource, query, hidden)
+            items, more = await run_in_threadpool(service.list_page, ctx, query)
             body: dict[str, Any] = {resource.collection: [
                 select_fields(item, query.fields, hidden) for item in items]}
             if query.limit is not None:
@@ -172,7 +194,7 @@ class API:
             return json_response(body)
 
         async def create(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             raw = await self.body(request)
             bulk = isinstance(raw, dict) and resource.collection in raw
             items = [parse_item(resource, item, create=True)
@@ -185,7 +207,7 @@ class API:
             return json_response({resource.name: select_fields(created[0], [], hidden)}, 201)
 
         async def show(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             fields = [f for raw in request.query_params.getlist("fields")
                       for f in raw.split(",") if f]
             item = await run_in_threadpool(service.get, ctx, request.path_params["id"])
@@ -193,16 +215,18 @@ class API:
                                                                self.hidden(ctx, resource))})
 
         async def update(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             item = unwrap(resource, await self.body(request), bulk=False)[0]
             changes = parse_item(resource, item, create=False)
+            if not resource.updatable:
+                raise exc.HTTPMethodNotAllowed()
             updated = await run_in_threadpool(service.update, ctx, request.path_params["id"],
                                               changes)
             return json_response({resource.name: select_fields(updated, [],
                                                                self.hidden(ctx, resource))})
 
         async def delete(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             await run_in_threadpool(service.delete, ctx, request.path_params["id"])
             return Response(status_code=204)
 
@@ -213,7 +237,7 @@ class API:
             Route(base + "/{id}", self.guarded(show), methods=["GET"]),
             Route(base + "/{id}", self.guarded(update), methods=["PUT"]),
             Route(base + "/{id}", self.guarded(delete), methods=["DELETE"]),
-            *self.tag_routes(base, service),
+            *(self.tag_routes(base, service) if resource.tags else []),
         ]
 
     def action_routes(self, resource: Resource) -> list[Route]:
@@ -225,7 +249,7 @@ class API:
             method = getattr(provider, action.handler)
 
             async def run(request: Request, method: Any = method) -> Response:
-                ctx = self.context(request)
+                ctx = await self.context(request)
                 body = await self.body(request)
                 result = await run_in_threadpool(method, ctx, request.path_params["id"], body)
                 if isinstance(result, dict) and isinstance(result.get(resource.name), dict):
@@ -233,7 +257,7 @@ class API:
                                                            self.hidden(ctx, resource))}
                 return json_response(result)
 
-            routes.append(Route(f"/v2.0/{resource.collection}/{{id}}/{action.name}",
+            routes.append(Route(f"/v2.0/{resource.path}/{{id}}/{action.name}",
                                 self.guarded(run), methods=[action.method]))
         return routes
 
@@ -243,12 +267,12 @@ class API:
         tag_list = list_of_strings(255)
 
         async def get_all(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             found = await run_in_threadpool(tags.get_all, ctx, owner, request.path_params["id"])
             return json_response({"tags": found})
 
         async def replace(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             body = await self.body(request)
             if not isinstance(body, dict) or "tags" not in body:
                 raise exc.BadRequest(resource="tags", msg="Body must contain 'tags'")
@@ -262,7 +286,7 @@ class API:
             return json_response({"tags": found})
 
         async def clear(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             await run_in_threadpool(tags.clear, ctx, owner, request.path_params["id"])
             return Response(status_code=204)
 
@@ -274,19 +298,19 @@ class API:
             return tag
 
         async def check(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             await run_in_threadpool(tags.has, ctx, owner, request.path_params["id"],
                                     one_tag(request))
             return Response(status_code=204)
 
         async def add(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             await run_in_threadpool(tags.add, ctx, owner, request.path_params["id"],
                                     one_tag(request))
             return Response(status_code=201)
 
         async def remove(request: Request) -> Response:
-            ctx = self.context(request)
+            ctx = await self.context(request)
             await run_in_threadpool(tags.remove, ctx, owner, request.path_params["id"],
                                     one_tag(request))
             return Response(status_code=204)

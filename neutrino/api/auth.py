@@ -2,26 +2,81 @@
 
 The users file is JSON, managed by `neutrino user add|list|remove`:
 `{"users": {"NAME": {"password_hash": "<bcrypt>", "project_id": "...", "roles": [...]}}}`.
-bcrypt is deliberately slow, so a verified (user, password) pair is remembered by its SHA-256
-digest until the file changes; a wrong password is never remembered.
+
+bcrypt is deliberately slow (a quarter of a second of CPU), so `Authenticator`:
+- verifies in worker threads, at most one fewer than the CPUs at a time, so that the event
+  loop (every other request, the agents' heartbeats) always has a CPU;
+- remembers a verified (user, password, hash) for `auth_cache_ttl` seconds by its SHA-256
+  digest (a changed password has another hash; a changed file forgets everything), and lets
+  concurrent logins with the same credentials share one verification;
+- throttles failures per user name and per client address (`Throttle`, answered with 429
+  and Retry-After), unknown user names included;
+- verifies an unknown user's password against a dummy hash of the same cost, so that the
+  time taken does not tell which user names exist.
+A wrong password is never remembered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
+import logging
+import math
 import os
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio.to_thread
 import bcrypt
+from anyio import CapacityLimiter
 
 from neutrino import exceptions as exc
 from neutrino.schema.policy import Context
+
+LOG = logging.getLogger(__name__)
+BCRYPT_MAX_BYTES = 72  # bcrypt reads no further; longer passwords are refused
+DEFAULT_COST = 12
+CACHE_SIZE = 10_000
+_dummies: dict[int, bytes] = {}
+_dummies_lock = threading.Lock()
+
+
+def _dummy_hash(cost: int) -> bytes:
+    """A hash of a random secret at `cost`, made once per cost (in a worker thread)."""
+    with _dummies_lock:
+        found = _dummies.get(cost)
+        if found is None:
+            found = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(cost))
+            _dummies[cost] = found
+        return found
+
+
+def _cost(hashed: str) -> int:
+    """The cost of a bcrypt hash (`$2b$12$...`), or the default if unreadable."""
+    parts = hashed.split("$")
+    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else DEFAULT_COST
+
+
+def verify(password: str, hashed: str | None, cost: int = DEFAULT_COST) -> bool:
+    """Whether `password` matches a bcrypt hash; with no hash (an unknown user), False,
+    after the same work. A password bcrypt cannot take (longer than 72 bytes, or with a NUL)
+    is checked in a form it can, then refused, so that it costs as much as any other."""
+    secret = password.encode()
+    acceptable = len(secret) <= BCRYPT_MAX_BYTES and b"\0" not in secret
+    target = hashed.encode() if hashed is not None else _dummy_hash(cost)
+    try:
+        matched = bcrypt.checkpw(secret[:BCRYPT_MAX_BYTES].replace(b"\0", b""), target)
+    except ValueError as err:  # a malformed hash in the users file
+        LOG.warning("Could not check a password against a stored hash: %s", err)
+        return False
+    return matched and hashed is not None and acceptable
 
 
 def context_from_headers(headers: Mapping[str, str]) -> Context:
@@ -43,7 +98,7 @@ class UserFile:
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._users: dict[str, dict[str, Any]] = {}
-        self._verified: dict[str, str] = {}
+        self._verified: dict[str, float] = {}  # digest -> expiry (monotonic)
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
@@ -63,18 +118,21 @@ class UserFile:
         """Every user, by name."""
         return dict(self._load())
 
-    def authenticate(self, username: str, password: str) -> Context:
-        """The context of a user whose password matches, else Unauthenticated."""
-        user = self._load().get(username)
-        if user is None:
-            raise exc.Unauthenticated()
-        digest = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
-        if self._verified.get(username) != digest:
-            if not bcrypt.checkpw(password.encode(), user["password_hash"].encode()):
-                raise exc.Unauthenticated()
-            self._verified[username] = digest
-        return Context(user_id=user.get("user_id", username), project_id=user["project_id"],
-                       roles=list(user.get("roles", [])))
+    def get(self, username: str) -> dict[str, Any] | None:
+        """One user, or None."""
+        return self._load().get(username)
+
+    def remembered(self, digest: str, now: float) -> bool:
+        """Whether credentials with this digest were verified and have not expired."""
+        expires = self._verified.get(digest)
+        return expires is not None and expires > now
+
+    def remember(self, digest: str, until: float) -> None:
+        """Remember verified credentials until `until`."""
+        with self._lock:
+            if len(self._verified) >= CACHE_SIZE:
+                self._verified.clear()
+            self._verified[digest] = until
 
     def save(self, users: dict[str, dict[str, Any]]) -> None:
         """Write the users atomically, readable by the owner only."""
@@ -90,6 +148,8 @@ class UserFile:
             roles: list[str]) -> dict[str, Any]:
         """Add or replace a user; a new project id is made up if none is given."""
         users = self.users()
+        if len(password.encode()) > BCRYPT_MAX_BYTES:
+            raise ValueError(f"a password is at most {BCRYPT_MAX_BYTES} bytes (bcrypt)")
         users[username] = {
             "password_hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode(),
             "project_id": project_id or uuid.uuid4().hex,
@@ -120,3 +180,124 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
     if not sep:
         raise exc.Unauthenticated()
     return username, password
+
+
+class Throttle:
+    """Failures counted per key until it has been quiet for a window; a key that reaches
+    `limit` is refused for a second, then twice as long after each further failure, at most
+    the window (so a sustained attack gets one try a window).
+
+    Keys beyond `max_keys` push out the oldest, so memory stays bounded whatever the names.
+    Used from the event loop only.
+    """
+
+    def __init__(self, limit: int, window: float, max_keys: int = 65_536,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self.clock = clock
+        self._keys: OrderedDict[str, list[float]] = OrderedDict()  # [count, last, until]
+
+    def retry_after(self, key: str) -> float:
+        """Seconds before `key` may try again (0: now)."""
+        state = self._keys.get(key)
+        return max(0.0, state[2] - self.clock()) if state else 0.0
+
+    def failed(self, key: str) -> bool:
+        """Count a failure; True if it locks the key."""
+        now = self.clock()
+        state = self._keys.get(key)
+        if state is None or now - state[1] > self.window:
+            state = [0.0, now, 0.0]
+            self._keys[key] = state
+            if len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        state[0] += 1
+        state[1] = now
+        if state[0] < self.limit:
+            return False
+        state[2] = now + min(self.window, 2.0 ** (state[0] - self.limit))
+        return True
+
+    def succeeded(self, key: str) -> None:
+        """Forget the key's failures."""
+        self._keys.pop(key, None)
+
+
+class Authenticator:
+    """HTTP Basic logins against a users file, off the event loop (see the module)."""
+
+    def __init__(self, users: UserFile, *, cache_ttl: float = 60.0, per_user: int = 5,
+                 per_source: int = 20, window: float = 60.0) -> None:
+        self.users = users
+        self.cache_ttl = cache_ttl
+        self.by_user = Throttle(per_user, window)
+        self.by_source = Throttle(per_source, window)
+        self._limiter: CapacityLimiter | None = None
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
+
+    @classmethod
+    def from_conf(cls, conf: Any, users: UserFile) -> Authenticator:
+        """An authenticator with the configured cache and throttles."""
+        return cls(users, cache_ttl=conf.auth_cache_ttl, per_user=conf.auth_failures_per_user,
+                   per_source=conf.auth_failures_per_source, window=conf.auth_failure_window)
+
+    def _verify_async(self, digest: str, password: str, hashed: str | None,
+                      cost: int) -> asyncio.Future[bool]:
+        """One verification in a worker thread, shared by concurrent equal logins."""
+        found = self._inflight.get(digest)
+        if found is not None:
+            return found
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(max(1, (os.cpu_count() or 2) - 1))
+        limiter = self._limiter
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(
+            verify, password, hashed, cost, limiter=limiter))
+        self._inflight[digest] = task
+        task.add_done_callback(lambda _done: self._inflight.pop(digest, None))
+        return task
+
+    async def authenticate(self, username: str, password: str, source: str) -> Context:
+        """The context of a user whose password matches; Unauthenticated, or
+        TooManyRequests while the user name or the source is throttled."""
+        user = self.users.get(username)
+        hashed = str(user["password_hash"]) if user is not None else None
+        digest = hashlib.sha256(f"{username}\0{password}\0{hashed}".encode()).hexdigest()
+        now = time.monotonic()
+        if user is not None and self.users.remembered(digest, now):
+            return _context(username, user)
+        user_key, source_key = _key("user", username), _key("source", source)
+        wait = max(self.by_user.retry_after(user_key), self.by_source.retry_after(source_key))
+        if wait > 0:
+            raise exc.TooManyRequests(retry_after=max(1, math.ceil(wait)))
+        cost = _cost(hashed) if hashed is not None else self._cost_of_users()
+        matched = await asyncio.shield(self._verify_async(digest, password, hashed, cost))
+        if matched and user is not None:
+            self.users.remember(digest, time.monotonic() + self.cache_ttl)
+            self.by_user.succeeded(user_key)
+            return _context(username, user)
+        for throttle, key, what in ((self.by_user, user_key, f"user {username[:64]!r}"),
+                                    (self.by_source, source_key, f"client {source}")):
+            if throttle.failed(key):
+                LOG.warning("Throttling logins of %s after repeated failures (for %.0f s)",
+                            what, throttle.retry_after(key))
+        raise exc.Unauthenticated()
+
+    def _cost_of_users(self) -> int:
+        """The cost an unknown user's check pays: that of the users' own hashes."""
+        for user in self.users.users().values():
+            return _cost(str(user.get("password_hash", "")))
+        return DEFAULT_COST
+
+
+def _key(kind: str, name: str) -> str:
+    """A throttle key; long names by their digest, so that memory stays bounded."""
+    if len(name) <= 64:
+        return f"{kind}:{name}"
+    return f"{kind}#{hashlib.sha256(name.encode(errors='replace')).hexdigest()}"
+
+
+def _context(username: str, user: Mapping[str, Any]) -> Context:
+    return Context(user_id=user.get("user_id", username), project_id=user["project_id"],
+                   roles=list(user.get("roles", [])))

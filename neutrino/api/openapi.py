@@ -59,17 +59,18 @@ def _list_params(resource: Resource) -> list[dict[str, Any]]:
 
 
 def _resource_paths(resource: Resource) -> dict[str, Any]:
-    coll, name = resource.collection, resource.name
+    coll, name = resource.path, resource.name
     item_ref = {"type": "object", "properties": {name: {"type": "object"}}}
-    list_ref = {"type": "object", "properties": {coll: {"type": "array"}}}
+    list_ref = {"type": "object", "properties": {resource.collection: {"type": "array"}}}
     id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
     tag_param = [*id_param,
                  {"name": "tag", "in": "path", "required": True, "schema": {"type": "string"}}]
     tags_body = {"type": "object", "required": ["tags"], "properties": {
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 255}}}}
-    return {
+    paths: dict[str, Any] = {
         f"/v2.0/{coll}": {
-            "get": {"operationId": f"list_{coll}", "parameters": _list_params(resource),
+            "get": {"operationId": f"list_{resource.collection}",
+                    "parameters": _list_params(resource),
                     "responses": _responses("200", f"The {coll}", list_ref)},
             "post": {"operationId": f"create_{name}",
                      "requestBody": {"required": True, "content": {"application/json": {
@@ -108,6 +109,12 @@ def _resource_paths(resource: Resource) -> dict[str, Any]:
                        "responses": _responses("204", "Removed", None)},
         },
     }
+    if not resource.updatable:
+        del paths[f"/v2.0/{coll}/{{id}}"]["put"]
+    if not resource.tags:
+        del paths[f"/v2.0/{coll}/{{id}}/tags"]
+        del paths[f"/v2.0/{coll}/{{id}}/tags/{{tag}}"]
+    return paths
 
 
 def _agent_paths() -> dict[str, Any]:
@@ -141,7 +148,7 @@ def _subcollection_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for resource in ALL_RESOURCES.values():
         for sub in resource.subcollections:
-            base = f"/v2.0/{resource.collection}/{{id}}/{sub.name}"
+            base = f"/v2.0/{resource.path}/{{id}}/{sub.name}"
             owner_id = [{"name": "id", "in": "path", "required": True,
                          "schema": {"type": "string"}}]
             stem = sub.handler
@@ -167,7 +174,7 @@ def _subcollection_paths() -> dict[str, Any]:
 
 def _action_paths(resource: Resource) -> dict[str, Any]:
     """Member actions (`PUT /v2.0/routers/{id}/add_router_interface`): bare bodies."""
-    return {f"/v2.0/{resource.collection}/{{id}}/{action.name}": {
+    return {f"/v2.0/{resource.path}/{{id}}/{action.name}": {
         "parameters": [{"name": "id", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
         action.method.lower(): {

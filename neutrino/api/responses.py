@@ -24,6 +24,8 @@ def error_response(error: exc.NeutronException) -> Response:
         error.status)
     if isinstance(error, exc.Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Basic realm="neutrino"'
+    elif isinstance(error, exc.TooManyRequests):
+        response.headers["Retry-After"] = str(error.kwargs["retry_after"])
     return response
 
 

@@ -28,11 +28,11 @@ def null_created() -> Response:
 def subcollection_routes(api: API, owner: Resource, sub: SubCollection,
                          provider: Any) -> list[Route]:
     """The routes of one sub-collection."""
-    base = f"/v2.0/{owner.collection}/{{id}}/{sub.name}"
+    base = f"/v2.0/{owner.path}/{{id}}/{sub.name}"
     listed = ALL_RESOURCES[sub.lists]
 
     async def list_(request: Request) -> Response:
-        ctx = api.context(request)
+        ctx = await api.context(request)
         found = await run_in_threadpool(getattr(provider, f"list_{sub.handler}"), ctx,
                                         request.path_params["id"])
         hidden = api.hidden(ctx, listed) if listed.collection in api.by_collection \
@@ -46,7 +46,7 @@ def subcollection_routes(api: API, owner: Resource, sub: SubCollection,
     key = sub.key
 
     async def add(request: Request) -> Response:
-        ctx = api.context(request)
+        ctx = await api.context(request)
         body = await api.body(request)
         target = body.get(key) if isinstance(body, dict) else None
         if not isinstance(target, str):
@@ -56,7 +56,7 @@ def subcollection_routes(api: API, owner: Resource, sub: SubCollection,
         return null_created()
 
     async def remove(request: Request) -> Response:
-        ctx = api.context(request)
+        ctx = await api.context(request)
         await run_in_threadpool(getattr(provider, f"remove_{sub.handler}"), ctx,
                                 request.path_params["id"], request.path_params["target"])
         return Response(status_code=204)

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from neutrino.api.auth import UserFile
+from neutrino.api.auth import BCRYPT_MAX_BYTES, UserFile
 from neutrino.cmd import lab, swarm
 from neutrino.cmd.common import load_config
 
@@ -27,6 +27,9 @@ def user_add(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"Password for {args.name}: ")
     if not password:
         print("A password is required", file=sys.stderr)
+        return 2
+    if len(password.encode()) > BCRYPT_MAX_BYTES:
+        print(f"A password is at most {BCRYPT_MAX_BYTES} bytes (bcrypt)", file=sys.stderr)
         return 2
     user = _users(args).add(args.name, password, args.project_id, args.role or ["member"])
     print(f"User {args.name}: project {user['project_id']}, roles {','.join(user['roles'])}")

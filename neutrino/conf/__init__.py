@@ -40,6 +40,34 @@ core_opts = [
         help="File of users (bcrypt password hashes, project and roles) for http_basic auth; "
         "managed with `neutrino user add|list|remove`.",
     ),
+    cfg.IntOpt(
+        "auth_failures_per_user",
+        default=5,
+        min=1,
+        help="Failed http_basic logins of one user name within auth_failure_window before "
+        "its logins are refused with 429 for a while (doubling with each further failure).",
+    ),
+    cfg.IntOpt(
+        "auth_failures_per_source",
+        default=20,
+        min=1,
+        help="Failed http_basic logins from one client address within auth_failure_window "
+        "before its logins are refused with 429 for a while.",
+    ),
+    cfg.FloatOpt(
+        "auth_failure_window",
+        default=60.0,
+        min=1.0,
+        help="Seconds over which failed logins are counted; also the longest a throttled "
+        "user or address waits.",
+    ),
+    cfg.FloatOpt(
+        "auth_cache_ttl",
+        default=60.0,
+        min=0.0,
+        help="Seconds a verified user name and password are remembered (bcrypt costs a "
+        "quarter of a second of CPU); a changed password or users file forgets them at once.",
+    ),
     cfg.StrOpt(
         "state_path",
         default="/var/lib/neutrino",
@@ -70,6 +98,8 @@ core_opts = [
     ),
     cfg.IntOpt("max_dns_nameservers", default=5, help="Maximum DNS nameservers per subnet."),
     cfg.IntOpt("max_subnet_host_routes", default=20, help="Maximum host routes per subnet."),
+    cfg.IntOpt("max_allowed_address_pair", default=10,
+               help="Maximum allowed address pairs per port."),
     cfg.IntOpt(
         "pagination_max_limit",
         default=-1,
@@ -224,6 +254,17 @@ linux_bridge_opts = [
                 help="physnet:interface pairs for flat networks."),
 ]
 
+securitygroup_opts = [
+    cfg.BoolOpt("enable_security_group", default=True,
+                help="Whether the Linux bridge agent enforces security groups, port "
+                "security and anti-spoofing on its host."),
+    cfg.StrOpt("firewall_driver", default="nftables",
+               help="How: nftables (one table of neutrino's per host namespace). Neutron's "
+               "iptables and iptables_hybrid drivers (names or class paths) mean the same; "
+               "noop turns enforcement off. The root namespace is never touched: without "
+               "[AGENT] host_namespace the agent refuses to filter and logs it."),
+]
+
 database_opts = [
     cfg.StrOpt(
         "connection",
@@ -286,6 +327,7 @@ OPT_GROUPS: list[tuple[str | None, Sequence[cfg.Opt]]] = [
     (None, dhcp_agent_opts),
     ("VXLAN", vxlan_opts),
     ("LINUX_BRIDGE", linux_bridge_opts),
+    ("SECURITYGROUP", securitygroup_opts),
     ("ml2", ml2_opts),
     ("ml2_type_vxlan", ml2_type_vxlan_opts),
     ("ml2_type_flat", ml2_type_flat_opts),

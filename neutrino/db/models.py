@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -90,7 +91,8 @@ class Network(StandardAttrs, Base):
     physical_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
     segmentation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     availability_zone_hints: Mapped[list[Any]] = mapped_column(JSONText, default=list)
-    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                        server_default=true())
 
 
 class SegmentAllocation(Base):
@@ -151,7 +153,8 @@ class Port(StandardAttrs, Base):
     binding_vnic_type: Mapped[str] = mapped_column(String(64), default="normal")
     binding_vif_details: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     binding_profile: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
-    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                        server_default=true())
     # Provisioning, as agents report it: the port is ACTIVE once it is up on its host and,
     # if it needs DHCP, a DHCP agent will answer for it.
     l2_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -289,6 +292,93 @@ class FloatingIP(Base):
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
 
 
+class SecurityGroup(StandardAttrs, Base):
+    """A security group: the rules of the ports bound to it."""
+
+    __tablename__ = "securitygroups"
+
+    stateful: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class DefaultSecurityGroup(Base):
+    """The `default` group of a project. The key makes one per project, whatever the
+    concurrency: the loser of a race retries and finds the winner's."""
+
+    __tablename__ = "default_security_groups"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("securitygroups.id", ondelete="CASCADE"), unique=True)
+
+
+class AddressGroup(StandardAttrs, Base):
+    """A named set of CIDRs that security group rules may name as their remote."""
+
+    __tablename__ = "addressgroups"
+
+
+class AddressGroupAddress(Base):
+    """A CIDR of an address group (in network form: 10.0.0.0/24, 10.0.0.5/32)."""
+
+    __tablename__ = "addressgroup_addresses"
+
+    address_group_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("addressgroups.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class SecurityGroupRule(Base):
+    """A rule of a security group, stored as the API renders it (`protocol` as given or
+    normalised, NULL for any; port ranges NULL for all ports)."""
+
+    __tablename__ = "securitygrouprules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True, default="")
+    security_group_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("securitygroups.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    ethertype: Mapped[str] = mapped_column(String(40))
+    protocol: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    normalized_cidr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    remote_group_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("securitygroups.id", ondelete="CASCADE"), nullable=True,
+        index=True)
+    remote_address_group_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("addressgroups.id", ondelete="CASCADE"), nullable=True,
+        index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[str] = mapped_column(String(20))
+    revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SecurityGroupPortBinding(Base):
+    """A port in a security group. No cascade from the group: a group with ports cannot
+    be deleted, and a binding made concurrently with the delete makes the delete fail."""
+
+    __tablename__ = "securitygroupportbindings"
+
+    port_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("securitygroups.id"), primary_key=True, index=True)
+
+
+class AllowedAddressPair(Base):
+    """A MAC and an IP (or CIDR) a port may send from besides its own."""
+
+    __tablename__ = "allowedaddresspairs"
+
+    port_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
+    mac_address: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class Change(Base):
     """One entry of the change log agents watch: what changed, within which scope (the
     network of a port, the router of an interface: a kind and an id), on which host.
@@ -305,7 +395,8 @@ class Change(Base):
     kind: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(36))
     scope_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    scope_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Up to 64: a security group's member bucket is "<group id>:<bucket>".
+    scope_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
 
@@ -337,5 +428,12 @@ DHCP_BINDINGS = _table(DhcpAgentBinding)
 ROUTERS = _table(Router)
 L3_BINDINGS = _table(RouterL3AgentBinding)
 FLOATINGIPS = _table(FloatingIP)
+SECURITY_GROUPS = _table(SecurityGroup)
+DEFAULT_SECURITY_GROUPS = _table(DefaultSecurityGroup)
+SECURITY_GROUP_RULES = _table(SecurityGroupRule)
+SG_PORT_BINDINGS = _table(SecurityGroupPortBinding)
+ADDRESS_GROUPS = _table(AddressGroup)
+ADDRESS_GROUP_ADDRESSES = _table(AddressGroupAddress)
+ALLOWED_ADDRESS_PAIRS = _table(AllowedAddressPair)
 CHANGES = _table(Change)
 LEASES = _table(Lease)

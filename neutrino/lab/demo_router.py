@@ -89,6 +89,30 @@ def router(demo: Demo) -> Record:
     demo.expect(snat.ok and snat.server_peer == POOL[0],
                 f"without a floating IP, its connections leave as the gateway {POOL[0]}")
 
+    demo.say("Step 9: security group rules to allow ping and SSH to the instance. Until "
+             "then its project's default group lets in only its own members: not even its "
+             "router reaches it.")
+    router_ns = f"{lab.host_namespace('network1')}-qrouter-{router_id}"
+    demo.out(f"$ neutrino lab host exec network1 -- ip netns exec qrouter-{router_id} "
+             f"ping -c 2 {vm['ip_address']}")
+    demo.expect(not probes.ping(router_ns, vm["ip_address"], count=2),
+                "without a rule, pings to the instance go unanswered")
+    blocked = probes.tcp(vm_ns, router_ns, vm["ip_address"], 22, timeout=2)
+    demo.expect(not blocked.ok, "and so do connections to its port 22")
+    demo.openstack("security", "group", "rule", "create", "--protocol", "icmp", "default",
+                   "-f", "value", "-c", "id", user="demo")
+    demo.openstack("security", "group", "rule", "create", "--protocol", "tcp",
+                   "--dst-port", "22", "default", "-f", "value", "-c", "id", user="demo")
+    rules = json.loads(demo.openstack("security", "group", "rule", "list", "default",
+                                      "-f", "json", user="demo"))
+    demo.out("\n".join(f"{r.get('IP Protocol')} {r.get('Port Range')} "
+                        f"{r.get('IP Range') or r.get('Remote Security Group') or ''} "
+                        f"{r.get('Direction')}" for r in rules))
+    demo.wait(lambda: probes.ping(router_ns, vm["ip_address"]),
+              "with the ICMP rule, the router pings the instance", timeout=15)
+    demo.wait(lambda: probes.tcp(vm_ns, router_ns, vm["ip_address"], 22, timeout=2).ok,
+              "with the TCP 22 rule, a connection to its port 22 is accepted", timeout=15)
+
     demo.say("Create a floating IP on the external network and associate it.")
     fip = json.loads(demo.openstack("floating", "ip", "create", "ext-net", "-f", "json",
                                     user="demo"))
@@ -117,6 +141,18 @@ def router(demo: Demo) -> Record:
     demo.out(f"TCP from the instance to {INTERNET}:8080: {outbound}")
     demo.expect(outbound.ok and outbound.server_peer == address,
                 f"the instance's own connections leave with the floating IP {address}")
+
+    demo.say("Remove the ICMP rule: the outside's pings stop; add it again: they pass.")
+    icmp_rule = next(r["ID"] for r in json.loads(demo.openstack(
+        "security", "group", "rule", "list", "default", "--protocol", "icmp", "-f", "json",
+        user="demo")))
+    demo.openstack("security", "group", "rule", "delete", icmp_rule, user="demo")
+    demo.wait(lambda: not probes.ping(lab.outside, address),
+              f"{address} no longer answers pings from outside", timeout=15)
+    demo.openstack("security", "group", "rule", "create", "--protocol", "icmp", "default",
+                   "-f", "value", "-c", "id", user="demo")
+    demo.wait(lambda: probes.ping(lab.outside, address),
+              f"{address} answers from outside again", timeout=15)
 
     demo.say("Disassociate the floating IP: it stops answering.")
     demo.openstack("floating", "ip", "unset", "--port", address, user="demo")

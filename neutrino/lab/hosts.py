@@ -124,6 +124,11 @@ class Hosts(Wiring):
             "LINUX_BRIDGE": {"physical_interface_mappings":
                              f"{self.topology.physical_network}:ext0"},
         }
+        if kind == "l2":  # linuxbridge_agent.ini's [securitygroup] as the seeds write it
+            sections["securitygroup"] = {
+                "enable_security_group": True,
+                "firewall_driver": "neutron.agent.linux.iptables_firewall."
+                                   "IptablesFirewallDriver"}
         if kind == "l3":  # l3_agent.ini as seed 004 writes it (the interface driver is ours)
             sections["DEFAULT"].update(agent_mode="legacy", interface_driver="linuxbridge",
                                        external_network_bridge="")

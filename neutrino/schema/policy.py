@@ -5,6 +5,12 @@ would Neutron's (`get_network:provider:network_type`, `create_port:fixed_ips:ip_
 Lists are scoped in SQL by the same rules (each service's `scope`), which keeps a list of
 10,000 ports from costing 10,000 rule evaluations; an operator's override of a `get_*` rule
 therefore governs single reads and writes, while lists keep the default scope.
+
+The defaults follow Neutron's (`neutron/conf/policies/`, checked rule by rule in 2026): a
+network owner's rights take `role:member` as well, `reader` never writes, and the `service`
+role reads networks and subnets and reads and writes ports. Where a rule differs from
+Neutron's a comment says why. Tags are changed under the resource's `update_*` rule (Neutron
+has `*:tags` rules with the same defaults for members and readers).
 """
 
 from __future__ import annotations
@@ -25,12 +31,21 @@ from neutrino.schema.resources import RESOURCES
 LOG = logging.getLogger(__name__)
 
 ADMIN = "rule:context_is_admin"
+SERVICE = "rule:service_api"
+ADMIN_OR_SERVICE = f"{ADMIN} or {SERVICE}"
 MEMBER = "rule:admin_or_project_member"
 READER = "rule:admin_or_project_reader"
-NET_OWNER = "rule:context_is_admin or (role:member and project_id:%(network:project_id)s)"
+NET_OWNER_MEMBER = "(role:member and rule:network_owner)"
+NET_OWNER_READER = "(role:reader and rule:network_owner)"
+# Neutron's ADMIN_OR_NET_OWNER_MEMBER: the network's owner, and only with the member role.
+NET_OWNER = f"{ADMIN} or {NET_OWNER_MEMBER}"
+NET_OWNER_OR_SERVICE = f"{ADMIN_OR_SERVICE} or {NET_OWNER_MEMBER}"
+SG_OWNER_MEMBER = "rule:context_is_admin or (role:member and rule:sg_owner)"
+SG_OWNER_READER = "rule:context_is_admin or (role:reader and rule:sg_owner)"
 
 BASE_RULES: dict[str, str] = {
     "context_is_admin": "role:admin",
+    "service_api": "role:service",
     "admin_only": "rule:context_is_admin",
     "owner": "project_id:%(project_id)s",
     "admin_or_owner": "rule:context_is_admin or rule:owner",
@@ -42,11 +57,14 @@ BASE_RULES: dict[str, str] = {
     "admin_or_network_owner": "rule:context_is_admin or rule:network_owner",
     "shared": "True:%(shared)s",
     "external": "True:%(router:external)s",
+    "sg_owner": "project_id:%(security_group:project_id)s",
+    "admin_or_sg_owner": "rule:context_is_admin or project_id:%(security_group:project_id)s",
+    "admin_owner_or_sg_owner": "rule:owner or rule:admin_or_sg_owner",
 }
 
 ACTION_RULES: dict[str, str] = {
     "create_network": MEMBER,
-    "get_network": f"{READER} or rule:shared or rule:external",
+    "get_network": f"{READER} or {SERVICE} or rule:shared or rule:external",
     "update_network": MEMBER,
     "delete_network": MEMBER,
     "create_network:shared": ADMIN,
@@ -56,30 +74,61 @@ ACTION_RULES: dict[str, str] = {
     "get_network:router:external": "",
     "get_network:shared": "",
     "create_subnet": NET_OWNER,
-    "get_subnet": f"{READER} or rule:shared",
-    "update_subnet": NET_OWNER,
-    "delete_subnet": NET_OWNER,
-    "create_port": f"{MEMBER} or rule:network_owner",
-    "get_port": f"{READER} or rule:network_owner",
-    "update_port": f"{MEMBER} or rule:network_owner",
-    "delete_port": f"{MEMBER} or rule:network_owner",
-    "create_port:mac_address": NET_OWNER,
-    "create_port:fixed_ips": "",
-    "create_port:fixed_ips:ip_address": NET_OWNER,
-    "create_port:fixed_ips:subnet_id": f"{NET_OWNER} or rule:shared",
-    "update_port:fixed_ips": NET_OWNER,
-    "update_port:mac_address": ADMIN,
-    "create_port:device_owner": NET_OWNER,
-    "update_port:device_owner": NET_OWNER,
-    "create_port:port_security_enabled": NET_OWNER,
-    "update_port:port_security_enabled": NET_OWNER,
-    "create_port:binding:vnic_type": "",
-    "update_port:binding:vnic_type": "",
+    "get_subnet": f"{READER} or {SERVICE} or {NET_OWNER_READER} or rule:shared",
+    "update_subnet": f"rule:project_member or {NET_OWNER}",
+    "delete_subnet": f"rule:project_member or {NET_OWNER}",
+    # Neutron also lets a bare `rule:shared` create ports, so a reader could plug into a
+    # shared network; here writing always takes the member role.
+    "create_port": f"{NET_OWNER_OR_SERVICE} or (role:member and rule:shared)",
+    "get_port": f"{ADMIN_OR_SERVICE} or {NET_OWNER_READER} or rule:project_reader",
+    "update_port": f"{ADMIN_OR_SERVICE} or rule:project_member",
+    "delete_port": f"{NET_OWNER_OR_SERVICE} or rule:project_member",
+    "create_port:mac_address": NET_OWNER_OR_SERVICE,
+    "update_port:mac_address": f"{ADMIN_OR_SERVICE} or (role:manager and rule:network_owner)",
+    "create_port:fixed_ips": f"{NET_OWNER_OR_SERVICE} or rule:shared",
+    "create_port:fixed_ips:ip_address": NET_OWNER_OR_SERVICE,
+    "create_port:fixed_ips:subnet_id": f"{NET_OWNER_OR_SERVICE} or rule:shared",
+    "update_port:fixed_ips": NET_OWNER_OR_SERVICE,
+    "create_port:device_owner": NET_OWNER_OR_SERVICE,  # checked for network:* owners only
+    "update_port:device_owner": NET_OWNER_OR_SERVICE,
+    "create_port:port_security_enabled": NET_OWNER_OR_SERVICE,
+    "update_port:port_security_enabled": NET_OWNER_OR_SERVICE,
+    "create_port:binding:vnic_type": f"{MEMBER} or {SERVICE}",
+    "update_port:binding:vnic_type": f"{ADMIN_OR_SERVICE} or rule:project_member",
+    # Neutron gives binding:profile writes to the service role alone; the admin keeps them.
+    "create_port:binding:host_id": ADMIN_OR_SERVICE,
+    "update_port:binding:host_id": ADMIN_OR_SERVICE,
+    "create_port:binding:profile": ADMIN_OR_SERVICE,
+    "update_port:binding:profile": ADMIN_OR_SERVICE,
+    "get_port:binding:host_id": ADMIN_OR_SERVICE,
+    "get_port:binding:profile": ADMIN_OR_SERVICE,
+    "get_port:binding:vif_type": ADMIN_OR_SERVICE,
+    "get_port:binding:vif_details": ADMIN_OR_SERVICE,
     "get_port:binding:vnic_type": "",
     "get_port:fixed_ips": "",
     "get_port:mac_address": "",
     "get_port:device_owner": "",
     "get_port:port_security_enabled": "",
+    "create_port:allowed_address_pairs": f"{NET_OWNER} or {SERVICE}",
+    "create_port:allowed_address_pairs:mac_address": f"{NET_OWNER} or {SERVICE}",
+    "create_port:allowed_address_pairs:ip_address": f"{NET_OWNER} or {SERVICE}",
+    "update_port:allowed_address_pairs": f"{NET_OWNER} or {SERVICE}",
+    "update_port:allowed_address_pairs:mac_address": f"{NET_OWNER} or {SERVICE}",
+    "update_port:allowed_address_pairs:ip_address": f"{NET_OWNER} or {SERVICE}",
+    "get_port:allowed_address_pairs": "",
+    "create_security_group": MEMBER,
+    "get_security_group": READER,  # Neutron's "or shared": nothing is shared here yet
+    "update_security_group": MEMBER,
+    "delete_security_group": MEMBER,
+    "create_security_group_rule": SG_OWNER_MEMBER,
+    "get_security_group_rule": SG_OWNER_READER,
+    "delete_security_group_rule": SG_OWNER_MEMBER,
+    "create_address_group": MEMBER,
+    "get_address_group": READER,
+    "update_address_group": MEMBER,
+    "delete_address_group": MEMBER,
+    "add_addresses": MEMBER,
+    "remove_addresses": MEMBER,
     "get_agent": ADMIN,
     "update_agent": ADMIN,
     "delete_agent": ADMIN,
@@ -121,7 +170,7 @@ ACTION_RULES: dict[str, str] = {
     "create_l3-router": ADMIN,
     "delete_l3-router": ADMIN,
     "get_l3-agents": ADMIN,
-    "get_availability_zone": "",
+    "get_availability_zone": "role:reader",
     "agent_channel": "role:service or role:admin",
 }
 
@@ -156,9 +205,12 @@ class Context:
     roles: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # Keystone's default implied roles: admin implies member, member implies reader.
+        # Keystone's default implied roles: admin implies manager, manager member, member
+        # reader.
         roles = {r.strip().lower() for r in self.roles if r.strip()}
         if "admin" in roles:
+            roles.add("manager")
+        if "manager" in roles:
             roles.add("member")
         if "member" in roles:
             roles.add("reader")

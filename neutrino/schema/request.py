@@ -177,3 +177,19 @@ def parse_query(resource: Resource, params: Iterable[tuple[str, str]],
     if max_limit > 0 and (query.limit is None or query.limit > max_limit):
         query.limit = max_limit
     return query
+
+
+def refuse_hidden(resource: Resource, query: Query, hidden: frozenset[str]) -> None:
+    """Refuse filters and sort keys on attributes the caller may not read.
+
+    Filtering by an attribute one cannot see tells its value all the same (a shared
+    network's segmentation id, one's port's host). Neutron passes such filters to the
+    database; ignoring them would widen what a script acts on. They are answered as an
+    attribute that does not exist is, so the answer says nothing of the attribute either.
+    """
+    for name in query.filters:
+        if name in hidden:
+            raise _bad(resource, f"{name} is invalid attribute for filtering")
+    for name, _ascending in query.sorts:
+        if name in hidden:
+            raise _bad(resource, f"{name} is an invalid attribute for sort_keys")

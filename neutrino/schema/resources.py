@@ -82,7 +82,11 @@ class SubCollection:
 
 @dataclass(frozen=True)
 class Resource:
-    """A resource: its names, its attributes, its member actions and sub-collections."""
+    """A resource: its names, its attributes, its member actions and sub-collections.
+
+    `collection` names the list in bodies (`security_groups`); `path` the URL segment when
+    it differs (`security-groups`). A resource that is not `updatable` answers PUT with 405
+    (security group rules are immutable)."""
 
     name: str
     collection: str
@@ -90,11 +94,14 @@ class Resource:
     tags: bool = True
     actions: tuple[Action, ...] = ()
     subcollections: tuple[SubCollection, ...] = ()
+    path: str = ""
+    updatable: bool = True
     attr_map: dict[str, Attr] = field(init=False, repr=False, compare=False)
     _stored: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
     _computed: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "path", self.path or self.collection)
         object.__setattr__(self, "attr_map", {a.name: a for a in self.attrs})
         object.__setattr__(self, "_stored", tuple(
             (a.name, a.column) for a in self.attrs if a.visible and a.column is not None))
@@ -110,19 +117,24 @@ class Resource:
         return out
 
 
-def _standard(project: bool = True, name: bool = True) -> tuple[Attr, ...]:
+def _standard(project: bool = True, name: bool = True, tags: bool = True,
+              name_validator: v.Validator | None = None,
+              description_put: bool = True) -> tuple[Attr, ...]:
     """The attributes every resource with standard attributes has."""
     attrs = [Attr("id", "id", v.uuid_(), doc="The resource's UUID.")]
     if name:
-        attrs.append(Attr("name", "name", v.string(255), default="", post=True, put=True))
+        attrs.append(Attr("name", "name", name_validator or v.string(255), default="",
+                          post=True, put=True))
     attrs += [
-        Attr("description", "description", v.string(255), default="", post=True, put=True),
+        Attr("description", "description", v.string(255), default="", post=True,
+             put=description_put),
         Attr("created_at", "created_at", filter=False),
         Attr("updated_at", "updated_at", filter=False),
         Attr("revision_number", "revision_number", v.integer(), sort=True),
-        Attr("tags", None, v.list_of_strings(255), default=[], post=True, sort=False,
-             filter=False),
     ]
+    if tags:
+        attrs.append(Attr("tags", None, v.list_of_strings(255), default=[], post=True,
+                          sort=False, filter=False))
     if project:
         attrs += [
             Attr("project_id", "project_id", v.project_id(), post=True, computed_default=True),
@@ -203,8 +215,16 @@ PORT = Resource("port", "ports", _standard() + (
          post=True, put=True, policy=True),
     Attr("binding:profile", "binding_profile", v.any_dict(), default={}, post=True, put=True,
          policy=True, filter=False, sort=False),
-    Attr("port_security_enabled", "port_security_enabled", v.boolean(), default=True,
-         post=True, put=True, policy=True),
+    Attr("port_security_enabled", "port_security_enabled", v.boolean(), post=True,
+         put=True, policy=True, computed_default=True,
+         doc="Anti-spoofing and security groups; the network's value when not given "
+             "(false for network:* ports)."),
+    Attr("security_groups", None, v.uuid_list(), post=True, put=True, computed_default=True,
+         filter=False, sort=False,
+         doc="Security group ids; the project's default group when not given."),
+    Attr("allowed_address_pairs", None, v.allowed_address_pairs(), post=True, put=True,
+         policy=True, computed_default=True, filter=False, sort=False,
+         doc="[{ip_address: IP or CIDR, mac_address: default the port's}]."),
 ))
 
 L3_AGENTS = SubCollection("l3-agents", "agents", doc="The L3 agents hosting a router.")
@@ -248,6 +268,43 @@ FLOATINGIP = Resource("floatingip", "floatingips", _standard(name=False) + (
     Attr("port_details", None, filter=False, sort=False),
 ))
 
+SECURITY_GROUP = Resource("security_group", "security_groups", _standard(
+    name_validator=v.name_not_default()) + (
+    Attr("stateful", "stateful", v.boolean(), default=True, post=True, put=True),
+    Attr("shared", None, v.boolean(), sort=False,
+         doc="Always false: groups are not shared between projects (yet)."),
+    Attr("security_group_rules", None, filter=False, sort=False),
+), path="security-groups")
+
+SECURITY_GROUP_RULE = Resource("security_group_rule", "security_group_rules", _standard(
+    name=False, tags=False, description_put=False) + (
+    Attr("security_group_id", "security_group_id", v.string(36), post=True),
+    Attr("direction", "direction", v.one_of("ingress", "egress"), post=True),
+    Attr("ethertype", "ethertype", v.sg_ethertype(), default="IPv4", post=True),
+    Attr("protocol", "protocol", v.sg_protocol(), default=None, post=True,
+         doc="A name, a number 0-255, or null/any for every protocol."),
+    Attr("port_range_min", "port_range_min", v.sg_port(), default=None, post=True,
+         doc="The first port, or the ICMP type."),
+    Attr("port_range_max", "port_range_max", v.sg_port(), default=None, post=True,
+         doc="The last port, or the ICMP code."),
+    Attr("remote_ip_prefix", "remote_ip_prefix", v.remote_ip_prefix(), default=None,
+         post=True),
+    Attr("remote_group_id", "remote_group_id", v.string(36, nullable=True), default=None,
+         post=True),
+    Attr("remote_address_group_id", "remote_address_group_id", v.string(36, nullable=True),
+         default=None, post=True),
+    Attr("normalized_cidr", "normalized_cidr"),
+    Attr("belongs_to_default_sg", None, v.boolean(), sort=False),
+), tags=False, path="security-group-rules", updatable=False)
+
+ADDRESS_GROUP = Resource("address_group", "address_groups", _standard(tags=False) + (
+    Attr("addresses", None, v.cidr_list(), default=[], post=True, filter=False, sort=False,
+         doc="CIDRs; change them with add_addresses and remove_addresses."),
+), tags=False, path="address-groups", actions=(
+    Action("add_addresses", doc="{addresses: [CIDR, ...]}; answers {address_group: {...}}."),
+    Action("remove_addresses", doc="{addresses: [CIDR, ...]}; answers {address_group: {...}}."),
+))
+
 AGENT = Resource("agent", "agents", (
     Attr("id", "id", v.uuid_()),
     Attr("agent_type", "agent_type"),
@@ -271,7 +328,8 @@ AGENT = Resource("agent", "agents", (
 ), tags=False, subcollections=(DHCP_NETWORKS, L3_ROUTERS))
 
 # The collections served by the generic create/list/show/update/delete routes.
-RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER,
-                                                            FLOATINGIP)}
+RESOURCES: dict[str, Resource] = {r.collection: r for r in (
+    NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP, SECURITY_GROUP_RULE,
+    ADDRESS_GROUP)}
 # Every resource the API knows, by collection (sub-collection routes are made from these).
 ALL_RESOURCES: dict[str, Resource] = {**RESOURCES, AGENT.collection: AGENT}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import netaddr
+import orjson
 
 
 class Invalid(ValueError):
@@ -258,12 +259,44 @@ def fixed_ips() -> Validator:
                   "additionalProperties": False}})
 
 
-def any_dict() -> Validator:
-    """A JSON object of anything."""
+def nesting(value: Any, limit: int) -> int:
+    """How deep lists and objects nest in `value` (a scalar is 0), counting no further
+    than `limit` + 1: iterative, so a hostile document cannot exhaust the stack."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth) for child in children)
+    return deepest
+
+
+# Neutron stores a binding profile in 4,095 characters of JSON; deeper than this is no
+# profile any driver reads.
+PROFILE_MAX_CHARS = 4095
+PROFILE_MAX_DEPTH = 8
+
+
+def any_dict(max_chars: int = PROFILE_MAX_CHARS, max_depth: int = PROFILE_MAX_DEPTH,
+             ) -> Validator:
+    """A JSON object of anything, of bounded depth and size."""
 
     def convert(value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise Invalid(f"'{value}' is not a dictionary")
+            raise Invalid("the value is not a dictionary")
+        if nesting(value, max_depth) > max_depth:
+            raise Invalid(f"the dictionary nests deeper than {max_depth} levels")
+        try:
+            size = len(orjson.dumps(value))
+        except (TypeError, orjson.JSONEncodeError):
+            raise Invalid("the dictionary is not JSON") from None
+        if size > max_chars:
+            raise Invalid(f"the dictionary is longer than {max_chars} characters as JSON")
         return value
 
     return Validator(convert, {"type": "object"})
@@ -307,3 +340,184 @@ def external_gateway_info() -> Validator:
 def optional_bool() -> Validator:
     """A boolean, or null for "the server's default"."""
     return Validator(to_bool, {"type": "boolean"}, nullable=True)
+
+
+# -- security groups, address groups, allowed address pairs -----------------------------
+# Neutron answers some of these with errors of their own type (SecurityGroupRuleInvalid*,
+# InvalidCIDR, ...) rather than InvalidInput, so they raise those directly.
+
+PROTOCOLS = {"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1,
+             "igmp": 2, "ip": 0, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44,
+             "ipv6-icmp": 58, "icmpv6": 58, "ipv6-nonxt": 59, "ipv6-opts": 60,
+             "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6,
+             "udp": 17, "udplite": 136, "vrrp": 112}
+ETHERTYPES = ("IPv4", "IPv6")
+SUPPORTED_PROTOCOLS = (None, "any", *PROTOCOLS)
+
+
+def name_not_default() -> Validator:
+    """A name, but not `default` in any case: that one the server gives."""
+    from neutrino import exceptions as exc
+
+    plain = _string(255)
+
+    def convert(value: Any) -> str:
+        name = plain(value)
+        if name.lower() == "default":
+            raise exc.SecurityGroupDefaultAlreadyExists()
+        return name
+
+    return Validator(convert, {"type": "string", "maxLength": 255})
+
+
+def _numeric(value: Any) -> int | None:
+    """An int, or a string of digits, as a number; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def sg_protocol() -> Validator:
+    """A rule's protocol: a name (any case, kept lower), a number 0-255 kept as given, or
+    `any`/null for every protocol."""
+    from neutrino import exceptions as exc
+
+    def convert(value: Any) -> str | None:
+        if isinstance(value, str) and value.lower() == "any":
+            return None
+        number = _numeric(value)
+        if number is not None and 0 <= number <= 255:
+            return str(value)
+        if number is None and isinstance(value, str) and value.lower() in PROTOCOLS:
+            return value.lower()
+        raise exc.SecurityGroupRuleInvalidProtocol(protocol=value,
+                                                   values=SUPPORTED_PROTOCOLS)
+
+    return Validator(convert, {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                     nullable=True)
+
+
+def sg_ethertype() -> Validator:
+    """IPv4 or IPv6, in any case."""
+    from neutrino import exceptions as exc
+
+    def convert(value: Any) -> str:
+        if isinstance(value, str):
+            for ethertype in ETHERTYPES:
+                if ethertype.lower() == value.lower():
+                    return ethertype
+        raise exc.SecurityGroupRuleInvalidEtherType(ethertype=value, values=list(ETHERTYPES))
+
+    return Validator(convert, {"type": "string"})
+
+
+def sg_port() -> Validator:
+    """A port number 0-65535 (what a rule's range means depends on its protocol)."""
+    from neutrino import exceptions as exc
+
+    def convert(value: Any) -> int:
+        number = _numeric(value)
+        if number is None or not 0 <= number <= 65535:
+            raise exc.SecurityGroupInvalidPortValue(port=value)
+        return number
+
+    return Validator(convert, {"type": "integer", "minimum": 0, "maximum": 65535},
+                     nullable=True)
+
+
+def to_prefix(value: Any) -> netaddr.IPNetwork:
+    """An address with an optional /prefix (host bits allowed), strictly parsed."""
+    if not isinstance(value, str):
+        raise Invalid(f"'{value}' is not a valid IP prefix")
+    address, slash, prefix = value.partition("/")
+    ip = netaddr.IPAddress(to_ip(address))
+    maximum = 32 if ip.version == 4 else 128
+    if not slash:
+        return netaddr.IPNetwork(f"{ip}/{maximum}")
+    if not (prefix.isascii() and prefix.isdigit()) or int(prefix) > maximum:
+        raise Invalid(f"'{value}' is not a valid IP prefix")
+    return netaddr.IPNetwork(f"{ip}/{int(prefix)}")
+
+
+def remote_ip_prefix() -> Validator:
+    """A rule's remote prefix: a bare address gets /32 or /128; host bits are kept (the
+    rule's `normalized_cidr` drops them); empty means none."""
+    from neutrino import exceptions as exc
+
+    def convert(value: Any) -> str | None:
+        if value == "":
+            return None
+        try:
+            return str(to_prefix(value))
+        except Invalid:
+            raise exc.InvalidCIDR(input=value) from None
+
+    return Validator(convert, {"type": "string"}, nullable=True)
+
+
+def cidr_list() -> Validator:
+    """An address group's addresses: CIDRs, in network form, without duplicates."""
+
+    def item(value: Any) -> str:
+        if not isinstance(value, str) or "/" not in value:
+            raise Invalid(f"'{value}' is not a valid IP subnet")
+        net = to_prefix(value)
+        return f"{net.network}/{net.prefixlen}"
+
+    def convert(value: Any) -> list[str]:
+        return list(dict.fromkeys(_list_of(item, unique=False)(value)))
+
+    return Validator(convert, {"type": "array", "items": {"type": "string"}}, nullable=True)
+
+
+def allowed_address_pairs() -> Validator:
+    """[{ip_address: IP or CIDR, mac_address?}]: unicast, and no pair twice (the count is
+    checked against max_allowed_address_pair by the service)."""
+    from neutrino import exceptions as exc
+
+    def item(value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise Invalid(f"'{value}' is not a dictionary")
+        unknown = set(value) - {"ip_address", "mac_address"}
+        if unknown:
+            raise Invalid(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'")
+        if "ip_address" not in value:
+            raise exc.AllowedAddressPairsMissingIP()
+        out = {}
+        if "mac_address" in value:
+            out["mac_address"] = to_mac(value["mac_address"])
+        raw = value["ip_address"]
+        net = to_prefix(raw) if isinstance(raw, str) and "/" in raw else None
+        address = str(net) if net is not None else to_ip(raw)
+        if (net.network if net is not None else netaddr.IPAddress(address)).is_multicast():
+            raise Invalid(f"'{raw}' is a multicast address")
+        out["ip_address"] = address
+        return out
+
+    def convert(value: Any) -> list[dict[str, str]]:
+        if not isinstance(value, list):
+            raise Invalid("Allowed address pairs must be a list.")
+        pairs = [item(v) for v in value]
+        seen: set[tuple[str | None, str]] = set()
+        for pair in pairs:
+            key = (pair.get("mac_address"), pair["ip_address"])
+            if key in seen:
+                raise exc.DuplicateAddressPairInRequest(mac_address=key[0], ip_address=key[1])
+            seen.add(key)
+        return pairs
+
+    return Validator(convert, {"type": "array", "items": {
+        "type": "object", "required": ["ip_address"], "additionalProperties": False,
+        "properties": {"ip_address": {"type": "string"}, "mac_address": {"type": "string"}}}},
+        nullable=True)
+
+
+def uuid_list() -> Validator:
+    """A list of distinct UUIDs; null is an empty list."""
+    return Validator(_list_of(to_uuid), {"type": "array", "items": {"type": "string",
+                                                                     "format": "uuid"}},
+                     nullable=True)

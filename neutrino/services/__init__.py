@@ -11,6 +11,7 @@ from neutrino.db.api import Database
 from neutrino.registry import DHCP
 from neutrino.schema.policy import Enforcer
 from neutrino.services import projections
+from neutrino.services.address_groups import AddressGroupService
 from neutrino.services.agents import AgentService, Report
 from neutrino.services.changes import ChangeFeed
 from neutrino.services.channel import AgentChannel
@@ -23,6 +24,8 @@ from neutrino.services.ports import PortService
 from neutrino.services.router_interfaces import RouterInterfaces
 from neutrino.services.routers import RouterService
 from neutrino.services.scheduler import Periodic, Placement
+from neutrino.services.security_group_rules import SecurityGroupRuleService
+from neutrino.services.security_groups import SecurityGroupService
 from neutrino.services.subnets import SubnetService
 from neutrino.services.tags import TagService
 from neutrino.services.watch import WatchService
@@ -39,6 +42,9 @@ class Services:
     routers: RouterService
     interfaces: RouterInterfaces
     floatingips: FloatingIPService
+    security_groups: SecurityGroupService
+    security_group_rules: SecurityGroupRuleService
+    address_groups: AddressGroupService
     tags: TagService
     agents: AgentService
     dhcp: DhcpScheduler
@@ -60,7 +66,9 @@ class Services:
         return {("routers", "add_router_interface"): self.interfaces,
                 ("routers", "remove_router_interface"): self.interfaces,
                 ("routers", "add_extraroutes"): self.routers,
-                ("routers", "remove_extraroutes"): self.routers}
+                ("routers", "remove_extraroutes"): self.routers,
+                ("address_groups", "add_addresses"): self.address_groups,
+                ("address_groups", "remove_addresses"): self.address_groups}
 
     @property
     def placements(self) -> list[Placement]:
@@ -72,7 +80,8 @@ class Services:
         """Wire the services for a configuration and a database."""
         core = Core(conf=conf, db=db, policy=Enforcer(conf))
         networks = NetworkService(core)
-        ports = PortService(core, networks)
+        security_groups = SecurityGroupService(core)
+        ports = PortService(core, networks, security_groups)
         agents = AgentService(core)
         dhcp = DhcpScheduler(core, agents, networks, ports.insert)
         feed = ChangeFeed(db)
@@ -101,6 +110,9 @@ class Services:
         return cls(core=core, networks=networks, subnets=subnets, ports=ports,
                    routers=routers, interfaces=RouterInterfaces(routers, subnets, ports),
                    floatingips=FloatingIPService(core, networks, ports),
+                   security_groups=security_groups,
+                   security_group_rules=SecurityGroupRuleService(security_groups),
+                   address_groups=AddressGroupService(core),
                    tags=TagService(core), agents=agents, dhcp=dhcp, l3=l3, feed=feed,
                    channel=channel, watch=WatchService(core, agents, feed, views),
                    periodic=periodic)

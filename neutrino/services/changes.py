@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ LOG = logging.getLogger(__name__)
 
 
 Scope = tuple[str, str]  # (kind, id): ("network", <id>), ("router", <id>)
+SECURITY_GROUP, MEMBERS, ADDRESS_GROUP = "security_group", "sg_members", "address_group"
+MEMBER_BUCKETS = 64
 COLUMNS = (CHANGES.c.seq, CHANGES.c.kind, CHANGES.c.object_id, CHANGES.c.scope_kind,
            CHANGES.c.scope_id, CHANGES.c.host)
 
@@ -55,6 +58,35 @@ class Change:
 def network(network_id: str) -> Scope:
     """The scope of a network."""
     return ("network", network_id)
+
+
+def member_scope(group_id: str, port_id: str) -> Scope:
+    """The scope of a port's membership of a security group: one of `MEMBER_BUCKETS`
+    buckets of the group, so that a member joining a group of ten thousand sends hosts the
+    addresses of a bucket, not of the whole group."""
+    return (MEMBERS, f"{group_id}:{zlib.crc32(port_id.encode()) % MEMBER_BUCKETS:02x}")
+
+
+def record_group(conn: Connection, group_id: str) -> None:
+    """A security group or one of its rules changed (created, updated, deleted)."""
+    record(conn, "security_group", group_id, (SECURITY_GROUP, group_id))
+
+
+def record_address_group(conn: Connection, address_group_id: str) -> None:
+    """An address group's addresses changed."""
+    record(conn, "address_group", address_group_id, (ADDRESS_GROUP, address_group_id))
+
+
+def record_port_groups(conn: Connection, port_id: str, group_ids: Iterable[str],
+                       hosts: Iterable[str | None] = (None,)) -> None:
+    """A port's part in its security groups changed: it was created, deleted or bound, or
+    its groups, addresses, MAC, port security or allowed address pairs changed. Give every
+    group it had before and has now, and the hosts it was and is bound to: hosts with the
+    port get its groups' rules, hosts whose rules name a group get its members."""
+    hosts = tuple(hosts)
+    for group_id in sorted(set(group_ids)):
+        record(conn, "port", port_id, (SECURITY_GROUP, group_id), hosts)
+        record(conn, "port", port_id, member_scope(group_id, port_id))
 
 
 def record(conn: Connection, kind: str, object_id: str, scope: Scope | None = None,

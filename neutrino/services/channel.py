@@ -5,6 +5,12 @@ A report registers or refreshes an agent; one with nothing new in it is answered
 memory. A status report carries what an agent knows of its host's resources, one typed
 report for every kind (`agent.contract.Status`): ports up or down and ports DHCP answers
 for are handled here; other kinds register a handler (`status_handlers`) for their field.
+
+Bodies are validated by `agent_reports`. A port's up or down is taken only from its own
+host (the host it is bound to), and its DHCP readiness only from a host whose DHCP agent
+hosts its network; anything else is ignored, with a log line, rather than refused, so that
+one stale entry (a port migrated meanwhile) does not make the agent resend its whole report
+forever.
 """
 
 from __future__ import annotations
@@ -15,17 +21,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from neutrino import exceptions as exc
-from neutrino.db.models import ALLOCS, PORTS, SUBNETS
-from neutrino.registry import BY_TYPE
+from neutrino.db.models import AGENTS, ALLOCS, DHCP_BINDINGS, PORTS, SUBNETS
+from neutrino.registry import BY_TYPE, DHCP
 from neutrino.services import changes
+from neutrino.services.agent_reports import parse_report, parse_status
 from neutrino.services.agents import AgentService, Report
 from neutrino.services.changes import ChangeFeed
 from neutrino.services.common import Core, bump_revision, utcnow
 from neutrino.services.networks import DHCP_OWNER
 
 LOG = logging.getLogger(__name__)
-PORT_STATES = ("ACTIVE", "DOWN")
 # A handler takes the transaction, the reporting host and its entries; how many it changed.
 StatusHandler = Callable[[Connection, str, list[Any]], int]
 
@@ -43,18 +48,8 @@ class AgentChannel:
 
     @staticmethod
     def parse_report(body: dict[str, Any]) -> Report:
-        """An agent's report from its JSON body."""
-        try:
-            return Report(
-                agent_type=str(body["agent_type"]), host=str(body["host"]),
-                binary=str(body.get("binary", "")), topic=str(body.get("topic", "")),
-                configurations=dict(body.get("configurations") or {}),
-                availability_zone=body.get("availability_zone"),
-                start_flag=bool(body.get("start_flag", False)),
-                applied_revision=int(body.get("applied_revision", 0)),
-                resources_synced=body.get("resources_synced"))
-        except (KeyError, TypeError, ValueError) as err:
-            raise exc.BadRequest(resource="agent", msg=f"Invalid report: {err}") from None
+        """An agent's report from its JSON body, validated as strictly as an API body."""
+        return parse_report(body)
 
     def report_fast(self, report: Report) -> dict[str, Any] | None:
         """The answer to a report with nothing new in it (no I/O), or None."""
@@ -78,15 +73,7 @@ class AgentChannel:
 
     def status(self, body: dict[str, Any]) -> dict[str, Any]:
         """What an agent reports of its host's resources; how many rows changed."""
-        try:
-            host = str(body["host"])
-            updates = {str(p["id"]): str(p["status"]).upper() for p in body.get("ports", [])}
-            ready = {str(p) for p in body.get("dhcp_ready", [])}
-            others = {name: list(body.get(name) or []) for name in self.status_handlers}
-        except (KeyError, TypeError, AttributeError) as err:
-            raise exc.BadRequest(resource="status", msg=f"Invalid status: {err}") from None
-        if any(s not in PORT_STATES for s in updates.values()):
-            raise exc.BadRequest(resource="status", msg="status must be ACTIVE or DOWN")
+        host, updates, ready, others = parse_status(body, self.status_handlers)
 
         def txn(conn: Connection) -> int:
             changed = self._ports(conn, host, updates, ready)
@@ -107,9 +94,23 @@ class AgentChannel:
             return 0
         changed = 0
         rows = conn.execute(select(PORTS).where(PORTS.c.id.in_(sorted(ids)))).all()
+        served = self._dhcp_networks(conn, host) if ready else set()
         for row in rows:
-            l2_up = updates[row.id] == "ACTIVE" if row.id in updates else row.l2_up
-            dhcp_ready = row.dhcp_ready or row.id in ready
+            reported = updates.get(row.id)
+            if reported is not None and row.binding_host_id != host:
+                # Only the port's own host knows whether it is plugged: a report from
+                # elsewhere (the old host after a migration, a confused agent) is ignored.
+                LOG.info("Ignored status %s of port %s from %s: the port is bound to %r",
+                         reported, row.id, host, row.binding_host_id)
+                reported = None
+            answered = row.id in ready and row.network_id in served
+            if row.id in ready and not answered:
+                LOG.info("Ignored DHCP readiness of port %s from %s: no DHCP agent there "
+                         "hosts network %s", row.id, host, row.network_id)
+            if reported is None and not answered:
+                continue
+            l2_up = reported == "ACTIVE" if reported is not None else row.l2_up
+            dhcp_ready = row.dhcp_ready or answered
             status = "ACTIVE" if l2_up and (dhcp_ready or not self._needs_dhcp(
                 conn, row)) else "DOWN"
             if (l2_up, dhcp_ready, status) != (row.l2_up, row.dhcp_ready, row.status):
@@ -121,6 +122,13 @@ class AgentChannel:
                                    hosts=[row.binding_host_id])
                     LOG.info("Port %s is %s (reported by %s)", row.id, status, host)
         return changed
+
+    @staticmethod
+    def _dhcp_networks(conn: Connection, host: str) -> set[str]:
+        """The networks a DHCP agent on `host` hosts."""
+        return set(conn.execute(select(DHCP_BINDINGS.c.network_id).join(
+            AGENTS, AGENTS.c.id == DHCP_BINDINGS.c.agent_id).where(
+            AGENTS.c.host == host, AGENTS.c.agent_type == DHCP.agent_type)).scalars())
 
     @staticmethod
     def _needs_dhcp(conn: Connection, port: Row[Any]) -> bool:

@@ -208,6 +208,10 @@ class L3Projection:
     key_kinds = frozenset({ROUTER})
     broad: frozenset[str] = frozenset()
 
+    def related(self, conn: Connection, key: Key) -> set[Key]:
+        """Nothing travels with a router."""
+        return set()
+
     def scopes(self, conn: Connection, agent: Row[Any]) -> dict[Scope, set[Key]]:
         """The routers bound to the agent (every change a router's agent must see is logged
         in the router's scope)."""

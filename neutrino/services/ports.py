@@ -13,11 +13,19 @@ from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, insert
 from neutrino import exceptions as exc
 from neutrino.db import listing
 from neutrino.db.listing import Page
-from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
+from neutrino.db.models import (
+    ALLOCS,
+    ALLOWED_ADDRESS_PAIRS,
+    NETWORKS,
+    PORTS,
+    SG_PORT_BINDINGS,
+    SUBNETS,
+)
 from neutrino.schema.policy import Context
 from neutrino.schema.request import Query
 from neutrino.schema.resources import PORT
 from neutrino.services import changes, ipam
+from neutrino.services import port_security as psec
 from neutrino.services.common import (
     Core,
     ResourceServiceBase,
@@ -31,6 +39,7 @@ from neutrino.services.common import (
 )
 from neutrino.services.networks import DHCP_OWNER, NetworkService
 from neutrino.services.routers import L3_OWNED
+from neutrino.services.security_groups import SecurityGroupService, port_groups
 
 LOG = logging.getLogger(__name__)
 
@@ -53,10 +62,12 @@ def port_target(project_id: str, network: Row[Any], device_owner: str = "") -> d
             "device_owner": device_owner}
 
 
-def render(m: Mapping[str, Any], fixed_ips: list[dict[str, str]],
-           tags: list[str]) -> dict[str, Any]:
+def render(m: Mapping[str, Any], fixed_ips: list[dict[str, str]], tags: list[str],
+           groups: list[str] | None = None,
+           pairs: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """A port row as the API shows it."""
-    return PORT.render(m, fixed_ips=fixed_ips, tags=tags)
+    return PORT.render(m, fixed_ips=fixed_ips, tags=tags, security_groups=groups or [],
+                       allowed_address_pairs=pairs or [])
 
 
 def fixed_ips_of(conn: Connection, page: Page) -> dict[str, list[dict[str, str]]]:
@@ -93,9 +104,11 @@ class PortService(ResourceServiceBase):
 
     table = PORTS
 
-    def __init__(self, core: Core, networks: NetworkService) -> None:
+    def __init__(self, core: Core, networks: NetworkService,
+                 security_groups: SecurityGroupService) -> None:
         super().__init__(core)
         self.networks = networks
+        self.security_groups = security_groups
         self._rng = random.SystemRandom()
 
     def check_access(self, conn: Connection, ctx: Context, port_id: str, action: str) -> None:
@@ -127,7 +140,10 @@ class PortService(ResourceServiceBase):
     def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
         fixed = fixed_ips_of(conn, page)
         tags = load_tags(conn, page)
-        return [render(r, fixed.get(r["id"], []), tags.get(r["id"], [])) for r in page.rows]
+        groups = port_groups(conn, page.holds(SG_PORT_BINDINGS.c.port_id))
+        pairs = psec.pairs_of(conn, page.holds(ALLOWED_ADDRESS_PAIRS.c.port_id))
+        return [render(r, fixed.get(r["id"], []), tags.get(r["id"], []), groups.get(r["id"]),
+                       pairs.get(r["id"])) for r in page.rows]
 
     def get(self, ctx: Context, port_id: str) -> dict[str, Any]:
         """One port."""
@@ -140,6 +156,10 @@ class PortService(ResourceServiceBase):
         where = self.scope(ctx)
         for raw in query.extra_filters.get("fixed_ips", []):
             where.append(self._fixed_ip_clause(raw))
+        groups = query.extra_filters.get("security_groups")
+        if groups:
+            where.append(PORTS.c.id.in_(select(SG_PORT_BINDINGS.c.port_id).where(
+                SG_PORT_BINDINGS.c.security_group_id.in_(groups))))
         with self.core.db.read() as conn:
             page = listing.list_rows(conn, PORT, PORTS, query, where)
             return self._render_page(conn, page), page.more
@@ -180,6 +200,15 @@ class PortService(ResourceServiceBase):
             for key in ("ip_address", "subnet_id"):
                 if key in ip:
                     self.core.policy.enforce(ctx, f"create_port:fixed_ips:{key}", target)
+        self._enforce_pairs(ctx, "create", body, target)
+
+    def _enforce_pairs(self, ctx: Context, action: str, body: dict[str, Any],
+                       target: dict[str, Any]) -> None:
+        """`<action>_port:allowed_address_pairs:{mac_address,ip_address}` for what is set."""
+        for key in ("mac_address", "ip_address"):
+            if any(key in pair for pair in body.get("allowed_address_pairs") or []):
+                self.core.policy.enforce(ctx, f"{action}_port:allowed_address_pairs:{key}",
+                                         target)
 
     def insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
                now: str) -> dict[str, Any]:
@@ -198,6 +227,11 @@ class PortService(ResourceServiceBase):
         else:
             mac = random_mac(self.core.conf.base_mac, self._rng)
         vif_type, vif_details = binding_of(body["binding:host_id"])
+        trusted = psec.is_trusted(body["device_owner"])
+        secured = False if trusted else body.get("port_security_enabled",
+                                                 network.port_security_enabled)
+        pairs = body.get("allowed_address_pairs") or []
+        psec.check_pairs(pairs, secured, self.core.conf.max_allowed_address_pair)
         row = {
             "id": port_id, "project_id": project, "name": body["name"],
             "description": body["description"], "created_at": now, "updated_at": now,
@@ -207,7 +241,7 @@ class PortService(ResourceServiceBase):
             "binding_host_id": body["binding:host_id"], "binding_vif_type": vif_type,
             "binding_vif_details": vif_details, "binding_vnic_type": body["binding:vnic_type"],
             "binding_profile": body["binding:profile"],
-            "port_security_enabled": body["port_security_enabled"],
+            "port_security_enabled": secured,
         }
         conn.execute(_INSERT_PORT, row)
         subnets = self._subnets(conn, network.id)
@@ -215,13 +249,31 @@ class PortService(ResourceServiceBase):
         wanted = self._default_ips(subnets) if requested is None else requested
         fixed = self._allocate(conn, network.id, port_id, subnets, wanted)
         tags = insert_tags(conn, port_id, body.get("tags", []))
+        groups = self._new_groups(conn, ctx, project, body, secured, bool(fixed))
+        psec.bind_groups(conn, port_id, groups, replace=False)
+        psec.set_pairs(conn, port_id, mac, pairs, replace=False)
         changes.record(conn, "port", port_id, changes.network(network.id),
                        hosts=[row["binding_host_id"]])
+        changes.record_port_groups(conn, port_id, groups, psec.hosts_of(row["binding_host_id"]))
         dhcp_subnets = {s["id"] for s in subnets if s["enable_dhcp"]}
         if row["device_owner"] != DHCP_OWNER and any(
                 ip["subnet_id"] in dhcp_subnets for ip in fixed):
             self.core.dhcp_needed(conn, network.id)
-        return render(row, fixed, tags)
+        return render(row, fixed, tags, groups, psec.pairs_of(conn, [port_id]).get(port_id))
+
+    def _new_groups(self, conn: Connection, ctx: Context, project: str, body: dict[str, Any],
+                    secured: bool, has_ip: bool) -> list[str]:
+        """A new port's groups: those asked for, else its project's default group when it
+        has port security."""
+        requested = psec.requested_groups(body)
+        if requested is None:
+            if not secured:
+                return []
+            default = self.security_groups.ensure_default(conn, ctx, project)
+            return [default] if default is not None else []
+        psec.check_groups_allowed(requested, secured, has_ip)
+        psec.check_groups(conn, ctx, project, requested)
+        return sorted(set(requested))
 
     def _check_mac_free(self, conn: Connection, network_id: str, mac: str) -> None:
         taken = conn.execute(select(PORTS.c.id).where(
@@ -307,6 +359,7 @@ class PortService(ResourceServiceBase):
                        if k != "device_owner" or str(v).startswith("network:")
                        or row.device_owner.startswith("network:")}
             enforce_attrs(self.core, ctx, PORT, "update", checked, target)
+            self._enforce_pairs(ctx, "update", body, target)
             values: dict[str, Any] = {}
             for key, value in body.items():
                 column = PORT.attr_map[key].column
@@ -321,6 +374,7 @@ class PortService(ResourceServiceBase):
                 values.update(binding_vif_type=vif_type, binding_vif_details=details)
             if "fixed_ips" in body:
                 self._replace_fixed_ips(conn, network.id, port_id, body["fixed_ips"])
+            self._update_security(conn, ctx, row, body)
             bump_revision(conn, PORTS, port_id, utcnow(), values)
             changes.record(conn, "port", port_id, changes.network(network.id),
                            hosts=[row.binding_host_id, body.get("binding:host_id")])
@@ -331,6 +385,38 @@ class PortService(ResourceServiceBase):
         self.core.notify()
         LOG.info("Updated port %s: %s", port_id, sorted(body))
         return port
+
+    def _update_security(self, conn: Connection, ctx: Context, row: Row[Any],
+                         body: dict[str, Any]) -> None:
+        """Port security, groups and pairs after an update (its fixed IPs already replaced),
+        and the change logged for the agents when it concerns the port's groups."""
+        secured = body.get("port_security_enabled", row.port_security_enabled)
+        old_groups = port_groups(conn, [row.id]).get(row.id, [])
+        if "allowed_address_pairs" in body:
+            pairs = body["allowed_address_pairs"] or []
+            psec.check_pairs(pairs, secured, self.core.conf.max_allowed_address_pair)
+            psec.set_pairs(conn, row.id, body.get("mac_address", row.mac_address), pairs,
+                           replace=True)
+        elif not secured and psec.pairs_of(conn, [row.id]):
+            raise exc.AddressPairAndPortSecurityRequired()
+        requested = psec.requested_groups(body)
+        new_groups = old_groups
+        if requested is not None:
+            has_ip = conn.execute(select(ALLOCS.c.ip_address).where(
+                ALLOCS.c.port_id == row.id).limit(1)).first() is not None
+            psec.check_groups_allowed(requested, secured, has_ip)
+            psec.check_groups(conn, ctx, row.project_id, requested)
+            new_groups = sorted(set(requested))
+            if new_groups != old_groups:
+                psec.bind_groups(conn, row.id, new_groups, replace=True)
+        elif not secured and old_groups:
+            raise exc.PortSecurityPortHasSecurityGroup()
+        concerned = ("fixed_ips", "mac_address", "security_groups", "port_security_enabled",
+                     "allowed_address_pairs")
+        host = body.get("binding:host_id", row.binding_host_id)
+        if any(k in body for k in concerned) or host != row.binding_host_id:
+            changes.record_port_groups(conn, row.id, [*old_groups, *new_groups],
+                                       psec.hosts_of(row.binding_host_id, host))
 
     def _replace_fixed_ips(self, conn: Connection, network_id: str, port_id: str,
                            wanted: list[dict[str, Any]]) -> None:
@@ -367,11 +453,14 @@ class PortService(ResourceServiceBase):
                 raise exc.ServicePortInUse(port_id=port_id,
                                            reason=f"has device owner {row.device_owner}")
             disassociate_port(conn, port_id)
+            groups = port_groups(conn, [port_id]).get(port_id, [])
             conn.execute(delete(ALLOCS).where(ALLOCS.c.port_id == port_id))
+            conn.execute(delete(SG_PORT_BINDINGS).where(SG_PORT_BINDINGS.c.port_id == port_id))
             conn.execute(delete(PORTS).where(PORTS.c.id == port_id))
             delete_tags(conn, [port_id])
             changes.record(conn, "port", port_id, changes.network(network.id),
                            hosts=[row.binding_host_id])
+            changes.record_port_groups(conn, port_id, groups, psec.hosts_of(row.binding_host_id))
 
         self.core.db.write(txn)
         self.core.notify()

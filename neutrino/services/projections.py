@@ -23,6 +23,7 @@ from neutrino.agent.contract import Key
 from neutrino.db.listing import Page
 from neutrino.db.models import AGENTS, DHCP_BINDINGS, NETWORKS, PORTS, SUBNETS
 from neutrino.registry import DHCP, L2
+from neutrino.services import security_projection as security
 from neutrino.services.changes import Change, Scope
 from neutrino.services.ports import fixed_ips_of
 
@@ -77,6 +78,9 @@ class Projection(Protocol):
     def state(self, conn: Connection, key: Key, agent: Row[Any]) -> dict[str, Any] | None:
         """The desired state of one key for the agent (None: it should not have it)."""
 
+    def related(self, conn: Connection, key: Key) -> set[Key]:
+        """Keys whose state is sent whenever this key's is."""
+
 
 def interest(projection: Projection, conn: Connection, agent: Row[Any]) -> Interest:
     """An agent's interest, from its projection."""
@@ -91,7 +95,8 @@ def ports_where(conn: Connection, where: Any) -> list[dict[str, Any]]:
     rows = conn.execute(select(PORTS.c.id, PORTS.c.name, PORTS.c.network_id,
                                PORTS.c.mac_address, PORTS.c.device_owner, PORTS.c.device_id,
                                PORTS.c.admin_state_up, PORTS.c.binding_host_id,
-                               PORTS.c.status, PORTS.c.revision_number)
+                               PORTS.c.status, PORTS.c.revision_number,
+                               PORTS.c.port_security_enabled)
                         .where(where).order_by(PORTS.c.id)).all()
     ports = [dict(r._mapping) for r in rows]
     if not ports:
@@ -134,6 +139,10 @@ class DhcpProjection:
     key_kinds = frozenset({NETWORK})
     broad: frozenset[str] = frozenset()
 
+    def related(self, conn: Connection, key: Key) -> set[Key]:
+        """Nothing travels with a network."""
+        return set()
+
     def scopes(self, conn: Connection, agent: Row[Any]) -> dict[Scope, set[Key]]:
         """The networks bound to the agent."""
         return _by_network(conn.execute(select(DHCP_BINDINGS.c.network_id).where(
@@ -159,19 +168,40 @@ class L2Projection:
     each, and where the other hosts' tunnels end."""
 
     agent_type = L2.agent_type
-    key_kinds = frozenset({NETWORK})
+    key_kinds = frozenset({NETWORK}) | security.KINDS
     broad = frozenset({"agent"})  # another host's tunnel endpoint may have moved
 
     def scopes(self, conn: Connection, agent: Row[Any]) -> dict[Scope, set[Key]]:
-        """The networks with ports on the agent's host."""
-        return _by_network(conn.execute(select(PORTS.c.network_id).distinct().where(
+        """The networks with ports on the agent's host, and the security groups, remote
+        groups' members and address groups its filtered ports need."""
+        found = _by_network(conn.execute(select(PORTS.c.network_id).distinct().where(
             PORTS.c.binding_host_id == agent.host)).scalars())
+        found.update(security.scopes(conn, agent.host))
+        return found
+
+    def related(self, conn: Connection, key: Key) -> set[Key]:
+        """A group's remote members and address groups travel with it."""
+        return security.related(conn, key)
+
+    def states_of(self, conn: Connection, keys: Iterable[Key], agent: Row[Any]
+                  ) -> dict[Key, dict[str, Any] | None]:
+        """The states of many keys (security keys read together)."""
+        keys = list(keys)
+        out = security.states_of(conn, [k for k in keys if k[0] in security.KINDS], agent)
+        for key in keys:
+            if key[0] not in security.KINDS:
+                out[key] = self.state(conn, key, agent)
+        return out
 
     def state(self, conn: Connection, key: Key, agent: Row[Any]) -> dict[str, Any] | None:
-        """What the agent should wire for a network (None if no port of it is here)."""
+        """What the agent should wire for a network (None if no port of it is here), or
+        enforce for a security key."""
+        if key[0] in security.KINDS:
+            return security.state(conn, key, agent)
         network_id, host = key[1], agent.host
         local = ports_where(conn, (PORTS.c.network_id == network_id)
                             & (PORTS.c.binding_host_id == host))
+        security.port_security(conn, local)
         network = network_row(conn, network_id) if local else None
         if network is None:
             return None

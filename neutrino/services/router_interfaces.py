@@ -14,12 +14,13 @@ import netaddr
 from sqlalchemy import Connection, Row, delete, select
 
 from neutrino import exceptions as exc
-from neutrino.db.models import ALLOCS, FLOATINGIPS, PORTS, SUBNETS
+from neutrino.db.models import ALLOCS, FLOATINGIPS, PORTS, SG_PORT_BINDINGS, SUBNETS
 from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item
 from neutrino.schema.resources import PORT
 from neutrino.services import changes
+from neutrino.services import port_security as psec
 from neutrino.services.common import bump_revision, delete_tags, utcnow
 from neutrino.services.routers import (
     INTERFACE_OWNERS,
@@ -29,6 +30,7 @@ from neutrino.services.routers import (
     record,
     router_target,
 )
+from neutrino.services.security_groups import port_groups
 from neutrino.services.subnets import SubnetService
 
 LOG = logging.getLogger(__name__)
@@ -167,6 +169,8 @@ class RouterInterfaces:
             "binding_vif_type": vif[0], "binding_vif_details": vif[1]})
         changes.record(conn, "port", port_id, changes.network(port.network_id),
                        hosts=[port.binding_host_id, host])
+        changes.record_port_groups(conn, port_id, port_groups(conn, [port_id]).get(port_id, []),
+                                   psec.hosts_of(port.binding_host_id, host))
         del network
         return interface_info(router, port_id, port.network_id, [f.subnet_id for f in fixed],
                               True)
@@ -185,11 +189,15 @@ class RouterInterfaces:
                 ALLOCS.c.port_id == port.id)).all()
             for sid, cidr in subnets:
                 self._check_unused(conn, router, sid, cidr)
+            groups = port_groups(conn, [port.id]).get(port.id, [])
             conn.execute(delete(ALLOCS).where(ALLOCS.c.port_id == port.id))
+            conn.execute(delete(SG_PORT_BINDINGS).where(SG_PORT_BINDINGS.c.port_id == port.id))
             conn.execute(delete(PORTS).where(PORTS.c.id == port.id))
             delete_tags(conn, [port.id])
             changes.record(conn, "port", port.id, changes.network(port.network_id),
                            hosts=[port.binding_host_id])
+            changes.record_port_groups(conn, port.id, groups,
+                                       psec.hosts_of(port.binding_host_id))
             record(conn, router.id, "interface", port.id)
             return interface_info(router, port.id, port.network_id,
                                   [s for s, _c in subnets], False)

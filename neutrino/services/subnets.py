@@ -54,6 +54,7 @@ def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
     if version == 4 and (values.get("ipv6_ra_mode") or values.get("ipv6_address_mode")):
         raise exc.InvalidInput(error_message="ipv6_ra_mode or ipv6_address_mode cannot be set "
                                              "when ip_version is 4")
+    check_ipv6_modes(values)
     if len(values["dns_nameservers"]) > conf.max_dns_nameservers:
         raise exc.DNSNameServersExhausted(subnet_id=subnet_id, quota=conf.max_dns_nameservers)
     if len(values["host_routes"]) > conf.max_subnet_host_routes:
@@ -65,6 +66,27 @@ def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
                                                      f"{key} {route[key]} is not IPv{version}")
     ipam.validate_gateway(cidr, values["gateway_ip"])
     ipam.validate_pools(cidr, values["gateway_ip"], values["allocation_pools"])
+
+
+def check_ipv6_modes(values: dict[str, Any]) -> None:
+    """Neutron's IPv6 mode rules: the modes need DHCP enabled, two modes given must agree,
+    and an auto-addressed (SLAAC, DHCPv6-stateless) subnet is a /64, as EUI-64 needs."""
+    ra_mode, address_mode = values.get("ipv6_ra_mode"), values.get("ipv6_address_mode")
+    if not (ra_mode or address_mode):
+        return
+    if not values.get("enable_dhcp", True):
+        raise exc.InvalidInput(error_message="ipv6_ra_mode or ipv6_address_mode cannot be set "
+                                             "when enable_dhcp is set to False")
+    if ra_mode and address_mode and ra_mode != address_mode:
+        raise exc.InvalidInput(error_message=(
+            f"ipv6_ra_mode set to '{ra_mode}' with ipv6_address_mode set to "
+            f"'{address_mode}' is not valid. If both attributes are set, they must be the "
+            "same value"))
+    auto = (address_mode or ra_mode) in ("slaac", "dhcpv6-stateless")
+    if auto and netaddr.IPNetwork(values["cidr"]).prefixlen != 64:
+        raise exc.InvalidInput(error_message=(
+            f"Invalid CIDR {values['cidr']} for IPv6 address mode. The EUI-64 address "
+            "format requires the prefix to be /64"))
 
 
 class SubnetService(ResourceServiceBase):

@@ -65,14 +65,19 @@ class WatchService:
         """The desired states of the given keys (None: every key of the agent: a snapshot)."""
         projection = self.projection(found.agent_type)
         snapshot = keys is None
-        wanted = found.keys if keys is None else keys
+        wanted = found.keys if keys is None else set(keys)
         states, removed = [], []
         with self.core.db.read() as conn:
             agent = self._agent(conn, found.agent_type, found.host)
+            if not snapshot:
+                for key in list(wanted):
+                    wanted |= projection.related(conn, key)
+            wanted = {k for k in wanted if k[0] in projection.key_kinds}
+            batch = getattr(projection, "states_of", None)
+            found_states = batch(conn, wanted, agent) if batch is not None else {
+                key: projection.state(conn, key, agent) for key in wanted}
             for key in sorted(wanted):
-                if key[0] not in projection.key_kinds:
-                    continue
-                state = projection.state(conn, key, agent)
+                state = found_states[key]
                 if state is None:
                     removed.append(list(key))
                 else:

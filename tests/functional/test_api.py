@@ -56,7 +56,8 @@ def test_discovery(admin: httpx.Client) -> None:
     assert versions[0]["id"] == "v2.0" and versions[0]["status"] == "CURRENT"
     assert versions[0]["links"][0]["href"].endswith("/v2.0/")
     collections = {r["collection"] for r in ok(admin.get("/v2.0/"))["resources"]}
-    assert collections == {"networks", "subnets", "ports", "routers", "floatingips"}
+    assert collections == {"networks", "subnets", "ports", "routers", "floatingips",
+                           "security_groups", "security_group_rules", "address_groups"}
     ext = ok(admin.get("/v2.0/extensions/external-net"))["extension"]
     assert ext["name"] == "Neutron external network"
     error(admin.get("/v2.0/extensions/external-gateway-multihoming"), 404, "ExtensionNotFound")

@@ -1,8 +1,9 @@
 """Property-based fuzzing of the HTTP API: no request, however malformed, gets a 5xx.
 
 Test 1 drives every operation of the server's own OpenAPI document through schemathesis;
-test 2 throws hand-written random and near-valid bodies and query strings at the three
-collections and also checks that every error comes back as a well-formed `NeutronError`.
+test 2 throws hand-written random and near-valid bodies and query strings at every
+collection (security groups, their rules and address groups too) and also checks that
+every error comes back as a well-formed `NeutronError`.
 Both run against a real server process, so a 500's traceback is in the server log, and each
 failure message carries the request and the tail of that log.
 """
@@ -28,10 +29,10 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
 from neutrino.schema.resources import IPV6_MODES, NETWORK_TYPES, RESOURCES, VNIC_TYPES, Resource
-from tests.support import Server
+from tests.support import AGENT_USER, Server
 
 LOG_TAIL = 8000  # enough for one SQLAlchemy traceback, which is long
-EXAMPLES_PER_OPERATION = 25  # x 36 operations: about 15 s for test 1
+EXAMPLES_PER_OPERATION = 25  # x 57 operations: about 25 s for test 1
 REQUEST_TIMEOUT = 10.0  # a request that hangs this long is a failure, not something to wait out
 TAG = "fuzz-seed"
 PROJECTS = (None, "p1", "p2")  # None: no X-Project-Id header, i.e. noauth's admin
@@ -103,7 +104,8 @@ def _create(server: Server, client: httpx.Client, collection: str, item: dict[st
     name = RESOURCES[collection].name
     headers = {"X-Project-Id": project} if project else {}
     since = _log_size(server)
-    response = client.post(f"/v2.0/{collection}", json={name: item}, headers=headers)
+    response = client.post(f"/v2.0/{RESOURCES[collection].path}", json={name: item},
+                           headers=headers)
     if response.status_code != 201:
         raise AssertionError(_report(server, since, f"seeding a {name} failed",
                                      *_describe_httpx(response)))
@@ -135,6 +137,17 @@ def _seed(server: Server) -> Seeds:
                              project)
             seeds.ids["routers"].append(router["id"])
             owned["routers"].append(router["id"])
+            group = _create(server, client, "security_groups", {"name": "fuzz", "tags": [TAG]},
+                            project)
+            rule = _create(server, client, "security_group_rules", {
+                "security_group_id": group["id"], "direction": "ingress", "protocol": "tcp",
+                "port_range_min": 22, "port_range_max": 22}, project)
+            ag = _create(server, client, "address_groups", {
+                "name": "fuzz", "addresses": ["192.0.2.0/24"]}, project)
+            for collection, made in (("security_groups", group),
+                                     ("security_group_rules", rule), ("address_groups", ag)):
+                seeds.ids[collection].append(made["id"])
+                owned[collection].append(made["id"])
         ext = _create(server, client, "networks", {"name": "fuzz-ext", "router:external": True,
                                                    "tags": [TAG]}, None)
         _create(server, client, "subnets", {"network_id": ext["id"], "ip_version": 4,
@@ -152,9 +165,12 @@ def _seed(server: Server) -> Seeds:
 # -- test 1: schemathesis over the server's OpenAPI document ---------------------------------
 
 
+PATHS = {r.path: c for c, r in RESOURCES.items()}
+
+
 def _collection_of(path: str) -> str | None:
     parts = path.split("/")
-    return parts[2] if len(parts) > 2 and parts[2] in RESOURCES else None
+    return PATHS.get(parts[2]) if len(parts) > 2 else None
 
 
 def _operation_strategy(operation: schemathesis.APIOperation[Any, Any, Any, Any],
@@ -277,6 +293,10 @@ def _plausible_values(seeds: Seeds, project: str | None,
     subnets = st.sampled_from(seeds.mine(project, "subnets")) \
         | st.sampled_from(seeds.ids["subnets"])
     ports = st.sampled_from(seeds.mine(project, "ports")) | st.sampled_from(seeds.ids["ports"])
+    groups = st.sampled_from(seeds.mine(project, "security_groups")) \
+        | st.sampled_from(seeds.ids["security_groups"])
+    address_groups = st.sampled_from(seeds.mine(project, "address_groups")) \
+        | st.sampled_from(seeds.ids["address_groups"])
     externals = st.sampled_from(seeds.externals)
     return {
         "id": st.uuids().map(str),
@@ -333,6 +353,26 @@ def _plausible_values(seeds: Seeds, project: str | None,
         "port_id": st.none() | ports,
         "fixed_ip_address": st.none() | V4_IN_SEED,
         "subnet_id": st.none() | subnets,
+        # security groups, rules, address groups, port security
+        "stateful": BOOLS,
+        "security_group_id": groups,
+        "direction": st.sampled_from(["ingress", "egress"]),
+        "ethertype": st.sampled_from(["IPv4", "IPv6", "ipv6", "IPV4"]),
+        "protocol": st.none() | st.sampled_from(
+            ["tcp", "udp", "icmp", "ipv6-icmp", "icmpv6", "gre", "any", "TCP", "6", "58", "1",
+             "132", "0", "255"]) | st.integers(0, 255),
+        "port_range_min": st.none() | st.integers(0, 65535) | st.sampled_from([1, 22, 255]),
+        "port_range_max": st.none() | st.integers(0, 65535) | st.sampled_from([0, 65535]),
+        "remote_ip_prefix": st.none() | V4_CIDRS | V6_CIDRS | V4_IN_SEED | V6_IN_SEED
+        | st.sampled_from(["0.0.0.0/0", "::/0", "10.0.0.7/24"]),
+        "remote_group_id": st.none() | groups,
+        "remote_address_group_id": st.none() | address_groups,
+        "addresses": st.lists(V4_CIDRS | V6_CIDRS, max_size=4),
+        "security_groups": st.none() | st.lists(groups, max_size=3),
+        "allowed_address_pairs": st.none() | st.lists(st.fixed_dictionaries(
+            {"ip_address": V4_IN_SEED | V6_IN_SEED | V4_CIDRS},
+            optional={"mac_address": UNICAST_MACS}), max_size=4),
+        "normalized_cidr": V4_CIDRS, "belongs_to_default_sg": BOOLS,
     }
 
 
@@ -359,6 +399,14 @@ def _wild_values(seeds: Seeds, project: str | None,
         "ipv6_ra_mode": st.sampled_from(["slaac ", "SLAAC"]),
         "binding:vnic_type": st.sampled_from(["Normal", ""]),
         "provider:network_type": st.sampled_from(["vlan", "gre", ""]),
+        "protocol": st.sampled_from(["bogus", "256", "-1", "", "Any", True, 1.5]),
+        "port_range_min": st.sampled_from([-1, 65536, "x", 2**40, True]),
+        "remote_ip_prefix": CIDRS | IPS,
+        "allowed_address_pairs": st.lists(st.fixed_dictionaries({}, optional={
+            "ip_address": IPS | CIDRS, "mac_address": MACS, "x": JSON_VALUES}), max_size=12),
+        "security_groups": st.lists(st.uuids().map(str) | st.sampled_from(seeds.all_ids()),
+                                    max_size=3),
+        "addresses": st.lists(CIDRS | IPS, max_size=4),
     }
     return {name: plausible[name] | near_misses[name] | generic if name in near_misses
             else plausible[name] | generic for name in plausible}
@@ -432,8 +480,13 @@ def _plausible_item(resource: Resource, seeds: Seeds, project: str | None, creat
         rest = {k: val for k, val in optional.items() if k != "network_id"}
         rest["fixed_ips"] = st.lists(one_ip, max_size=3)
         return st.fixed_dictionaries({"network_id": values["network_id"]}, optional=rest)
-    if resource.name == "router":
+    if resource.name in ("router", "security_group", "address_group"):
         return st.fixed_dictionaries({}, optional=optional)
+    if resource.name == "security_group_rule":
+        rest = {k: val for k, val in optional.items()
+                if k not in ("security_group_id", "direction")}
+        return st.fixed_dictionaries({"security_group_id": values["security_group_id"],
+                                      "direction": values["direction"]}, optional=rest)
     if resource.name == "floatingip":
         rest = {k: val for k, val in optional.items() if k != "floating_network_id"}
         return st.fixed_dictionaries({"floating_network_id": values["floating_network_id"]},
@@ -482,7 +535,16 @@ def _bodies(resource: Resource, seeds: Seeds, project: str | None,
             {resource.collection: st.lists(plausible | mixed, max_size=3) | JSON_VALUES})
     # json.dumps writes NaN/Infinity tokens and escaped lone surrogates: both must be 400s.
     encoded = documents.map(lambda doc: json.dumps(doc).encode())
-    return encoded | st.binary(max_size=40)
+    return encoded | st.binary(max_size=40) | _deep_bodies(resource)
+
+
+def _deep_bodies(resource: Resource) -> st.SearchStrategy[bytes]:
+    """An attribute nested up to 1,100 deep, written as text (json.dumps would recurse)."""
+    attrs = st.sampled_from([a.name for a in resource.attrs])
+    return st.tuples(attrs, st.integers(1, 1100), st.sampled_from(["[]", "{}"])).map(
+        lambda t: (f'{{"{resource.name}": {{"{t[0]}": '
+                   + (t[2][0] if t[2] == "[]" else '{"k":') * t[1] + "1" + t[2][1] * t[1]
+                   + "}}").encode())
 
 
 def _scalar(value: JsonValue) -> str:
@@ -509,6 +571,8 @@ def _query_params(resource: Resource, seeds: Seeds, project: str | None,
     def plausible_value(key: str) -> st.SearchStrategy[str]:
         if key == "fixed_ips":
             return fixed_ips_filter
+        if key == "security_groups":
+            return st.sampled_from(seeds.ids["security_groups"]) | ids | URL_TEXT
         if key.startswith(("tags", "not-tags")):
             return tag_lists
         if key in int_attrs:  # integer columns: mostly integers, many at the column's edges
@@ -533,7 +597,7 @@ def _query_params(resource: Resource, seeds: Seeds, project: str | None,
 
     extra = ["tags", "tags-any", "not-tags", "not-tags-any"]
     if resource.name == "port":
-        extra.append("fixed_ips")
+        extra += ["fixed_ips", "security_groups"]
     filter_pair = st.sampled_from([*filters, *extra]).flatmap(
         lambda k: st.tuples(st.just(k), plausible_value(k)))
     sortable = [a.name for a in resource.attrs if a.sort and a.column is not None]
@@ -606,7 +670,7 @@ def test_random_requests_get_no_5xx_and_neutron_errors(
         data: st.DataObject) -> None:
     """Random POST/PUT bodies and list queries get < 500 and well-formed NeutronErrors."""
     resource = RESOURCES[collection]
-    base = f"/v2.0/{collection}"
+    base = f"/v2.0/{resource.path}"
     kind = data.draw(st.sampled_from(["post", "put", "list", "show"]), label="kind")
     project = data.draw(st.sampled_from(PROJECTS), label="project")
     ids = st.sampled_from(fuzz_seeds.mine(project, collection)) \
@@ -635,3 +699,70 @@ def test_random_requests_get_no_5xx_and_neutron_errors(
     event(f"{kind} {response.status_code}")
     _check_response(sqlite_server, since, response)
 
+
+
+# -- test 3: the agent channel ----------------------------------------------------------------
+
+AGENT_TYPES = st.sampled_from(["DHCP agent", "Linux bridge agent", "L3 agent"]) | JSON_VALUES
+HOSTS = st.sampled_from(["fuzz-host", "h" * 255, "h" * 256, ""]) | JSON_VALUES
+# Credentials: the agents' own, wrong ones, unknown users, and passwords past bcrypt's 72
+# bytes (any of which once answered 500).
+CREDENTIALS = st.one_of(
+    st.just(AGENT_USER),
+    st.tuples(st.sampled_from([AGENT_USER[0], "nobody"]) | st.text(max_size=10),
+              st.text(max_size=20) | st.text(min_size=73, max_size=200)
+              | st.binary(min_size=73, max_size=120).map(lambda b: b.hex())))
+
+
+@pytest.fixture(scope="module")
+def channel_user(sqlite_server: Server) -> tuple[str, str]:
+    """The agents' service user on the fuzzed server."""
+    sqlite_server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1], "--role",
+                         "service")
+    return AGENT_USER
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[
+    *_SUPPRESSED, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_agent_channel_gets_no_5xx(sqlite_server: Server, channel_user: tuple[str, str],
+                                   data: st.DataObject) -> None:
+    """Random reports, status bodies and watch queries, with random credentials, get < 500
+    and well-formed NeutronErrors: NaN timeouts, huge revisions, 100,000-character hosts,
+    long passwords."""
+    kind = data.draw(st.sampled_from(["report", "status", "watch"]), label="kind")
+    auth = data.draw(st.just(channel_user) | CREDENTIALS, label="auth")
+    since = _log_size(sqlite_server)
+    with httpx.Client(base_url=sqlite_server.url, auth=auth, timeout=REQUEST_TIMEOUT) as client:
+        if kind == "report":
+            agent = data.draw(st.fixed_dictionaries({}, optional={
+                "agent_type": AGENT_TYPES, "host": HOSTS | st.just("h" * 100_000),
+                "binary": JSON_VALUES, "topic": JSON_VALUES,
+                "configurations": JSON_VALUES | st.dictionaries(st.text(max_size=5),
+                                                                JSON_VALUES),
+                "availability_zone": JSON_VALUES, "start_flag": JSON_VALUES | BOOLS,
+                "applied_revision": INTS | JSON_VALUES, "resources_synced": JSON_VALUES,
+                "extra": JSON_VALUES}), label="report")
+            body = data.draw(st.just({"agent": agent}) | JSON_VALUES, label="body")
+            response = client.post("/agent-channel/v1/report",
+                                   content=json.dumps(body).encode(),
+                                   headers={"Content-Type": "application/json"})
+        elif kind == "status":
+            body = data.draw(st.fixed_dictionaries({}, optional={
+                "host": HOSTS, "ports": JSON_VALUES | st.lists(st.fixed_dictionaries({
+                    "id": st.uuids().map(str) | JSON_VALUES,
+                    "status": st.sampled_from(["ACTIVE", "DOWN", "up"]) | JSON_VALUES})),
+                "dhcp_ready": JSON_VALUES, "routers": JSON_VALUES,
+                "floatingips": JSON_VALUES}) | JSON_VALUES, label="body")
+            response = client.post("/agent-channel/v1/status",
+                                   content=json.dumps(body).encode(),
+                                   headers={"Content-Type": "application/json"})
+        else:
+            # Always a timeout, and never a long one: a valid watch waits that long.
+            params = data.draw(st.fixed_dictionaries({"timeout": st.sampled_from(
+                ["nan", "NaN", "inf", "-inf", "-1", "1e308", "0", "0.01", "", "x", "1e-9"])},
+                optional={"agent_type": AGENT_TYPES.map(_scalar), "host": HOSTS.map(_scalar),
+                          "since": INTS.map(str) | URL_TEXT}), label="query")
+            response = client.get("/agent-channel/v1/watch", params=params)
+    event(f"{kind} {response.status_code}")
+    _check_response(sqlite_server, since, response)

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(
 NET_ID = "5f2c9a10-6c1e-4c36-9b0b-2d1e7c3f0a11"
 NET = ("network", NET_ID)
 PORT = "8a3b2c1d-0e9f-4a8b-b7c6-d5e4f3a2b1c0"
+MAC = "fa:16:3e:12:34:56"
 LOCAL = "192.0.2.10"
 
 
@@ -54,7 +55,8 @@ def driver(netns: str, tmp_path: Path) -> LinuxBridgeDriver:
 def network(remotes: list[str], admin_up: bool = True) -> dict[str, Any]:
     """A VXLAN network's desired state with one local port."""
     return {"id": NET_ID, "network_type": "vxlan", "segmentation_id": 1001,
-            "ports": [{"id": PORT, "admin_state_up": admin_up}],
+            "ports": [{"id": PORT, "admin_state_up": admin_up, "mac_address": MAC,
+                       "port_security_enabled": False}],
             "remote_endpoints": [{"host": f"h{i}", "ip_address": ip}
                                  for i, ip in enumerate(remotes)]}
 
@@ -129,7 +131,9 @@ def test_new_tap_is_found_as_drift(driver: LinuxBridgeDriver, netns: str) -> Non
 def flat_network() -> dict[str, Any]:
     """A flat network on physnet1 with one local port."""
     return {"id": NET_ID, "network_type": "flat", "physical_network": "physnet1",
-            "segmentation_id": None, "ports": [{"id": PORT, "admin_state_up": True}],
+            "segmentation_id": None,
+            "ports": [{"id": PORT, "admin_state_up": True, "mac_address": MAC,
+                       "port_security_enabled": False}],
             "remote_endpoints": []}
 
 

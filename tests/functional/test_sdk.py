@@ -54,3 +54,43 @@ def test_sdk_error_message(sqlite_server: Server) -> None:
     with pytest.raises(openstack.exceptions.NotFoundException) as raised:
         conn.network.get_network("0b8c0d6e-5b1f-4a4e-9f7e-0d6a2f1d3c11")
     assert "Network 0b8c0d6e-5b1f-4a4e-9f7e-0d6a2f1d3c11 could not be found" in str(raised.value)
+
+
+def test_sdk_security_groups(sqlite_server: Server) -> None:
+    """The SDK's security group, rule, address group and port calls."""
+    conn = sqlite_server.sdk()
+    group = conn.network.create_security_group(name="sdk-sg", description="sdk", stateful=True)
+    assert len(group.security_group_rules) == 2 and group.stateful is True
+    rule = conn.network.create_security_group_rule(
+        security_group_id=group.id, direction="ingress", protocol="tcp", port_range_min=22,
+        port_range_max=22, remote_ip_prefix="192.0.2.1", ether_type="IPv4")
+    assert rule.remote_ip_prefix == "192.0.2.1/32" and rule.port_range_min == 22
+    with pytest.raises(openstack.exceptions.ConflictException) as raised:
+        conn.network.create_security_group_rule(
+            security_group_id=group.id, direction="ingress", protocol="6", port_range_min=22,
+            port_range_max=22, remote_ip_prefix="192.0.2.1/32")
+    assert f"Rule id is {rule.id}" in str(raised.value)
+    assert conn.network.find_security_group("sdk-sg").id == group.id
+    assert "default" in {g.name for g in conn.network.security_groups()}
+    assert rule.id in {r.id for r in conn.network.security_group_rules(
+        security_group_id=group.id)}
+    updated = conn.network.update_security_group(group, description="changed")
+    assert updated.description == "changed"
+    ag = conn.network.create_address_group(name="sdk-ag", addresses=["198.51.100.0/24"])
+    ag = conn.network.add_addresses_to_address_group(ag, ["203.0.113.9/32"])
+    assert sorted(ag.addresses) == ["198.51.100.0/24", "203.0.113.9/32"]
+    net = conn.network.create_network(name="sdk-sg-net")
+    conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="192.0.2.0/24")
+    port = conn.network.create_port(network_id=net.id, security_group_ids=[group.id])
+    assert port.security_group_ids == [group.id] and port.is_port_security_enabled
+    port = conn.network.update_port(port, allowed_address_pairs=[{"ip_address": "192.0.2.99"}])
+    assert port.allowed_address_pairs == [{"ip_address": "192.0.2.99",
+                                           "mac_address": port.mac_address}]
+    assert [p.id for p in conn.network.ports(security_group_ids=[group.id])] == [port.id]
+    with pytest.raises(openstack.exceptions.ConflictException):
+        conn.network.delete_security_group(group)
+    conn.network.delete_port(port)
+    conn.network.delete_security_group_rule(rule)
+    conn.network.delete_security_group(group)
+    conn.network.delete_address_group(ag)
+    assert conn.network.find_security_group("sdk-sg") is None

@@ -52,3 +52,59 @@ def test_override_and_reload(tmp_path: Path) -> None:
     enforcer._checked_at -= Enforcer.RELOAD_INTERVAL  # as if a second had passed
     assert not enforcer.check(MEMBER, "create_network", OWN)
     assert "provider:network_type" in enforcer.hidden_attributes(MEMBER, "network", OWN)
+
+
+def test_security_group_defaults(tmp_path: Path) -> None:
+    """Neutron's defaults: members write their project's groups and rules (rules by the
+    group's project), readers read; address groups likewise; pairs are the network owner's."""
+    enforcer, _ = _enforcer(tmp_path)
+    reader = Context(user_id="r", project_id="a", roles=["reader"])
+    for action in ("create_security_group", "update_security_group", "delete_security_group",
+                   "create_address_group", "add_addresses", "remove_addresses"):
+        assert enforcer.check(MEMBER, action, OWN), action
+        assert not enforcer.check(MEMBER, action, OTHER), action
+        assert not enforcer.check(reader, action, OWN), action
+    assert enforcer.check(reader, "get_security_group", OWN)
+    assert not enforcer.check(reader, "get_security_group", OTHER)
+    in_own_group = {"project_id": "b", "tenant_id": "b", "security_group:project_id": "a"}
+    in_other_group = {"project_id": "a", "tenant_id": "a", "security_group:project_id": "b"}
+    for action in ("create_security_group_rule", "delete_security_group_rule"):
+        assert enforcer.check(MEMBER, action, in_own_group), action
+        assert not enforcer.check(MEMBER, action, in_other_group), action
+        assert not enforcer.check(reader, action, in_own_group), action
+        assert enforcer.check(ADMIN, action, in_other_group), action
+    assert enforcer.check(reader, "get_security_group_rule", in_own_group)
+    assert not enforcer.check(reader, "get_security_group_rule", in_other_group)
+    on_own_net = {**OWN, "network:project_id": "a"}
+    on_shared_net = {**OWN, "network:project_id": "b", "shared": True}
+    for action in ("create_port:allowed_address_pairs", "update_port:allowed_address_pairs",
+                   "create_port:allowed_address_pairs:ip_address",
+                   "update_port:port_security_enabled"):
+        assert enforcer.check(MEMBER, action, on_own_net), action
+        assert not enforcer.check(MEMBER, action, on_shared_net), action
+    assert "allowed_address_pairs" not in enforcer.hidden_attributes(MEMBER, "port", OWN)
+    assert "port_security_enabled" not in enforcer.hidden_attributes(MEMBER, "port", OWN)
+
+
+def test_network_owner_rules_need_the_member_role(tmp_path: Path) -> None:
+    """Neutron's `role:member and project_id:%(network:project_id)s`: a reader of the
+    network's project writes no port on it, a member does; the service role may."""
+    enforcer, _ = _enforcer(tmp_path)
+    reader = Context(user_id="r", project_id="a", roles=["reader"])
+    service = Context(user_id="s", project_id="svc", roles=["service"])
+    on_own_net = {**OWN, "network:project_id": "a", "device_owner": ""}
+    for action in ("create_port", "update_port", "delete_port", "create_port:mac_address",
+                   "create_port:fixed_ips:ip_address", "update_port:fixed_ips",
+                   "create_subnet", "update_subnet", "delete_subnet"):
+        assert enforcer.check(MEMBER, action, on_own_net), action
+        assert not enforcer.check(reader, action, on_own_net), action
+    assert enforcer.check(reader, "get_port", on_own_net)
+    others_port = {**OTHER, "network:project_id": "b", "device_owner": ""}
+    for action in ("get_port", "update_port", "delete_port"):
+        assert enforcer.check(service, action, others_port), action
+    assert "binding:host_id" not in enforcer.hidden_attributes(service, "port", others_port)
+    manager = Context(user_id="m", project_id="a", roles=["manager"])
+    assert enforcer.check(manager, "update_port:mac_address", on_own_net)
+    assert not enforcer.check(MEMBER, "update_port:mac_address", on_own_net)
+    assert enforcer.check(reader, "get_availability_zone", {})
+    assert not enforcer.check(service, "get_availability_zone", {})

@@ -113,7 +113,7 @@ def test_dhcp_and_l2_agents_get_their_share_and_a_second_pass_does_nothing(
     assert dhcp_plan.network_id == net["id"]
     assert dhcp_plan.served == {on_a["id"], on_b["id"]}
     assert fake_dhcp.status().dhcp_ready == {on_a["id"], on_b["id"]}
-    (l2_plan,) = fake_l2.snapshot()
+    (l2_plan,) = fake_l2.networks()
     # HostA's ports: the VM's, and the DHCP port its DHCP agent plugs there.
     assert {p.id for p in l2_plan.ports} == {on_a["id"], dhcp_plan.port_id}
     assert l2_plan.remotes == {"172.30.0.12"} and l2_plan.vxlan is not None

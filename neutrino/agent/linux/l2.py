@@ -21,7 +21,7 @@ from oslo_config import cfg
 from neutrino import registry
 from neutrino.agent import reports
 from neutrino.agent.contract import Key, Notify, Status
-from neutrino.agent.linux import netns
+from neutrino.agent.linux import netns, security
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.registry import bridge_name, tap_name, vxlan_name
 
@@ -85,13 +85,18 @@ class LinuxBridgeDriver:
     """Bridges, VXLAN devices and tap plugging in one namespace."""
 
     kind = registry.L2
-    key_kinds = frozenset({NETWORK})
 
     def __init__(self, conf: cfg.ConfigOpts, netns: str | None = None) -> None:
         self.conf = conf
         self.local_ip = conf.VXLAN.local_ip
         self.mappings = reports.interface_mappings(conf)
         self.kernel = Kernel(netns or conf.AGENT.host_namespace)
+        self.security: security.HostSecurity | None = None
+        if security.wanted(conf.SECURITYGROUP.enable_security_group,
+                           conf.SECURITYGROUP.firewall_driver, self.kernel.netns):
+            self.security = security.HostSecurity(str(self.kernel.netns))
+        self.key_kinds = frozenset({NETWORK}) | (security.KINDS if self.security else
+                                                 frozenset())
         self._lock = threading.Lock()
         self._applied: dict[str, Plan] = {}
         self._tap_networks: dict[str, str] = {}  # tap -> network, for host events
@@ -100,7 +105,9 @@ class LinuxBridgeDriver:
         """Neutron's Linux bridge agent configurations."""
         with self._lock:
             devices = sum(len(p.ports) for p in self._applied.values())
-        return reports.l2_configurations(self.conf, devices)
+        found = reports.l2_configurations(self.conf, devices)
+        found["firewall_driver"] = "nftables" if self.security else "noop"
+        return found
 
     def present(self) -> set[Key]:
         """Networks with a bridge here; bridges of unknown networks as orphan keys."""
@@ -110,10 +117,14 @@ class LinuxBridgeDriver:
         for name, link in self.kernel.links().items():
             if link.kind == "bridge" and name.startswith("brq"):
                 keys.add((NETWORK, known.get(name, ORPHAN + name)))
+        if self.security is not None:
+            keys |= self.security.keys()
         return keys
 
     def apply(self, key: Key, state: dict[str, Any] | None) -> bool:
         """Make the host match a network's state (None: remove its bridge and VXLAN)."""
+        if key[0] in security.KINDS:
+            return self.security.set_key(key, state) if self.security else False
         network_id = key[1]
         if network_id.startswith(ORPHAN):
             return self._remove(network_id[len(ORPHAN):], None)
@@ -121,12 +132,17 @@ class LinuxBridgeDriver:
             with self._lock:
                 old = self._applied.pop(network_id, None)
                 self._index_taps(old, None)
-            return self._remove(bridge_name(network_id), old.vxlan if old else None)
+            changed = self._remove(bridge_name(network_id), old.vxlan if old else None)
+            if self.security is not None:
+                changed |= self.security.set_network(network_id, None)
+            return changed
         wanted = plan(state, self.local_ip, self.mappings)
         with self._lock:
             before = self._applied.get(network_id)
+        # The firewall first: a VM's tap joins its bridge already filtered.
+        changed = self.security.set_network(network_id, state) if self.security else False
         with self.kernel.session() as kernel:
-            changed = kernel.ensure_bridge(wanted.bridge)
+            changed |= kernel.ensure_bridge(wanted.bridge)
             if wanted.vxlan and wanted.vni is not None:
                 changed |= kernel.ensure_vxlan(wanted.vxlan, wanted.vni, self.local_ip,
                                                wanted.bridge)
@@ -168,6 +184,9 @@ class LinuxBridgeDriver:
         with self._lock:
             plans = dict(self._applied)
         out = set()
+        if self.security is not None and not self.security.present():
+            # Our tables are gone (or were never made): a filtered network re-applies them.
+            out |= {(NETWORK, n) for n in sorted(self.security.filtered_networks())[:1]}
         for network_id, wanted in plans.items():
             bridge = links.get(wanted.bridge)
             if bridge is None:

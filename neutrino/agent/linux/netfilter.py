@@ -24,10 +24,13 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+import orjson
+
 from neutrino.agent.linux import netns
 
 LOG = logging.getLogger(__name__)
 OUTPUT_TERSE = 1 << 11  # NFT_CTX_OUTPUT_TERSE (nftables.h)
+OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON
 
 
 class NetfilterError(RuntimeError):
@@ -56,6 +59,7 @@ class NamedSet:
     elements: frozenset[str] = frozenset()
     flags: tuple[str, ...] = ()
     map: bool = False
+    typeof: bool = False  # `type` names the expressions (`typeof iifname : ct zone`)
 
     @property
     def keyword(self) -> str:
@@ -82,9 +86,7 @@ def _structure(table: Table) -> str:
     lines = []
     for named in table.sets:
         lines.append(f"\t{named.keyword} {named.name} {{")
-        lines.append(f"\t\ttype {named.type}")
-        if named.flags:
-            lines.append(f"\t\tflags {', '.join(named.flags)}")
+        lines.extend(f"\t\t{line}" for line in _declaration(named))
         lines.append("\t}")
     for chain in table.chains:
         lines.append(f"\tchain {chain.name} {{")
@@ -95,6 +97,13 @@ def _structure(table: Table) -> str:
         lines.extend(f"\t\t{rule}" for rule in chain.rules)
         lines.append("\t}")
     return "\n".join(lines)
+
+
+def _declaration(named: NamedSet) -> list[str]:
+    lines = [f"{'typeof' if named.typeof else 'type'} {named.type}"]
+    if named.flags:
+        lines.append(f"flags {', '.join(named.flags)}")
+    return lines
 
 
 def digest(table: Table) -> str:
@@ -139,6 +148,67 @@ def render_elements(old: Table, new: Table) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def render_changes(old: Table, new: Table) -> str | None:
+    """One transaction that turns `old` into `new` chain by chain: new sets and chains
+    made, chains whose rules differ flushed and written again, elements added and deleted,
+    chains and sets no longer wanted deleted last (once nothing refers to them). None when
+    only a whole replacement will do (a base chain or a set's declaration differs). A port
+    more on a host with a thousand costs its own chains, not a rewrite of all of them."""
+    if old.key != new.key:
+        return None
+    where = f"{new.family} {new.name}"
+    old_chains = {c.name: c for c in old.chains}
+    new_chains = {c.name: c for c in new.chains}
+    old_sets = {n.name: n for n in old.sets}
+    new_sets = {n.name: n for n in new.sets}
+    for name, chain in new_chains.items():
+        before = old_chains.get(name)
+        if (chain.hook or (before is not None and before.hook)) and (
+                before is None or (before.hook, before.type, before.priority, before.policy)
+                != (chain.hook, chain.type, chain.priority, chain.policy)):
+            return None
+    if any(c.hook for n, c in old_chains.items() if n not in new_chains):
+        return None
+    for name, named in new_sets.items():
+        declared = old_sets.get(name)
+        if declared is not None and _declaration(declared) != _declaration(named):
+            return None
+        if declared is not None and declared.map != named.map:
+            return None
+    lines = []
+    for name, named in new_sets.items():
+        if name not in old_sets:
+            lines.append(f"add {named.keyword} {where} {name} {{ "
+                         f"{'; '.join(_declaration(named))}; }}")
+    for name in new_chains:
+        if name not in old_chains:
+            lines.append(f"add chain {where} {name}")
+    for name, chain in new_chains.items():
+        before = old_chains.get(name)
+        if before is not None and before.rules == chain.rules:
+            continue
+        if before is not None:
+            lines.append(f"flush chain {where} {name}")
+        lines.extend(f"add rule {where} {name} {rule}" for rule in chain.rules)
+    for name, named in new_sets.items():
+        previous = old_sets[name].elements if name in old_sets else frozenset()
+        gone = sorted(previous - named.elements)
+        if gone:
+            lines.append(f"delete element {where} {name} {{ {', '.join(gone)} }}")
+    for name, named in new_sets.items():
+        previous = old_sets[name].elements if name in old_sets else frozenset()
+        added = sorted(named.elements - previous)
+        if added:
+            lines.append(f"add element {where} {name} {{ {', '.join(added)} }}")
+    for name in old_chains:
+        if name not in new_chains:
+            lines += [f"flush chain {where} {name}", f"delete chain {where} {name}"]
+    for name, named in old_sets.items():
+        if name not in new_sets:
+            lines.append(f"delete {named.keyword} {where} {name}")
+    return "".join(line + "\n" for line in lines)
+
+
 class _Nft:
     """libnftables, with a context whose netlink socket lives in one namespace."""
 
@@ -179,12 +249,13 @@ class _Nft:
         if dry_run:
             lib.nft_ctx_set_dry_run(self.ctx, True)
 
-    def run(self, commands: str, terse: bool = False) -> str:
+    def run(self, commands: str, terse: bool = False, json: bool = False) -> str:
         """Run nft commands as one transaction; their output (NetfilterError on failure).
-        `terse` listings leave set elements out."""
+        `terse` listings leave set elements out; `json` output is nft's JSON."""
         lib = self.lib()
         with self._lock:
-            lib.nft_ctx_output_set_flags(self.ctx, OUTPUT_TERSE if terse else 0)
+            lib.nft_ctx_output_set_flags(self.ctx, (OUTPUT_TERSE if terse else 0)
+                                         | (OUTPUT_JSON if json else 0))
             rc = lib.nft_run_cmd_from_buffer(self.ctx, commands.encode())
             out = (lib.nft_ctx_get_output_buffer(self.ctx) or b"").decode()
             err = (lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode()
@@ -228,6 +299,61 @@ class Netfilter:
                 return line.split('"')[1]
         return ""
 
+    def handles(self) -> dict[tuple[str, str], int]:
+        """(family, name) -> kernel handle of every table in the namespace: one short read.
+        A table deleted and made again by anyone has a new handle."""
+        text = self._ctx().run("list tables", json=True)
+        return {(t["table"]["family"], t["table"]["name"]): int(t["table"]["handle"])
+                for t in orjson.loads(text or "{}").get("nftables", []) if "table" in t}
+
+    def has_set(self, family: str, name: str, set_name: str) -> bool:
+        """Whether a set of a table of ours is in the kernel (a cheap look: listing a whole
+        large table, or every table, costs tens of milliseconds)."""
+        try:
+            self._ctx().run(f"list set {family} {name} {set_name}", terse=True)
+        except NetfilterError:
+            return False
+        return True
+
+    def apply_changes(self, table: Table, verify: bool = False) -> bool:
+        """Make the kernel's table `table` by changing what differs from the last apply,
+        chain by chain (see `render_changes`); True if anything changed.
+
+        The kernel's table is trusted to be the one last applied: a large table is not
+        read back on every change. If the changes are refused (the table was deleted
+        meanwhile), it is made again whole. `verify` (a periodic pass): unless the kernel's
+        table still carries the digest of exactly this structure (as made whole), it is
+        made again whole, which also repairs rules changed by hand."""
+        with self._lock:
+            last = self._applied.get(table.key)
+            commands = None
+            if last is not None and not verify:
+                commands = render_changes(last, table)
+            elif last is not None and verify and \
+                    self.current_digest(*table.key) == digest(table):
+                commands = render_elements(last, table)
+            if commands == "":
+                return False
+            try:
+                if commands is None:
+                    raise NetfilterError("no changes to apply: the table is made whole")
+                self._ctx().run(commands)
+                LOG.debug("Changed table %s %s in %s", table.family, table.name,
+                          self.namespace)
+            except NetfilterError as err:
+                if commands is not None:
+                    LOG.warning("Making table %s %s in %s again whole: %s", table.family,
+                                table.name, self.namespace, err)
+                self._replace(table)
+            self._applied[table.key] = table
+            return True
+
+    def _replace(self, table: Table) -> None:
+        self._ctx().run(render_replace(table))
+        LOG.info("Applied table %s %s in %s (%d chains, %d rules)", table.family,
+                 table.name, self.namespace, len(table.chains),
+                 sum(len(c.rules) for c in table.chains))
+
     def apply(self, table: Table) -> bool:
         """Make the kernel's table exactly `table`; True if anything changed."""
         with self._lock:
@@ -242,10 +368,7 @@ class Netfilter:
                 LOG.debug("Updated the elements of %s %s in %s", table.family, table.name,
                           self.namespace)
             else:
-                self._ctx().run(render_replace(table))
-                LOG.info("Applied table %s %s in %s (%d chains, %d rules)", table.family,
-                         table.name, self.namespace, len(table.chains),
-                         sum(len(c.rules) for c in table.chains))
+                self._replace(table)
             self._applied[table.key] = table
             return True
 
@@ -257,6 +380,11 @@ class Netfilter:
                 return False
             self._ctx().run(f"delete table {family} {name}")
             return True
+
+    def run(self, commands: str) -> str:
+        """Run nft commands in the namespace as one transaction (benchmarks, tests)."""
+        with self._lock:
+            return self._ctx().run(commands)
 
     def list_ruleset(self) -> str:
         """The namespace's whole ruleset as nft prints it (tests and diagnostics)."""
