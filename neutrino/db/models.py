@@ -366,6 +366,12 @@ class SecurityGroupPortBinding(Base):
         String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
     security_group_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("securitygroups.id"), primary_key=True, index=True)
+    # changes.member_bucket(port_id): a host is sent a group's members bucket by bucket,
+    # and one bucket is read without reading the whole group.
+    member_bucket: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (Index("ix_securitygroupportbindings_group_bucket",
+                            "security_group_id", "member_bucket"),)
 
 
 class AllowedAddressPair(Base):

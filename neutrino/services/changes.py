@@ -60,11 +60,16 @@ def network(network_id: str) -> Scope:
     return ("network", network_id)
 
 
+def member_bucket(port_id: str) -> int:
+    """Which of a group's `MEMBER_BUCKETS` buckets a member port is in."""
+    return zlib.crc32(port_id.encode()) % MEMBER_BUCKETS
+
+
 def member_scope(group_id: str, port_id: str) -> Scope:
     """The scope of a port's membership of a security group: one of `MEMBER_BUCKETS`
     buckets of the group, so that a member joining a group of ten thousand sends hosts the
     addresses of a bucket, not of the whole group."""
-    return (MEMBERS, f"{group_id}:{zlib.crc32(port_id.encode()) % MEMBER_BUCKETS:02x}")
+    return (MEMBERS, f"{group_id}:{member_bucket(port_id):02x}")
 
 
 def record_group(conn: Connection, group_id: str) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Connection, delete, insert, select
 from neutrino import exceptions as exc
 from neutrino.db.models import ALLOWED_ADDRESS_PAIRS, SECURITY_GROUPS, SG_PORT_BINDINGS
 from neutrino.schema.policy import Context
+from neutrino.services import changes
 
 TRUSTED_PREFIX = "network:"
 
@@ -94,7 +95,8 @@ def bind_groups(conn: Connection, port_id: str, group_ids: Iterable[str],
     """Make the port's groups exactly these (replace) or add them (a new port)."""
     if replace:
         conn.execute(delete(SG_PORT_BINDINGS).where(SG_PORT_BINDINGS.c.port_id == port_id))
-    rows = [{"port_id": port_id, "security_group_id": g} for g in sorted(set(group_ids))]
+    rows = [{"port_id": port_id, "security_group_id": g,
+             "member_bucket": changes.member_bucket(port_id)} for g in sorted(set(group_ids))]
     if rows:
         conn.execute(insert(SG_PORT_BINDINGS), rows)
 

@@ -12,7 +12,6 @@ rule naming a new remote group brings that group's members along.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,6 +36,7 @@ from neutrino.services.changes import (
 )
 
 KINDS = frozenset({SECURITY_GROUP, MEMBERS, ADDRESS_GROUP})
+FEW_BUCKETS = 4  # up to this many buckets of a group are read one by one
 RULE_COLUMNS = (SECURITY_GROUP_RULES.c.id, SECURITY_GROUP_RULES.c.direction,
                 SECURITY_GROUP_RULES.c.ethertype, SECURITY_GROUP_RULES.c.protocol,
                 SECURITY_GROUP_RULES.c.port_range_min, SECURITY_GROUP_RULES.c.port_range_max,
@@ -47,10 +47,6 @@ RULE_COLUMNS = (SECURITY_GROUP_RULES.c.id, SECURITY_GROUP_RULES.c.direction,
 def bucket_keys(group_id: str) -> set[Key]:
     """Every member bucket key of a group."""
     return {(MEMBERS, f"{group_id}:{b:02x}") for b in range(MEMBER_BUCKETS)}
-
-
-def _bucket(port_id: str) -> int:
-    return zlib.crc32(port_id.encode()) % MEMBER_BUCKETS
 
 
 def local_groups(conn: Connection, host: str) -> set[str]:
@@ -154,19 +150,25 @@ def states_of(conn: Connection, keys: Iterable[Key], agent: Row[Any]
     if buckets:
         remote, _ = _remotes(conn, local_groups(conn, agent.host))
         for group_id, group_keys in buckets.items():
-            every = _bucketed(conn, group_id) if group_id in remote else None
+            every = None
+            if group_id in remote and len(group_keys) > FEW_BUCKETS:
+                every = _bucketed(conn, group_id)
             for key in group_keys:
                 bucket = key[1].partition(":")[2]
-                out[key] = None if every is None else {
-                    "group_id": group_id, "bucket": bucket,
-                    "addresses": sorted(every.get(int(bucket, 16), ()))}
+                if group_id not in remote:
+                    out[key] = None
+                    continue
+                found = sorted(every.get(int(bucket, 16), ())) if every is not None \
+                    else members(conn, group_id, int(bucket, 16))
+                out[key] = {"group_id": group_id, "bucket": bucket, "addresses": found}
     return out
 
 
 def _bucketed(conn: Connection, group_id: str) -> dict[int, set[str]]:
     """A group's member addresses by bucket."""
-    owner = {p: _bucket(p) for p in conn.execute(select(SG_PORT_BINDINGS.c.port_id).where(
-        SG_PORT_BINDINGS.c.security_group_id == group_id)).scalars()}
+    owner = {r.port_id: r.member_bucket for r in conn.execute(
+        select(SG_PORT_BINDINGS.c.port_id, SG_PORT_BINDINGS.c.member_bucket)
+        .where(SG_PORT_BINDINGS.c.security_group_id == group_id))}
     out: dict[int, set[str]] = {}
     if not owner:
         return out
@@ -182,10 +184,9 @@ def _bucketed(conn: Connection, group_id: str) -> dict[int, set[str]]:
 def members(conn: Connection, group_id: str, bucket: int) -> list[str]:
     """The addresses of a group's member ports in one bucket: fixed IPs and allowed
     address pairs."""
-    ports = [p for p in conn.execute(select(SG_PORT_BINDINGS.c.port_id).where(
-        SG_PORT_BINDINGS.c.security_group_id == group_id)).scalars() if _bucket(p) == bucket]
-    if not ports:
-        return []
+    ports = select(SG_PORT_BINDINGS.c.port_id).where(
+        SG_PORT_BINDINGS.c.security_group_id == group_id,
+        SG_PORT_BINDINGS.c.member_bucket == bucket)
     out = set(conn.execute(select(ALLOCS.c.ip_address)
                            .where(ALLOCS.c.port_id.in_(ports))).scalars())
     out |= set(conn.execute(select(ALLOWED_ADDRESS_PAIRS.c.ip_address)

@@ -116,10 +116,20 @@ class Members:
         found: dict[str, set[str]] = {"ips4": set(), "ips6": set(), "nets4": set(),
                                       "nets6": set()}
         for text in addresses:
+            if "/" not in text:  # the server's addresses are canonical: no parse needed
+                found["ips6" if ":" in text else "ips4"].add(text)
+                continue
             net = netaddr.IPNetwork(text)
             kind = "ips" if net.size == 1 else "nets"
             found[f"{kind}{net.version}"].add(str(net.ip) if net.size == 1 else str(net.cidr))
         return cls(**{k: frozenset(v) for k, v in found.items()})
+
+    @classmethod
+    def union(cls, many: Iterable[Members]) -> Members:
+        """Several at once (one copy of each element, not one per operand)."""
+        many = list(many)
+        return cls(*(frozenset().union(*(getattr(m, f) for m in many))
+                     for f in ("ips4", "ips6", "nets4", "nets6")))
 
     def __or__(self, other: Members) -> Members:
         return Members(self.ips4 | other.ips4, self.ips6 | other.ips6,

@@ -118,10 +118,10 @@ class HostSecurity:
 
     def plan(self) -> Plan:
         """The firewall the held state asks for (under the lock)."""
-        members: dict[str, Members] = {}
+        by_group: dict[str, list[Members]] = {}
         for name, found in self._buckets.items():
-            group_id = name.partition(":")[0]
-            members[group_id] = members[group_id] | found if group_id in members else found
+            by_group.setdefault(name.partition(":")[0], []).append(found)
+        members = {g: Members.union(found) for g, found in by_group.items()}
         ports = tuple(p for network in self._ports.values() for p in network)
         zones = self.firewall.zones(self._ports)
         return Plan(ports, dict(self._groups), members, dict(self._address_groups), zones)

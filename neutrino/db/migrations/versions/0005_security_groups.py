@@ -120,12 +120,14 @@ def upgrade() -> None:
     op.create_table('securitygroupportbindings',
     sa.Column('port_id', sa.String(length=36), nullable=False),
     sa.Column('security_group_id', sa.String(length=36), nullable=False),
+    sa.Column('member_bucket', sa.Integer(), server_default='0', nullable=False),
     sa.ForeignKeyConstraint(['port_id'], ['ports.id'], name=op.f('fk_securitygroupportbindings_port_id_ports'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['security_group_id'], ['securitygroups.id'], name=op.f('fk_securitygroupportbindings_security_group_id_securitygroups')),
     sa.PrimaryKeyConstraint('port_id', 'security_group_id', name=op.f('pk_securitygroupportbindings'))
     )
     with op.batch_alter_table('securitygroupportbindings', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_securitygroupportbindings_security_group_id'), ['security_group_id'], unique=False)
+        batch_op.create_index('ix_securitygroupportbindings_group_bucket', ['security_group_id', 'member_bucket'], unique=False)
 
 
 
