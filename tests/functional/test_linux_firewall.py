@@ -287,7 +287,9 @@ def test_tables_deleted_by_hand_come_back(world: dict[str, Any]) -> None:
     """Someone deletes our inet table: the next look at the network makes it again."""
     security: HostSecurity = world["security"]
     apply(world)
+    assert security.present()  # what the agent's look for drift asks, every half second
     netns.run(world["host"], ["nft", "delete", "table", "inet", TABLE])
+    assert not security.present()
     assert probes.ping(world["c"], ip("a"))  # unfiltered meanwhile
     apply(world)
     assert ("inet", TABLE) in security.firewall.netfilter.handles()

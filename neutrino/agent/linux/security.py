@@ -168,7 +168,7 @@ class HostSecurity:
     def present(self) -> bool:
         """Whether the host has both our tables now."""
         netfilter = self.firewall.netfilter
-        return netfilter.has_set("inet", firewall.TABLE, "to_port") and \
+        return netfilter.has_set("inet", firewall.TABLE, "untracked") and \
             netfilter.has_set("bridge", firewall.TABLE, "filtered")
 
 
