@@ -39,6 +39,12 @@ class WatchService:
         self.agents = agents
         self.feed = feed
         self.projections = projections
+        # agent id -> (revision, keys): what the agent holds after the last answer it was
+        # given at that revision. A watch resuming from exactly that revision is not sent
+        # again the related keys it holds (a rule added to a group does not resend the
+        # members of its remote groups); anything else (another server answered, a restart)
+        # gets them all.
+        self._held: dict[str, tuple[int, frozenset[Key]]] = {}
 
     def _agent(self, conn: Connection, agent_type: str, host: str) -> Row[Any]:
         row = conn.execute(select(AGENTS).where(AGENTS.c.agent_type == agent_type,
@@ -61,17 +67,19 @@ class WatchService:
         with self.core.db.read() as conn:
             return interest(projection, conn, self._agent(conn, agent_type, host))
 
-    def states(self, found: Interest, keys: set[Key] | None, revision: int) -> dict[str, Any]:
+    def states(self, found: Interest, keys: set[Key] | None, revision: int,
+               since: int = 0) -> dict[str, Any]:
         """The desired states of the given keys (None: every key of the agent: a snapshot)."""
         projection = self.projection(found.agent_type)
         snapshot = keys is None
         wanted = found.keys if keys is None else set(keys)
         states, removed = [], []
+        held = self._holding(found.agent_id, since) if not snapshot else frozenset()
         with self.core.db.read() as conn:
             agent = self._agent(conn, found.agent_type, found.host)
             if not snapshot:
                 for key in list(wanted):
-                    wanted |= projection.related(conn, key)
+                    wanted |= projection.related(conn, key) - held
             wanted = {k for k in wanted if k[0] in projection.key_kinds}
             batch = getattr(projection, "states_of", None)
             found_states = batch(conn, wanted, agent) if batch is not None else {
@@ -85,8 +93,22 @@ class WatchService:
         if states or removed or snapshot:
             relevant = self.agents.relevant_revision
             relevant[found.agent_id] = max(relevant.get(found.agent_id, 0), revision)
+        gone: set[Key] = {(str(k[0]), str(k[1])) for k in removed}
+        sent: set[Key] = {(str(s["kind"]), str(s["id"])) for s in states}
+        self._held[found.agent_id] = (revision, frozenset((held | sent) - gone))
         return {"revision": revision, "snapshot": snapshot, "states": states,
                 "removed": removed}
+
+    def _holding(self, agent_id: str, since: int) -> frozenset[Key]:
+        """The keys an agent holds, if the server knows them at the revision it gives."""
+        known = self._held.get(agent_id)
+        return known[1] if known is not None and known[0] == since else frozenset()
+
+    def _moved(self, agent_id: str, since: int, revision: int) -> None:
+        """An empty answer moved the agent from `since` to `revision`: what it holds stays."""
+        known = self._held.get(agent_id)
+        if known is not None and known[0] == since:
+            self._held[agent_id] = (revision, known[1])
 
     async def watch(self, agent_type: str, host: str, since: int,
                     timeout: float) -> dict[str, Any]:
@@ -107,9 +129,10 @@ class WatchService:
             head = entries[-1].seq if entries else cursor
             affected = found.affected(entries)
             if affected is not None:
-                return await to_thread.run_sync(self.states, found, affected, head)
+                return await to_thread.run_sync(self.states, found, affected, head, since)
             cursor = head
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self._moved(found.agent_id, since, cursor)
                 return {"revision": cursor, "snapshot": False, "states": [], "removed": []}
             await feed.wait(remaining)

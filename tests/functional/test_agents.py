@@ -290,3 +290,85 @@ def test_bound_port_becomes_active(lab: dict[str, Any]) -> None:
         ok(admin.put(f"/v2.0/ports/{port['id']}", json={"port": {"admin_state_up": False}}))
         wait_for(lambda: ok(admin.get(f"/v2.0/ports/{port['id']}"))["port"]["status"]
                  == "DOWN", 20, what="the port going DOWN when disabled")
+
+
+def test_security_keys_travel_with_their_group_once(lab: dict[str, Any]) -> None:
+    """An L2 agent's watch: a port bound to its host brings its group; a rule naming a
+    remote group brings that group's member buckets; a member joining sends its bucket
+    only; a further rule on the group does not send the members again."""
+    server = lab["server"]
+    with server.http() as admin, httpx.Client(base_url=server.url, auth=AGENT_USER,
+                                               timeout=30) as agent:
+        ok(agent.post("/agent-channel/v1/report", json={"agent": {
+            "agent_type": "Linux bridge agent", "host": "HostW",
+            "binary": "neutrino-linuxbridge-agent", "topic": "N/A",
+            "configurations": {"tunneling_ip": "192.0.2.99"}, "availability_zone": "nova",
+            "start_flag": True, "applied_revision": 0}}))
+
+        def watch(since: int, timeout: float = 5) -> dict[str, Any]:
+            return ok(agent.get("/agent-channel/v1/watch", params={
+                "agent_type": "Linux bridge agent", "host": "HostW", "since": since,
+                "timeout": timeout}))
+
+        def kinds(answer: dict[str, Any]) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for state in answer["states"]:
+                out[state["kind"]] = out.get(state["kind"], 0) + 1
+            return out
+
+        revision = watch(0, 0.1)["revision"]
+        net = ok(admin.post("/v2.0/networks", json={"network": {"name": "sg-watch"}}), 201)
+        net_id = net["network"]["id"]
+        ok(admin.post("/v2.0/subnets", json={"subnet": {
+            "network_id": net_id, "cidr": "10.133.0.0/24", "ip_version": 4}}), 201)
+        group = ok(admin.post("/v2.0/security-groups", json={"security_group": {
+            "name": "web"}}), 201)["security_group"]["id"]
+        remote = ok(admin.post("/v2.0/security-groups", json={"security_group": {
+            "name": "clients"}}), 201)["security_group"]["id"]
+        member = ok(admin.post("/v2.0/ports", json={"port": {
+            "network_id": net_id, "security_groups": [remote]}}), 201)["port"]
+        ok(admin.post("/v2.0/ports", json={"port": {
+            "network_id": net_id, "security_groups": [group],
+            "binding:host_id": "HostW"}}), 201)
+
+        def settle(revision: int) -> tuple[int, list[dict[str, Any]]]:
+            seen: list[dict[str, Any]] = []
+            for _ in range(20):
+                answer = watch(revision, 1)
+                revision = answer["revision"]
+                if not answer["states"] and not answer["removed"]:
+                    break
+                seen.append(answer)
+            return revision, seen
+
+        revision, seen = settle(revision)
+        got = {(s["kind"], s["id"]) for a in seen for s in a["states"]}
+        assert ("network", net_id) in got and ("security_group", group) in got
+        assert not any(k == "sg_members" for k, _ in got)  # no rule names a remote yet
+
+        ok(admin.post("/v2.0/security-group-rules", json={"security_group_rule": {
+            "security_group_id": group, "direction": "ingress",
+            "remote_group_id": remote}}), 201)
+        revision, seen = settle(revision)
+        buckets = [s for a in seen for s in a["states"] if s["kind"] == "sg_members"]
+        assert len(buckets) == 64
+        addresses = {ip for b in buckets for ip in b["state"]["addresses"]}
+        assert member["fixed_ips"][0]["ip_address"] in addresses
+
+        other = ok(admin.post("/v2.0/networks", json={"network": {"name": "clients"}}),
+                   201)["network"]["id"]
+        ok(admin.post("/v2.0/subnets", json={"subnet": {
+            "network_id": other, "cidr": "10.134.0.0/24", "ip_version": 4}}), 201)
+        revision, _ = settle(revision)
+        joined = ok(admin.post("/v2.0/ports", json={"port": {  # elsewhere: only members
+            "network_id": other, "security_groups": [remote]}}), 201)["port"]
+        revision, seen = settle(revision)
+        assert [kinds(a) for a in seen] == [{"sg_members": 1}]
+        assert joined["fixed_ips"][0]["ip_address"] in \
+            seen[0]["states"][0]["state"]["addresses"]
+
+        ok(admin.post("/v2.0/security-group-rules", json={"security_group_rule": {
+            "security_group_id": group, "direction": "ingress", "protocol": "tcp",
+            "port_range_min": 22, "port_range_max": 22}}), 201)
+        revision, seen = settle(revision)
+        assert [kinds(a) for a in seen] == [{"security_group": 1}]
