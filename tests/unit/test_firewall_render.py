@@ -40,14 +40,16 @@ def test_bridge_table_is_the_spoofing_filter() -> None:
 \t}}
 \tset sources4 {{
 \t\ttype ifname . ether_addr . ipv4_addr
-\t\tflags interval
 \t}}
 \tset sources6 {{
 \t\ttype ifname . ether_addr . ipv6_addr
-\t\tflags interval
 \t}}
 \tset unaddressed {{
 \t\ttype ifname . ether_addr
+\t}}
+\tset sources4n {{
+\t\ttype ifname . ether_addr . ipv4_addr
+\t\tflags interval
 \t}}
 \tchain spoofing {{
 \t\ttype filter hook prerouting priority -200; policy accept;
@@ -58,24 +60,27 @@ def test_bridge_table_is_the_spoofing_filter() -> None:
 \t\tiifname . ether saddr @sources ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept
 \t\tiifname . ether saddr @sources ip6 saddr :: ip6 daddr ff02::/16 accept
 \t\tether type arp iifname . ether saddr . arp saddr ip @sources4 accept
+\t\tether type arp iifname . ether saddr . arp saddr ip @sources4n accept
 \t\tether type arp drop
 \t\tmeta protocol ip iifname . ether saddr . ip saddr @sources4 accept
 \t\tmeta protocol ip6 iifname . ether saddr . ip6 saddr @sources6 accept
+\t\tmeta protocol ip iifname . ether saddr . ip saddr @sources4n accept
 \t\tiifname . ether saddr @unaddressed accept
 \t\tdrop
 \t}}
 }}
 add element bridge neutrino_sg filtered {{ "tapp1" }}
 add element bridge neutrino_sg sources {{ "tapp1" . fa:16:3e:00:00:01 }}
-add element bridge neutrino_sg sources4 {{ "tapp1" . fa:16:3e:00:00:01 . 10.0.0.5, "tapp1" . fa:16:3e:00:00:01 . 10.0.1.0/24 }}
+add element bridge neutrino_sg sources4 {{ "tapp1" . fa:16:3e:00:00:01 . 10.0.0.5 }}
 add element bridge neutrino_sg sources6 {{ "tapp1" . fa:16:3e:00:00:01 . fe80::f816:3eff:fe00:1 }}
+add element bridge neutrino_sg sources4n {{ "tapp1" . fa:16:3e:00:00:01 . 10.0.1.0/24 }}
 """
 
 
 def test_inet_table_is_stateful_per_port_verdicts() -> None:
     """Zones per network, ports found by bridge and MAC and sent to the chains of their
     profile (groups and statefulness), the group's rules in one chain per direction,
-    members as an interval set (an address under a pair's CIDR merged away)."""
+    members' addresses as a hash set and their CIDR pairs as an interval set."""
     _, inet = fw.render(PLAN)
     assert render(inet) == f"""table inet neutrino_sg {{
 \tcomment "{digest(inet)}"
@@ -93,11 +98,13 @@ def test_inet_table_is_stateful_per_port_verdicts() -> None:
 \t}}
 \tset rg4-g1 {{
 \t\ttype ipv4_addr
+\t}}
+\tset rn4-g1 {{
+\t\ttype ipv4_addr
 \t\tflags interval
 \t}}
 \tset rg6-g1 {{
 \t\ttype ipv6_addr
-\t\tflags interval
 \t}}
 \tchain conntrack_zone {{
 \t\ttype filter hook prerouting priority -300; policy accept;
@@ -127,6 +134,7 @@ def test_inet_table_is_stateful_per_port_verdicts() -> None:
 \t\tmeta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 1 icmp type 8 icmp code 0 accept
 \t\tmeta nfproto ipv4 meta l4proto 6 th dport 22 accept
 \t\tmeta nfproto ipv4 ip saddr @rg4-g1 accept
+\t\tmeta nfproto ipv4 ip saddr @rn4-g1 accept
 \t}}
 \tchain ge-g1 {{
 \t\tmeta nfproto ipv4 accept
@@ -149,7 +157,8 @@ def test_inet_table_is_stateful_per_port_verdicts() -> None:
 add element inet neutrino_sg zones {{ "brqn1" : 4100 }}
 add element inet neutrino_sg to_port {{ "brqn1" . fa:16:3e:00:00:01 : jump i-se1763854a7ddcd77 }}
 add element inet neutrino_sg from_port {{ "brqn1" . fa:16:3e:00:00:01 : jump e-se1763854a7ddcd77 }}
-add element inet neutrino_sg rg4-g1 {{ 10.0.0.5, 10.0.0.6, 10.0.1.0/24 }}
+add element inet neutrino_sg rg4-g1 {{ 10.0.0.5, 10.0.0.6, 10.0.1.7 }}
+add element inet neutrino_sg rn4-g1 {{ 10.0.1.0/24 }}
 """
 
 

@@ -140,15 +140,23 @@ class Members:
         """Every address and CIDR."""
         return self.ips4 | self.ips6 | self.nets4 | self.nets6
 
-    def elements(self, version: int) -> frozenset[str]:
-        """An interval set's elements of one family: the CIDRs merged, and the addresses
-        no CIDR covers (checked only when there are CIDRs: the usual group has none)."""
-        ips, nets = (self.ips4, self.nets4) if version == 4 else (self.ips6, self.nets6)
+    def ips(self, version: int) -> frozenset[str]:
+        """The single addresses of one family (a hash set's elements)."""
+        return self.ips4 if version == 4 else self.ips6
+
+    def nets(self, version: int) -> frozenset[str]:
+        """The CIDRs of one family, merged (an interval set refuses overlaps)."""
+        nets = self.nets4 if version == 4 else self.nets6
         if not nets:
-            return ips
-        merged = netaddr.cidr_merge([netaddr.IPNetwork(n) for n in nets])
-        return frozenset({str(n) for n in merged} | {
-            ip for ip in ips if not any(netaddr.IPAddress(ip) in n for n in merged)})
+            return frozenset()
+        return frozenset(str(n) for n in netaddr.cidr_merge([netaddr.IPNetwork(n)
+                                                             for n in nets]))
+
+    def merged(self, version: int) -> frozenset[str]:
+        """Addresses and CIDRs of one family merged into CIDRs (an address group)."""
+        every = self.ips(version) | (self.nets4 if version == 4 else self.nets6)
+        return frozenset(str(n) for n in netaddr.cidr_merge([netaddr.IPNetwork(n)
+                                                             for n in every]))
 
 
 NO_MEMBERS = Members()
@@ -223,8 +231,17 @@ def _family(ethertype: str) -> tuple[str, str]:
 
 
 def members_set(group_id: str, ethertype: str) -> str:
-    """The named set of a remote group's member addresses of one family."""
+    """The named set of a remote group's member addresses of one family (a hash set:
+    libnftables reads every element of a table's interval sets before any change, so a
+    group of ten thousand in an interval set would make every element added cost tens of
+    milliseconds)."""
     return f"rg{ethertype[-1]}-{group_id}"
+
+
+def members_nets_set(group_id: str, ethertype: str) -> str:
+    """The interval set of a remote group's CIDR members (allowed address pairs), made
+    only when it has some."""
+    return f"rn{ethertype[-1]}-{group_id}"
 
 
 def address_group_set(address_group_id: str, ethertype: str) -> str:
@@ -232,9 +249,25 @@ def address_group_set(address_group_id: str, ethertype: str) -> str:
     return f"ag{ethertype[-1]}-{address_group_id}"
 
 
-def rule_text(rule: Rule) -> str | None:
+def rule_texts(rule: Rule, nets: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """A rule as nft statements: one, or two for a remote group that has CIDR members
+    (`nets`: the CIDR sets that exist)."""
+    if rule.remote_group_id:
+        found = []
+        for name in (members_set(rule.remote_group_id, rule.ethertype),
+                     members_nets_set(rule.remote_group_id, rule.ethertype)):
+            if name.startswith("rg") or name in nets:
+                text = rule_text(rule, name)
+                if text:
+                    found.append(text)
+        return tuple(found)
+    text = rule_text(rule)
+    return (text,) if text else ()
+
+
+def rule_text(rule: Rule, remote_set: str | None = None) -> str | None:
     """One rule as an nft statement ending in `accept` (None: it can never match, e.g. a
-    remote prefix of the other family)."""
+    remote prefix of the other family); `remote_set` names the remote group's set."""
     ip, _ = _family(rule.ethertype)
     remote = "saddr" if rule.direction == "ingress" else "daddr"
     parts = [f"meta nfproto {'ipv4' if rule.ethertype == 'IPv4' else 'ipv6'}"]
@@ -245,7 +278,8 @@ def rule_text(rule: Rule) -> str | None:
         if net.prefixlen:
             parts.append(f"{ip} {remote} {net.cidr}")
     elif rule.remote_group_id:
-        parts.append(f"{ip} {remote} @{members_set(rule.remote_group_id, rule.ethertype)}")
+        parts.append(f"{ip} {remote} "
+                     f"@{remote_set or members_set(rule.remote_group_id, rule.ethertype)}")
     elif rule.remote_address_group_id:
         parts.append(f"{ip} {remote} "
                      f"@{address_group_set(rule.remote_address_group_id, rule.ethertype)}")
@@ -268,13 +302,13 @@ def rule_text(rule: Rule) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def group_chains(group: Group) -> tuple[Chain, Chain]:
-    """A group's ingress and egress chains."""
+def group_chains(group: Group, nets: frozenset[str] = frozenset()) -> tuple[Chain, Chain]:
+    """A group's ingress and egress chains (`nets`: the CIDR sets that exist)."""
     chains = []
     for direction in ("ingress", "egress"):
-        rules = [rule_text(r) for r in group.rules if r.direction == direction]
-        chains.append(Chain(group_chain(group.id, direction),
-                            tuple(r for r in dict.fromkeys(rules) if r)))
+        rules = [t for r in group.rules if r.direction == direction
+                 for t in rule_texts(r, nets)]
+        chains.append(Chain(group_chain(group.id, direction), tuple(dict.fromkeys(rules))))
     return chains[0], chains[1]
 
 
@@ -321,21 +355,40 @@ def _link_local(mac: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def spoof_elements(port: Port) -> tuple[frozenset[str], frozenset[str], frozenset[str],
-                                        frozenset[str]]:
-    """A port's elements of the spoofing sets: (tap . MAC) it may send from, (tap . MAC .
-    IPv4) and (tap . MAC . IPv6) it may send as (fixed IPs, pairs, link-local addresses),
-    and (tap . MAC) that may send any address (a port with no address at all)."""
+def spoof_elements(port: Port) -> dict[str, frozenset[str]]:
+    """A port's elements of the spoofing sets: `sources` (tap . MAC) it may send from;
+    `sources4` / `sources6` (tap . MAC . address) it may send as: fixed IPs, pairs and
+    link-local addresses; `sources4n` / `sources6n` the same for CIDR pairs; `unaddressed`
+    (tap . MAC) that may send any address (a port with no address at all)."""
     tap = f'"{port.tap}"'
     macs = frozenset(f"{tap} . {m}" for m in port.macs)
-    v4: set[str] = set()
-    v6: set[str] = set()
+    found: dict[str, set[str]] = {"sources4": set(), "sources6": set(), "sources4n": set(),
+                                  "sources6n": set()}
     for mac, address in [(port.mac, a) for a in port.addresses] + list(port.pairs):
-        (v4 if netaddr.IPNetwork(address).version == 4 else v6).add(
-            f"{tap} . {mac} . {address}")
-    v6 |= {f"{tap} . {m} . {_link_local(m)}" for m in port.macs}
+        net = netaddr.IPNetwork(address)
+        kind = f"sources{net.version}{'n' if '/' in address else ''}"
+        found[kind].add(f"{tap} . {mac} . {address}")
+    found["sources6"] |= {f"{tap} . {m} . {_link_local(m)}" for m in port.macs}
     anything = macs if not port.addresses and not port.pairs else frozenset()
-    return macs, frozenset(v4), frozenset(v6), anything
+    return {"sources": macs, "unaddressed": anything,
+            **{k: frozenset(v) for k, v in found.items()}}
+
+
+def spoofing_rules(nets4: bool, nets6: bool) -> tuple[str, ...]:
+    """The spoofing chain; the CIDR pair sets are looked up only when they exist."""
+    rules = list(SPOOFING)
+    at = rules.index("ether type arp drop")
+    if nets4:
+        rules.insert(at, "ether type arp iifname . ether saddr . arp saddr ip @sources4n "
+                     "accept")
+    extra = []
+    if nets4:
+        extra.append("meta protocol ip iifname . ether saddr . ip saddr @sources4n accept")
+    if nets6:
+        extra.append("meta protocol ip6 iifname . ether saddr . ip6 saddr @sources6n "
+                     "accept")
+    at = rules.index("iifname . ether saddr @unaddressed accept")
+    return tuple(rules[:at] + extra + rules[at:])
 
 
 SPOOFING = (
@@ -357,28 +410,28 @@ SPOOFING = (
 def render(plan: Plan) -> tuple[Table, Table]:
     """The bridge and inet tables of a plan (pure)."""
     ports = sorted(plan.ports)
-    filtered_taps: set[str] = set()
-    sources: set[str] = set()
-    sources4: set[str] = set()
-    sources6: set[str] = set()
-    unaddressed: set[str] = set()
+    filtered_taps = frozenset(f'"{port.tap}"' for port in ports)
+    spoof: dict[str, set[str]] = {k: set() for k in (
+        "sources", "sources4", "sources6", "sources4n", "sources6n", "unaddressed")}
     for port in ports:
-        filtered_taps.add(f'"{port.tap}"')
-        macs, v4, v6, anything = spoof_elements(port)
-        sources |= macs
-        sources4 |= v4
-        sources6 |= v6
-        unaddressed |= anything
+        for kind, elements in spoof_elements(port).items():
+            spoof[kind] |= elements
+    spoof_sets = [NamedSet("filtered", "ifname", filtered_taps),
+                  NamedSet("sources", "ifname . ether_addr", frozenset(spoof["sources"])),
+                  NamedSet("sources4", "ifname . ether_addr . ipv4_addr",
+                           frozenset(spoof["sources4"])),
+                  NamedSet("sources6", "ifname . ether_addr . ipv6_addr",
+                           frozenset(spoof["sources6"])),
+                  NamedSet("unaddressed", "ifname . ether_addr",
+                           frozenset(spoof["unaddressed"]))]
+    for kind, family in (("sources4n", "ipv4_addr"), ("sources6n", "ipv6_addr")):
+        if spoof[kind]:  # CIDR pairs are rare: their interval set exists only for them
+            spoof_sets.append(NamedSet(kind, f"ifname . ether_addr . {family}",
+                                       frozenset(spoof[kind]), flags=("interval",)))
     bridge = Table("bridge", TABLE, (
-        Chain("spoofing", SPOOFING, type="filter", hook="prerouting", priority=-200,
-              policy="accept"),), (
-        NamedSet("filtered", "ifname", frozenset(filtered_taps)),
-        NamedSet("sources", "ifname . ether_addr", frozenset(sources)),
-        NamedSet("sources4", "ifname . ether_addr . ipv4_addr", frozenset(sources4),
-                 flags=("interval",)),
-        NamedSet("sources6", "ifname . ether_addr . ipv6_addr", frozenset(sources6),
-                 flags=("interval",)),
-        NamedSet("unaddressed", "ifname . ether_addr", frozenset(unaddressed))))
+        Chain("spoofing", spoofing_rules(bool(spoof["sources4n"]), bool(spoof["sources6n"])),
+              type="filter", hook="prerouting", priority=-200, policy="accept"),),
+        tuple(spoof_sets))
 
     to_port: set[str] = set()
     from_port: set[str] = set()
@@ -407,13 +460,24 @@ def render(plan: Plan) -> tuple[Table, Table]:
             NamedSet("from_port", "ifname . ether_addr : verdict", frozenset(from_port),
                      map=True),
             NamedSet("untracked", "ifname . ether_addr", frozenset(stateless))]
-    for ids, source, namer in ((remote_groups, plan.members, members_set),
-                               (address_groups, plan.address_groups, address_group_set)):
-        for object_id in ids:
-            found = source.get(object_id, NO_MEMBERS)
-            for ethertype, version in (("IPv4", 4), ("IPv6", 6)):
-                sets.append(NamedSet(namer(object_id, ethertype), _family(ethertype)[1],
-                                     found.elements(version), flags=("interval",)))
+    nets: set[str] = set()
+    for group_id in remote_groups:
+        found = plan.members.get(group_id, NO_MEMBERS)
+        for ethertype, version in (("IPv4", 4), ("IPv6", 6)):
+            kind = _family(ethertype)[1]
+            sets.append(NamedSet(members_set(group_id, ethertype), kind,
+                                 found.ips(version)))
+            if found.nets(version):
+                nets.add(members_nets_set(group_id, ethertype))
+                sets.append(NamedSet(members_nets_set(group_id, ethertype), kind,
+                                     found.nets(version), flags=("interval",)))
+    for address_group_id in address_groups:
+        found = plan.address_groups.get(address_group_id, NO_MEMBERS)
+        for ethertype, version in (("IPv4", 4), ("IPv6", 6)):
+            sets.append(NamedSet(address_group_set(address_group_id, ethertype),
+                                 _family(ethertype)[1],
+                                 found.merged(version),
+                                 flags=("interval",)))
     chains = [
         Chain("conntrack_zone", ("iifname . ether saddr @untracked notrack accept",
                                  "iifname . ether daddr @untracked notrack accept",
@@ -426,7 +490,7 @@ def render(plan: Plan) -> tuple[Table, Table]:
         Chain("common_ingress", COMMON["ingress"]),
         Chain("common_egress", COMMON["egress"])]
     for group_id in used:
-        chains.extend(group_chains(plan.groups[group_id]))
+        chains.extend(group_chains(plan.groups[group_id], frozenset(nets)))
     for groups, stateful in sorted(profiles):
         chains.append(profile_chain(groups, stateful, "ingress"))
         chains.append(profile_chain(groups, stateful, "egress"))
