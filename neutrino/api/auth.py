@@ -6,9 +6,10 @@ The users file is JSON, managed by `neutrino user add|list|remove`:
 bcrypt is deliberately slow (a quarter of a second of CPU), so `Authenticator`:
 - verifies in worker threads, at most one fewer than the CPUs at a time, so that the event
   loop (every other request, the agents' heartbeats) always has a CPU;
-- remembers a verified (user, password, hash) for `auth_cache_ttl` seconds by its SHA-256
-  digest (a changed password has another hash; a changed file forgets everything), and lets
-  concurrent logins with the same credentials share one verification;
+- remembers a verified (user, password, hash) by its SHA-256 digest until it has not been
+  used for `auth_cache_ttl` seconds (a changed password has another hash; a changed file
+  forgets everything), and lets concurrent logins with the same credentials share one
+  verification;
 - throttles failures per user name and per client address (`Throttle`, answered with 429
   and Retry-After), unknown user names included;
 - verifies an unknown user's password against a dummy hash of the same cost, so that the
@@ -266,6 +267,9 @@ class Authenticator:
         digest = hashlib.sha256(f"{username}\0{password}\0{hashed}".encode()).hexdigest()
         now = time.monotonic()
         if user is not None and self.users.remembered(digest, now):
+            # In use, so kept: agents that report every few seconds never queue behind
+            # an attacker's checks. Nothing is lost: a change of the file forgets it.
+            self.users.remember(digest, now + self.cache_ttl)
             return _context(username, user)
         user_key, source_key = _key("user", username), _key("source", source)
         wait = max(self.by_user.retry_after(user_key), self.by_source.retry_after(source_key))

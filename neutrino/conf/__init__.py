@@ -58,15 +58,16 @@ core_opts = [
         "auth_failure_window",
         default=60.0,
         min=1.0,
-        help="Seconds over which failed logins are counted; also the longest a throttled "
-        "user or address waits.",
+        help="Seconds without a failed login after which a user's or an address's failures "
+        "are forgotten; also the longest a throttled user or address waits.",
     ),
     cfg.FloatOpt(
         "auth_cache_ttl",
         default=60.0,
         min=0.0,
-        help="Seconds a verified user name and password are remembered (bcrypt costs a "
-        "quarter of a second of CPU); a changed password or users file forgets them at once.",
+        help="Seconds an unused verified user name and password are remembered (bcrypt "
+        "costs a quarter of a second of CPU); a changed password or users file forgets them "
+        "at once.",
     ),
     cfg.StrOpt(
         "state_path",

@@ -187,12 +187,12 @@ class PortService(ResourceServiceBase):
     def _enforce_create(self, ctx: Context, body: dict[str, Any], project: str,
                         network: Row[Any]) -> None:
         target = port_target(project, network, body.get("device_owner", ""))
+        if not ctx.is_admin and network.project_id != project and not network.shared:
+            # Visible through router:external only: not a network others may plug into.
+            raise exc.NetworkNotFound(net_id=network.id)
         self.core.policy.enforce(ctx, "create_port", target)
         if ctx.is_admin:
             return
-        if network.project_id != project and not network.shared:
-            # Visible through router:external only: not a network others may plug into.
-            raise exc.NetworkNotFound(net_id=network.id)
         checked = {k: v for k, v in body.items()
                    if k != "device_owner" or str(v).startswith("network:")}
         enforce_attrs(self.core, ctx, PORT, "create", checked, target)
