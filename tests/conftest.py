@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import (
@@ -83,3 +84,26 @@ def basic_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iter
 def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A noauth server on SQLite only, for tests about the API rather than the database."""
     yield from _server(tmp_path_factory.mktemp("srv-sqlite-only"), "sqlite", "noauth")
+
+
+# Clients of a module's http_basic `server` (a module defines `server`; one that defines
+# its own `admin` or `alice` keeps it).
+@pytest.fixture(scope="module")
+def admin(server: Server) -> Iterator[httpx.Client]:
+    """The admin user's client."""
+    with server.http(basic=ADMIN) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def alice(server: Server) -> Iterator[httpx.Client]:
+    """Alice's client (a member of project-a)."""
+    with server.http(basic=ALICE) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bob(server: Server) -> Iterator[httpx.Client]:
+    """Bob's client (a member of project-b)."""
+    with server.http(basic=BOB) as client:
+        yield client

@@ -115,19 +115,15 @@ def state(conn: Connection, key: Key, agent: Row[Any]) -> dict[str, Any] | None:
             select(*RULE_COLUMNS).where(SECURITY_GROUP_RULES.c.security_group_id == object_id)
             .order_by(SECURITY_GROUP_RULES.c.id))]
         return {"id": row.id, "stateful": bool(row.stateful), "rules": rules}
-    remote, address_groups = _remotes(conn, groups)
+    if kind == MEMBERS:
+        return states_of(conn, [key], agent)[key]
+    _, address_groups = _remotes(conn, groups)
     if kind == ADDRESS_GROUP:
         if object_id not in address_groups:
             return None
         addresses = conn.execute(select(ADDRESS_GROUP_ADDRESSES.c.address).where(
             ADDRESS_GROUP_ADDRESSES.c.address_group_id == object_id)).scalars().all()
         return {"id": object_id, "addresses": sorted(addresses)}
-    if kind == MEMBERS:
-        group_id, _, bucket = object_id.partition(":")
-        if group_id not in remote:
-            return None
-        return {"group_id": group_id, "bucket": bucket,
-                "addresses": members(conn, group_id, int(bucket, 16))}
     return None
 
 

@@ -4,13 +4,12 @@ Neutron's errors, policy and project isolation (http_basic: admin, alice in A, b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN, ALICE, BOB
+from tests.conftest import ALICE, BOB
 from tests.functional.test_api import error, ok
 from tests.support import Server, openstack_cli
 
@@ -28,18 +27,6 @@ def sqlite_only(server: Server) -> None:
 def server(basic_server: Server) -> Server:
     """One http_basic server per backend for the module."""
     return basic_server
-
-
-@pytest.fixture(scope="module")
-def admin(server: Server) -> Iterator[httpx.Client]:
-    with server.http(basic=ADMIN) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def alice(server: Server) -> Iterator[httpx.Client]:
-    with server.http(basic=ALICE) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

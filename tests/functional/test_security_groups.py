@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from neutrino.db.api import Database
 from neutrino.db.models import CHANGES
-from tests.conftest import ADMIN, ALICE, BOB, _server
+from tests.conftest import ADMIN, ALICE, _server
 from tests.functional.test_api import error, ok
 from tests.support import Server, openstack_cli
 
@@ -29,24 +29,6 @@ ALIASES = {"security-group", "stateful-security-group", "security-groups-remote-
 def server(basic_server: Server) -> Server:
     """One http_basic server per backend for the module."""
     return basic_server
-
-
-@pytest.fixture(scope="module")
-def admin(server: Server) -> Iterator[httpx.Client]:
-    with server.http(basic=ADMIN) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def alice(server: Server) -> Iterator[httpx.Client]:
-    with server.http(basic=ALICE) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def bob(server: Server) -> Iterator[httpx.Client]:
-    with server.http(basic=BOB) as client:
-        yield client
 
 
 def group(client: httpx.Client, **attrs: Any) -> dict[str, Any]:

@@ -165,8 +165,8 @@ add element inet neutrino_sg rn4-g1 {{ 10.0.1.0/24 }}
 def test_a_member_joining_is_one_element() -> None:
     """A member more: only an element added; no chain is touched."""
     _, before = fw.render(PLAN)
-    more = dataclasses.replace(PLAN, members={"g1": PLAN.members["g1"] | fw.Members.of(
-        ["10.0.0.9"])})
+    joined = fw.Members.union([PLAN.members["g1"], fw.Members.of(["10.0.0.9"])])
+    more = dataclasses.replace(PLAN, members={"g1": joined})
     _, after = fw.render(more)
     assert render_changes(before, after) == \
         "add element inet neutrino_sg rg4-g1 { 10.0.0.9 }\n"

@@ -131,10 +131,6 @@ class Members:
         return cls(*(frozenset().union(*(getattr(m, f) for m in many))
                      for f in ("ips4", "ips6", "nets4", "nets6")))
 
-    def __or__(self, other: Members) -> Members:
-        return Members(self.ips4 | other.ips4, self.ips6 | other.ips6,
-                       self.nets4 | other.nets4, self.nets6 | other.nets6)
-
     @property
     def addresses(self) -> frozenset[str]:
         """Every address and CIDR."""

@@ -24,13 +24,10 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-import orjson
-
 from neutrino.agent.linux import netns
 
 LOG = logging.getLogger(__name__)
 OUTPUT_TERSE = 1 << 11  # NFT_CTX_OUTPUT_TERSE (nftables.h)
-OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON
 
 
 class NetfilterError(RuntimeError):
@@ -249,13 +246,12 @@ class _Nft:
         if dry_run:
             lib.nft_ctx_set_dry_run(self.ctx, True)
 
-    def run(self, commands: str, terse: bool = False, json: bool = False) -> str:
+    def run(self, commands: str, terse: bool = False) -> str:
         """Run nft commands as one transaction; their output (NetfilterError on failure).
-        `terse` listings leave set elements out; `json` output is nft's JSON."""
+        `terse` listings leave set elements out."""
         lib = self.lib()
         with self._lock:
-            lib.nft_ctx_output_set_flags(self.ctx, (OUTPUT_TERSE if terse else 0)
-                                         | (OUTPUT_JSON if json else 0))
+            lib.nft_ctx_output_set_flags(self.ctx, OUTPUT_TERSE if terse else 0)
             rc = lib.nft_run_cmd_from_buffer(self.ctx, commands.encode())
             out = (lib.nft_ctx_get_output_buffer(self.ctx) or b"").decode()
             err = (lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode()
@@ -298,13 +294,6 @@ class Netfilter:
             if line.startswith("comment "):
                 return line.split('"')[1]
         return ""
-
-    def handles(self) -> dict[tuple[str, str], int]:
-        """(family, name) -> kernel handle of every table in the namespace: one short read.
-        A table deleted and made again by anyone has a new handle."""
-        text = self._ctx().run("list tables", json=True)
-        return {(t["table"]["family"], t["table"]["name"]): int(t["table"]["handle"])
-                for t in orjson.loads(text or "{}").get("nftables", []) if "table" in t}
 
     def has_set(self, family: str, name: str, set_name: str) -> bool:
         """Whether a set of a table of ours is in the kernel (a cheap look: listing a whole

@@ -63,6 +63,7 @@ class HostSecurity:
         self._busy = False
         self._verified = 0.0
         self._failure: Exception | None = None
+        self._lost = False  # the last look found our tables missing
 
     def keys(self) -> set[Key]:
         """The security keys held now."""
@@ -84,9 +85,9 @@ class HostSecurity:
         with self._lock:
             same = self._ports.get(network_id, ()) == ports
         if same:
-            # Nothing new; but tables gone from the host (by hand, or a restart of the
-            # namespace) are made again.
-            return self.sync(verify=True) if ports and not self.present() else False
+            # Nothing new; but tables the last look for drift found gone (deleted by hand,
+            # the namespace remade) are made again.
+            return self.sync(verify=True) if ports and self._lost else False
         with self._lock:
             if ports:
                 self._ports[network_id] = ports
@@ -151,6 +152,7 @@ class HostSecurity:
                 changed = self.firewall.apply(plan, verify=verify)
                 if verify:
                     self._verified = now
+                    self._lost = False
         except Exception as err:
             failure = err
         with self._lock:
@@ -168,8 +170,10 @@ class HostSecurity:
     def present(self) -> bool:
         """Whether the host has both our tables now."""
         netfilter = self.firewall.netfilter
-        return netfilter.has_set("inet", firewall.TABLE, "untracked") and \
+        found = netfilter.has_set("inet", firewall.TABLE, "untracked") and \
             netfilter.has_set("bridge", firewall.TABLE, "filtered")
+        self._lost = not found
+        return found
 
 
 def _store(where: dict[str, Any], key: str, value: Any) -> None:
