@@ -88,10 +88,16 @@ def record_port_groups(conn: Connection, port_id: str, group_ids: Iterable[str],
     its groups, addresses, MAC, port security or allowed address pairs changed. Give every
     group it had before and has now, and the hosts it was and is bound to: hosts with the
     port get its groups' rules, hosts whose rules name a group get its members."""
-    hosts = tuple(hosts)
+    hosts, now = tuple(hosts), time.time()
+    rows = []
     for group_id in sorted(set(group_ids)):
-        record(conn, "port", port_id, (SECURITY_GROUP, group_id), hosts)
-        record(conn, "port", port_id, member_scope(group_id, port_id))
+        for (scope_kind, scope_id), where in (((SECURITY_GROUP, group_id), hosts),
+                                              (member_scope(group_id, port_id), (None,))):
+            rows += [{"kind": "port", "object_id": port_id, "scope_kind": scope_kind,
+                      "scope_id": scope_id, "host": host or None, "created_at": now}
+                     for host in dict.fromkeys(where)]
+    if rows:
+        conn.execute(insert(CHANGES), rows)  # one statement for every group's rows
 
 
 def record(conn: Connection, kind: str, object_id: str, scope: Scope | None = None,

@@ -78,10 +78,11 @@ class DhcpPlacement:
             return 0
         return int(self.core.conf.dhcp_agents_per_network)
 
-    def needing(self, conn: Connection) -> list[str]:
-        """Networks with a DHCP-enabled subnet."""
-        return list(conn.execute(select(SUBNETS.c.network_id).distinct().where(
-            SUBNETS.c.enable_dhcp.is_(True))).scalars().all())
+    def needing(self, conn: Connection) -> dict[str, int]:
+        """Networks with a DHCP-enabled subnet, each wanting dhcp_agents_per_network."""
+        per_network = int(self.core.conf.dhcp_agents_per_network)
+        return dict.fromkeys(conn.execute(select(SUBNETS.c.network_id).distinct().where(
+            SUBNETS.c.enable_dhcp.is_(True))).scalars(), per_network)
 
     def hints(self, conn: Connection, resource_id: str) -> list[str]:
         """The network's availability zone hints."""

@@ -73,9 +73,9 @@ class L3Placement:
         exists = conn.execute(select(ROUTERS.c.id).where(ROUTERS.c.id == resource_id)).first()
         return 1 if exists is not None else 0
 
-    def needing(self, conn: Connection) -> list[str]:
-        """Every router."""
-        return list(conn.execute(select(ROUTERS.c.id)).scalars())
+    def needing(self, conn: Connection) -> dict[str, int]:
+        """Every router, each wanting one agent."""
+        return dict.fromkeys(conn.execute(select(ROUTERS.c.id)).scalars(), 1)
 
     def hints(self, conn: Connection, resource_id: str) -> list[str]:
         """The router's availability zone hints."""

@@ -61,15 +61,17 @@ def check_pairs(pairs: list[dict[str, str]], enabled: bool, limit: int) -> None:
 
 
 def set_pairs(conn: Connection, port_id: str, mac: str, pairs: list[dict[str, str]],
-              replace: bool) -> None:
-    """Store a port's pairs (a pair without a MAC takes the port's)."""
+              replace: bool) -> list[dict[str, str]]:
+    """Store a port's pairs (a pair without a MAC takes the port's); returns them as
+    `pairs_of` would read them back."""
     if replace:
         conn.execute(delete(ALLOWED_ADDRESS_PAIRS).where(
             ALLOWED_ADDRESS_PAIRS.c.port_id == port_id))
-    rows = {(p.get("mac_address", mac), p["ip_address"]) for p in pairs}
+    rows = sorted({(p["ip_address"], p.get("mac_address", mac)) for p in pairs})
     if rows:
         conn.execute(insert(ALLOWED_ADDRESS_PAIRS), [
-            {"port_id": port_id, "mac_address": m, "ip_address": ip} for m, ip in sorted(rows)])
+            {"port_id": port_id, "mac_address": m, "ip_address": ip} for ip, m in rows])
+    return [{"ip_address": ip, "mac_address": m} for ip, m in rows]
 
 
 def check_groups(conn: Connection, ctx: Context, project: str, group_ids: list[str]) -> None:

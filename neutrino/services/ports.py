@@ -251,7 +251,7 @@ class PortService(ResourceServiceBase):
         tags = insert_tags(conn, port_id, body.get("tags", []))
         groups = self._new_groups(conn, ctx, project, body, secured, bool(fixed))
         psec.bind_groups(conn, port_id, groups, replace=False)
-        psec.set_pairs(conn, port_id, mac, pairs, replace=False)
+        stored_pairs = psec.set_pairs(conn, port_id, mac, pairs, replace=False)
         changes.record(conn, "port", port_id, changes.network(network.id),
                        hosts=[row["binding_host_id"]])
         changes.record_port_groups(conn, port_id, groups, psec.hosts_of(row["binding_host_id"]))
@@ -259,7 +259,7 @@ class PortService(ResourceServiceBase):
         if row["device_owner"] != DHCP_OWNER and any(
                 ip["subnet_id"] in dhcp_subnets for ip in fixed):
             self.core.dhcp_needed(conn, network.id)
-        return render(row, fixed, tags, groups, psec.pairs_of(conn, [port_id]).get(port_id))
+        return render(row, fixed, tags, groups, stored_pairs)
 
     def _new_groups(self, conn: Connection, ctx: Context, project: str, body: dict[str, Any],
                     secured: bool, has_ip: bool) -> list[str]:

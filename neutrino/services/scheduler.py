@@ -89,8 +89,9 @@ class Placement(Protocol):
     def wanted(self, conn: Connection, resource_id: str) -> int:
         """How many agents the resource should have (0: it needs none)."""
 
-    def needing(self, conn: Connection) -> list[str]:
-        """Resources that need agents at all."""
+    def needing(self, conn: Connection) -> dict[str, int]:
+        """Every resource that needs agents, with how many it wants (one read for all, as
+        the fill pass runs every few seconds over every resource)."""
 
     def hints(self, conn: Connection, resource_id: str) -> list[str]:
         """The resource's availability zone hints."""
@@ -217,16 +218,15 @@ class Scheduler:
     def fill(self, now: float) -> int:
         """Give resources short of agents more, from the live ones."""
         with self.core.db.read() as conn:
-            needing = self.placement.needing(conn)
-            if not needing:
+            wanted = self.placement.needing(conn)
+            if not wanted:
                 return 0
             bound = self.bindings(conn)
-            wanted = {r: self.placement.wanted(conn, r) for r in needing}
-            if all(len(bound.get(r, ())) >= wanted[r] for r in needing):
+            if all(len(bound.get(r, ())) >= n for r, n in wanted.items()):
                 return 0
             live = self.live(conn, now)
         made = 0
-        for resource_id in needing:
+        for resource_id in wanted:
             agents = bound.get(resource_id, set())
             if len(agents) >= wanted[resource_id] or not live - agents:
                 continue

@@ -51,6 +51,12 @@ def _write_atomically(target: Path, text: str) -> None:
     tmp.replace(target)
 
 
+def _plugged_alike(a: DhcpPlan, b: DhcpPlan) -> bool:
+    """Whether two plans want the same DHCP port in the same namespace."""
+    return (a.namespace, a.port_id, a.mac, a.outer, a.inner, a.addresses) == \
+        (b.namespace, b.port_id, b.mac, b.outer, b.inner, b.addresses)
+
+
 def settings_of(conf: cfg.ConfigOpts, dnsmasq: str | None = None) -> Settings:
     """The DHCP plan's settings from the agent's configuration."""
     binary = dnsmasq or shutil.which("dnsmasq", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
@@ -65,8 +71,14 @@ class DnsmasqDriver:
     key_kinds = frozenset({NETWORK})
 
     def __init__(self, conf: cfg.ConfigOpts, host_netns: str | None = None,
-                 dnsmasq: str | None = None) -> None:
+                 dnsmasq: str | None = None, verify_interval: float | None = None) -> None:
         self.conf = conf
+        # A port added to a network changes its host entries only: between two reads of the
+        # DHCP port's link and addresses (drift repaired at the latest then), a plan whose
+        # port is as applied asks the kernel nothing (each netlink request costs ~1 ms).
+        self.verify_interval = conf.AGENT.resync_interval if verify_interval is None \
+            else verify_interval
+        self._verified: dict[str, float] = {}
         base = settings_of(conf, dnsmasq)
         self.settings = Settings(base.root, base.dnsmasq, base.lease_seconds,
                                  host_netns or base.host_namespace)
@@ -100,7 +112,7 @@ class DnsmasqDriver:
         wanted = plan(state, self.settings, self._watched(network_id)) if state else None
         if wanted is None:
             return self._remove(network_id)
-        changed = self._plug(wanted)
+        changed = self._plug_if_needed(wanted)
         reload = self._write_files(wanted)
         try:
             outcome = self.daemons.ensure(wanted.daemon, signal.SIGHUP if reload else None)
@@ -148,6 +160,20 @@ class DnsmasqDriver:
         if argv is None:
             return self.watch_host_files
         return any(a.startswith("--dhcp-hostsdir=") for a in argv)
+
+    def _plug_if_needed(self, wanted: DhcpPlan) -> bool:
+        """Plug the DHCP port unless it is as applied and was read back recently."""
+        now = time.monotonic()
+        with self._lock:
+            before = self._applied.get(wanted.network_id)
+            verified = self._verified.get(wanted.network_id, float("-inf"))
+        if before is not None and _plugged_alike(before, wanted) and \
+                now - verified < self.verify_interval and netns.exists(wanted.namespace):
+            return False
+        changed = self._plug(wanted)
+        with self._lock:
+            self._verified[wanted.network_id] = now
+        return changed
 
     def _plug(self, wanted: DhcpPlan) -> bool:
         """The DHCP port's veth pair, its MAC and addresses; True if anything changed.
@@ -238,6 +264,7 @@ class DnsmasqDriver:
             changed = True
         with self._lock:
             self._applied.pop(network_id, None)
+            self._verified.pop(network_id, None)
             self._dead.discard(network_id)
         self.watch_host_files = True  # a watching dnsmasq may have gone: try again
         return changed
