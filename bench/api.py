@@ -535,7 +535,8 @@ def markdown(results: Sequence[Result], settings: Settings, argv: Sequence[str],
         f"- Workload: {settings.ports:,} ports pre-created on one network, "
         f"{settings.creates} sequential creates, {settings.lists} lists of every port, "
         f"{settings.clients} concurrent creators for {settings.duration:g} s; one "
-        "`neutrino-server` (noauth, admin, default options), client on the same machine.",
+        "`neutrino-server` (noauth, admin, default options but quotas lifted: one project "
+        "holds every port), client on the same machine.",
         "",
     ]
     for result in results:

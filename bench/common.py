@@ -17,6 +17,14 @@ DOC = ROOT / "docs" / "benchmarks.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def no_quotas() -> dict[str, dict[str, Any]]:
+    """Server options lifting every quota: the workloads make tens of thousands of resources
+    in one project, past Neutron's default limits."""
+    from neutrino.services.quotas import unlimited
+
+    return {"QUOTAS": dict(unlimited())}
+
+
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far (0 if it is gone)."""
     try:

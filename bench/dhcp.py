@@ -45,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, proc_cpu, publish  # noqa: E402
+from bench.common import git_commit, machine, no_quotas, proc_cpu, publish  # noqa: E402
 from bench.dhcpclient import Client  # noqa: E402
 from neutrino.agent.dhcp.render import Paths  # noqa: E402
 from neutrino.agent.linux import netns  # noqa: E402
@@ -259,7 +259,8 @@ def failover(base: Path) -> dict[str, Any]:
     """Seconds from kill -9 of the hosting agent and its dnsmasq to the VM's lease again."""
     lab = Lab("nbf", base, out=lambda _line: None)
     lab.up(parse({"name": "failover", "hosts": [{"name": "HostA"}, {"name": "HostB"}],
-                  "server_options": {"DEFAULT": {"dhcp_agents_per_network": 1}}}))
+                  "server_options": {"DEFAULT": {"dhcp_agents_per_network": 1},
+                                     **no_quotas()}}))
     try:
         net_id = lab.network_create("net2", "9.0.1.0/24")
         while not (hosting := lab.dhcp_hosts(net_id)):
@@ -350,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     base.chmod(0o755)
     lab = Lab("nbd", base, out=progress)
     try:
-        lab.up(parse({"name": "dhcp-bench", "hosts": [{"name": HOST, "agents": ["dhcp"]}]}))
+        lab.up(parse({"name": "dhcp-bench", "hosts": [{"name": HOST, "agents": ["dhcp"]}],
+                      "server_options": no_quotas()}))
         expected = populate(lab, args.networks, args.ports)
         progress("waiting until the agent serves everything")
         wait_served(lab, expected, timeout=3600)

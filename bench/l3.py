@@ -49,7 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import git_commit, machine, proc_cpu, publish
+from bench.common import git_commit, machine, no_quotas, proc_cpu, publish
 from neutrino.agent.l3.plan import NAT_TABLE
 from neutrino.agent.linux import netns
 from neutrino.agent.linux.kernel import Route
@@ -64,7 +64,8 @@ GOAL_P99_S, GOAL_COLD_S, GOAL_ONE_MORE_MS = 1.0, 30.0, 100.0
 TOPOLOGY = {"name": "l3-bench", "controller": "controller",
             "hosts": [{"name": "network1", "agents": ["l2", "dhcp", "l3"]},
                       {"name": "compute1", "agents": ["l2"]}],
-            "physical_network": "external", "outside_gateway": "203.0.113.1/16"}
+            "physical_network": "external", "outside_gateway": "203.0.113.1/16",
+            "server_options": no_quotas()}
 
 
 def progress(message: str) -> None:

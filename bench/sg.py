@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, publish  # noqa: E402
+from bench.common import git_commit, machine, no_quotas, publish  # noqa: E402
 from neutrino.agent.linux import firewall as fw  # noqa: E402
 from neutrino.agent.linux import netns  # noqa: E402
 from neutrino.agent.linux.netfilter import render, render_replace  # noqa: E402
@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     monitors: dict[str, Monitor] = {}
     try:
         lab.up(parse({"name": "sg-bench", "hosts": [{"name": h, "agents": ["l2"]}
-                                                     for h in HOSTS]}))
+                                                     for h in HOSTS],
+                      "server_options": no_quotas()}))
         made = setup(lab, args.ports)
         results["rules"] = made["rules"]
         have = 0

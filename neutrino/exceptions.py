@@ -2,6 +2,7 @@
 
     NeutronException                 500  (a bug: rendered with a generic message)
     ├── BadRequest                   400
+    │   ├── HTTPBadRequest (the body's shape: unknown, read-only or missing attributes)
     │   └── InvalidInput (InvalidRoutes, SecurityGroup*: rule values,
     │       PortSecurityAndIPRequiredForSecurityGroups, AllowedAddressPairsMissingIP,
     │       DuplicateAddressPairInRequest), InvalidAllocationPool, OutOfBoundsAllocationPool,
@@ -30,6 +31,7 @@
     │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent,
     │       SecurityGroupConflict, AddressPairAndPortSecurityRequired
     ├── HTTPMethodNotAllowed         405
+    ├── RevisionNumberConstraintFailed 412 (If-Match: revision_number=N)
     ├── TooManyRequests              429  (failed logins throttled; with Retry-After)
     └── ServiceUnavailable           503
         └── NoNetworkAvailable, DatabaseUnavailable
@@ -68,6 +70,13 @@ class BadRequest(NeutronException):
 
     status = 400
     message = "Bad %(resource)s request: %(msg)s."
+
+
+class HTTPBadRequest(BadRequest):
+    """A malformed body, as Neutron's WSGI layer words it (webob's HTTPBadRequest: the
+    message alone, no resource prefix)."""
+
+    message = "%(msg)s"
 
 
 class InvalidInput(BadRequest):
@@ -477,6 +486,13 @@ class ExternalIpAddressExhausted(BadRequest):
     message = "Unable to find any IP address on external network %(net_id)s."
 
 
+class RevisionNumberConstraintFailed(NeutronException):
+    """`If-Match: revision_number=N` named another revision than the resource's."""
+
+    status = 412
+    message = "Constrained to %(expected)s, but current revision is %(current)s"
+
+
 class HTTPMethodNotAllowed(NeutronException):
     """The resource does not take this method (a security group rule is never updated)."""
 
@@ -704,3 +720,22 @@ class AllowedAddressPairExhausted(BadRequest):
     """More pairs than max_allowed_address_pair."""
 
     message = "The number of allowed address pair exceeds the maximum %(quota)s."
+
+
+def not_found(resource: str, resource_id: str) -> NotFound:
+    """The NotFound a resource's own lookups raise (`network` -> NetworkNotFound)."""
+    found = _NOT_FOUND.get(resource)
+    if found is None:
+        return MarkerNotFound(marker=resource_id)
+    cls, key = found
+    return cls(**{key: resource_id})
+
+
+_NOT_FOUND: dict[str, tuple[type[NotFound], str]] = {
+    "network": (NetworkNotFound, "net_id"), "subnet": (SubnetNotFound, "subnet_id"),
+    "port": (PortNotFound, "port_id"), "router": (RouterNotFound, "router_id"),
+    "floatingip": (FloatingIPNotFound, "floatingip_id"), "agent": (AgentNotFound, "id"),
+    "security_group": (SecurityGroupNotFound, "id"),
+    "security_group_rule": (SecurityGroupRuleNotFound, "id"),
+    "address_group": (AddressGroupNotFound, "address_group_id"),
+}

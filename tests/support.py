@@ -23,6 +23,7 @@ import httpx
 
 from neutrino.agent.linux.netns import names as namespaces  # noqa: F401  (the tests check leftovers with it)
 from neutrino.lab.lab import free_port
+from neutrino.services import quotas
 
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -119,6 +120,10 @@ class Server:
                         "auth_strategy": auth, "allow_overlapping_ips": True},
             "database": {"connection": db_url},
         }
+        # The suite's servers are shared by many tests making resources in a few projects:
+        # no limits, unless a test sets its own (test_quotas keeps Neutron's defaults).
+        if "QUOTAS" not in (options or {}):
+            sections["QUOTAS"] = dict(quotas.unlimited())
         for section, values in (options or {}).items():
             sections.setdefault(section, {}).update(values)
         self.config.write_text("".join(

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,17 +22,26 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from neutrino import exceptions as exc
-from neutrino.api import auth, extensions, openapi
+from neutrino.api import auth, extensions, middleware, openapi
 from neutrino.api.agents_api import agent_routes
+from neutrino.api.quotas_api import quota_routes
 from neutrino.api.responses import GENERIC_500, error_response, json_response, select_fields
 from neutrino.api.subresources import all_subcollection_routes
+from neutrino.db.api import RevisionConstraint, constrained
 from neutrino.schema.policy import Context
-from neutrino.schema.request import parse_item, parse_query, refuse_hidden, unwrap
+from neutrino.schema.request import (
+    parse_item,
+    parse_query,
+    refuse_hidden,
+    revision_if_match,
+    unwrap,
+)
 from neutrino.schema.resources import RESOURCES, Resource
 from neutrino.schema.validators import Invalid, list_of_strings, nesting
 from neutrino.services import Services, changes
@@ -109,6 +119,15 @@ class API:
         return self.services.core.policy.hidden_attributes(ctx, resource.name, target)
 
     @staticmethod
+    def if_match(request: Request, service: ResourceService) -> AbstractContextManager[None]:
+        """The request's `If-Match: revision_number=N`, as a constraint on its write."""
+        revision = revision_if_match(request.headers.get("if-match"))
+        if revision is None:
+            return contextlib.nullcontext()
+        return constrained(RevisionConstraint(service.table, request.path_params["id"],
+                                              revision))
+
+    @staticmethod
     def guarded(handler: Handler) -> Handler:
         """Turn errors into NeutronError responses."""
 
@@ -118,6 +137,9 @@ class API:
             except exc.NeutronException as error:
                 if error.status >= 500:
                     LOG.warning("%s %s: %s", request.method, request.url.path, error.msg)
+                else:  # as Neutron logs them: an operator finds why a user was refused
+                    LOG.info("%s %s failed (client error): %s", request.method,
+                             request.url.path, error.msg)
                 return error_response(error)
             except (OperationalError, InterfaceError) as error:
                 # A lost or refused database connection: the caller may retry.
@@ -133,6 +155,11 @@ class API:
         return run
 
     # -- discovery ---------------------------------------------------------------------
+
+    @staticmethod
+    async def not_found(request: Request) -> Response:
+        """Neutron's 404 for a path it does not route."""
+        return await _http_error(request, HTTPException(status_code=404))
 
     async def versions(self, request: Request) -> Response:
         """`GET /`: the version document clients discover the API with."""
@@ -185,12 +212,12 @@ class API:
                                 self.conf.pagination_max_limit)
             hidden = self.hidden(ctx, resource)
             refuse_hidden(resource, query, hidden)
-            items, more = await run_in_threadpool(service.list_page, ctx, query)
+            items, _more = await run_in_threadpool(service.list_page, ctx, query)
             body: dict[str, Any] = {resource.collection: [
                 select_fields(item, query.fields, hidden) for item in items]}
             if query.limit is not None:
-                body[f"{resource.collection}_links"] = self.links(request, items, more,
-                                                                  query.marker is not None)
+                body[f"{resource.collection}_links"] = self.links(request, items, query.limit,
+                                                                  query.page_reverse)
             return json_response(body)
 
         async def create(request: Request) -> Response:
@@ -220,14 +247,16 @@ class API:
             changes = parse_item(resource, item, create=False)
             if not resource.updatable:
                 raise exc.HTTPMethodNotAllowed()
-            updated = await run_in_threadpool(service.update, ctx, request.path_params["id"],
-                                              changes)
+            with self.if_match(request, service):
+                updated = await run_in_threadpool(service.update, ctx,
+                                                  request.path_params["id"], changes)
             return json_response({resource.name: select_fields(updated, [],
                                                                self.hidden(ctx, resource))})
 
         async def delete(request: Request) -> Response:
             ctx = await self.context(request)
-            await run_in_threadpool(service.delete, ctx, request.path_params["id"])
+            with self.if_match(request, service):
+                await run_in_threadpool(service.delete, ctx, request.path_params["id"])
             return Response(status_code=204)
 
         return [
@@ -271,19 +300,29 @@ class API:
             found = await run_in_threadpool(tags.get_all, ctx, owner, request.path_params["id"])
             return json_response({"tags": found})
 
-        async def replace(request: Request) -> Response:
-            ctx = await self.context(request)
+        async def tags_body(request: Request) -> list[str]:
             body = await self.body(request)
             if not isinstance(body, dict) or "tags" not in body:
                 raise exc.BadRequest(resource="tags", msg="Body must contain 'tags'")
             try:
-                wanted = tag_list(body["tags"])
+                return tag_list(body["tags"])
             except Invalid as err:
                 raise exc.InvalidInput(error_message=f"Invalid input for tags. Reason: {err}") \
                     from None
+
+        async def replace(request: Request) -> Response:
+            ctx = await self.context(request)
+            wanted = await tags_body(request)
             found = await run_in_threadpool(tags.replace, ctx, owner, request.path_params["id"],
                                             wanted)
             return json_response({"tags": found})
+
+        async def create(request: Request) -> Response:
+            ctx = await self.context(request)
+            wanted = await tags_body(request)
+            found = await run_in_threadpool(tags.add_many, ctx, owner,
+                                            request.path_params["id"], wanted)
+            return json_response({"tags": found}, 201)
 
         async def clear(request: Request) -> Response:
             ctx = await self.context(request)
@@ -318,6 +357,7 @@ class API:
         return [
             Route(base + "/{id}/tags", self.guarded(get_all), methods=["GET"]),
             Route(base + "/{id}/tags", self.guarded(replace), methods=["PUT"]),
+            Route(base + "/{id}/tags", self.guarded(create), methods=["POST"]),
             Route(base + "/{id}/tags", self.guarded(clear), methods=["DELETE"]),
             Route(base + "/{id}/tags/{tag}", self.guarded(check), methods=["GET"]),
             Route(base + "/{id}/tags/{tag}", self.guarded(add), methods=["PUT"]),
@@ -325,18 +365,21 @@ class API:
         ]
 
     @staticmethod
-    def links(request: Request, items: list[dict[str, Any]], more: bool,
-              had_marker: bool) -> list[dict[str, str]]:
-        """`next` (when more follow) and `previous` (when this page had a marker) links."""
+    def links(request: Request, items: list[dict[str, Any]], limit: int,
+              page_reverse: bool) -> list[dict[str, str]]:
+        """Neutron's paging links: `next` unless a short page going forward ends the list,
+        `previous` unless a short page going backward began it (a first page has one)."""
         kept = [(k, val) for k, val in request.query_params.multi_items()
                 if k not in ("marker", "page_reverse")]
         url = str(request.url.replace(query=""))
+        short = len(items) < limit
         links = []
-        if items and more:
-            links.append({"rel": "next",
-                          "href": f"{url}?{urlencode([*kept, ('marker', items[-1]['id'])])}"})
-        if items and had_marker:
-            query = urlencode([*kept, ("marker", items[0]["id"]), ("page_reverse", "True")])
+        if not (short and not page_reverse):
+            marker = [("marker", items[-1]["id"])] if items else []
+            links.append({"rel": "next", "href": f"{url}?{urlencode([*kept, *marker])}"})
+        if not (short and page_reverse):
+            marker = [("marker", items[0]["id"])] if items else []
+            query = urlencode([*kept, *marker, ("page_reverse", "True")])
             links.append({"rel": "previous", "href": f"{url}?{query}"})
         return links
 
@@ -344,7 +387,8 @@ class API:
         """Every route of the API."""
         routes = [
             Route("/", self.guarded(self.versions), methods=["GET"]),
-            Route("/v2.0", self.guarded(self.resources), methods=["GET"]),
+            # Neutron has no `/v2.0` without the slash: a 404, not a redirect to it.
+            Route("/v2.0", self.not_found),
             Route("/v2.0/", self.guarded(self.resources), methods=["GET"]),
             Route("/v2.0/extensions", self.guarded(self.list_extensions), methods=["GET"]),
             Route("/v2.0/extensions/{alias}", self.guarded(self.show_extension),
@@ -352,6 +396,7 @@ class API:
             Route("/openapi.json", self.guarded(self.openapi), methods=["GET"]),
         ]
         routes.extend(agent_routes(self))
+        routes.extend(quota_routes(self))
         routes.extend(all_subcollection_routes(self))
         for resource in RESOURCES.values():
             routes.extend(self.collection_routes(resource))
@@ -409,7 +454,10 @@ def create_app(conf: cfg.ConfigOpts, services: Services) -> Starlette:
             await asyncio.gather(*tasks, return_exceptions=True)
             await run_in_threadpool(services.agents.stop)
 
+    middleware.install_log_records()
     app = Starlette(routes=api.routes(), exception_handlers={HTTPException: _http_error},
+                    middleware=[Middleware(middleware.RequestIdMiddleware),
+                                Middleware(middleware.FormatSuffixMiddleware)],
                     lifespan=lifespan)
     app.state.api = api
     return app

@@ -94,6 +94,15 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "standard-attr-description": ("standard-attr-description",
                                   "Extension to add descriptions to standard attributes",
                                   "2016-02-10T10:00:00-00:00"),
+    "tag-creation": ("Tag creation extension", "Allow to create multiple tags for a resource",
+                     "2024-23-07T10:00:00-00:00"),
+    "quotas": ("Quota management support", "Expose functions for quotas management per "
+               "project", "2012-07-29T10:00:00-00:00"),
+    "quota_details": ("Quota details management support", "Expose functions for quotas usage "
+                      "statistics per project", "2017-02-10T10:00:00-00:00"),
+    "revision-if-match": ("If-Match constraints based on revision_number",
+                          "Extension indicating that If-Match based on revision_number is "
+                          "supported.", "2016-12-11T00:00:00-00:00"),
     "standard-attr-revisions": ("Resource revision numbers",
                                 "This extension will display the revision number of neutron "
                                 "resources.", "2016-04-11T10:00:00-00:00"),

@@ -266,6 +266,24 @@ securitygroup_opts = [
                "[AGENT] host_namespace the agent refuses to filter and logs it."),
 ]
 
+quota_opts = [
+    cfg.IntOpt("default_quota", default=-1,
+               help="The limit of a resource with no quota option of its own (-1: none)."),
+    cfg.IntOpt("quota_network", default=100, help="Networks per project (-1: no limit)."),
+    cfg.IntOpt("quota_subnet", default=100, help="Subnets per project (-1: no limit)."),
+    cfg.IntOpt("quota_port", default=500, help="Ports per project (-1: no limit)."),
+    cfg.IntOpt("quota_router", default=10, help="Routers per project (-1: no limit)."),
+    cfg.IntOpt("quota_floatingip", default=50,
+               help="Floating IPs per project (-1: no limit)."),
+    cfg.IntOpt("quota_security_group", default=10,
+               help="Security groups per project (-1: no limit)."),
+    cfg.IntOpt("quota_security_group_rule", default=100,
+               help="Security group rules per project (-1: no limit)."),
+    cfg.StrOpt("quota_driver", default="neutron.db.quota.driver_nolock.DbQuotaNoLockDriver",
+               help="Accepted as Neutron's configs name it; neutrino counts in the "
+               "creating transaction, under a per-project lock, whatever it says."),
+]
+
 database_opts = [
     cfg.StrOpt(
         "connection",
@@ -329,6 +347,7 @@ OPT_GROUPS: list[tuple[str | None, Sequence[cfg.Opt]]] = [
     ("VXLAN", vxlan_opts),
     ("LINUX_BRIDGE", linux_bridge_opts),
     ("SECURITYGROUP", securitygroup_opts),
+    ("QUOTAS", quota_opts),
     ("ml2", ml2_opts),
     ("ml2_type_vxlan", ml2_type_vxlan_opts),
     ("ml2_type_flat", ml2_type_flat_opts),

@@ -10,6 +10,12 @@ a generic 500 and logs the traceback) instead of turning into ten retries and a 
 On SQLite, writers take the lock when they begin (`BEGIN IMMEDIATE`) and queue on a
 process-wide lock first, since SQLite serialises writers anyway and spinning on
 `SQLITE_BUSY` wastes the CPU the other writer needs.
+
+A revision constraint (`If-Match: revision_number=N`, set for the request with
+`constrained`) is checked inside the request's first write: the row's revision is read (and
+locked) when the transaction begins, the write runs, and it is rolled back with a 412 if the
+revision was not N. Checked after the write, so that a caller who may not see the resource
+gets its NotFound, not a 412 that would tell it exists.
 """
 
 from __future__ import annotations
@@ -21,14 +27,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from neutrino.exceptions import ConcurrentChange
+from neutrino.exceptions import ConcurrentChange, RevisionNumberConstraintFailed
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +50,42 @@ _PG_DUPLICATE, _PG_FOREIGN_KEY = {"23505"}, {"23503"}
 _MYSQL_DUPLICATE, _MYSQL_FOREIGN_KEY = {1062, 1586}, {1451, 1452}
 _SQLITE_DUPLICATE = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
 _SQLITE_FOREIGN_KEY = {"SQLITE_CONSTRAINT_FOREIGNKEY"}
+
+
+@dataclass(frozen=True)
+class RevisionConstraint:
+    """A write must find the row at this revision (Neutron's `revision-if-match`)."""
+
+    table: Table
+    resource_id: str
+    revision: int
+
+
+_CONSTRAINT: ContextVar[RevisionConstraint | None] = ContextVar("neutrino_revision_constraint",
+                                                                default=None)
+
+
+@contextmanager
+def constrained(constraint: RevisionConstraint | None) -> Iterator[None]:
+    """Constrain the block's first write (the worker thread it runs in inherits it)."""
+    token = _CONSTRAINT.set(constraint)
+    try:
+        yield
+    finally:
+        _CONSTRAINT.reset(token)
+
+
+def _checked(fn: Callable[[Connection], T], constraint: RevisionConstraint,
+             conn: Connection) -> T:
+    table = constraint.table
+    stmt = select(table.c.revision_number).where(table.c.id == constraint.resource_id)
+    if conn.dialect.name != "sqlite":  # SQLite's writer already holds the database
+        stmt = stmt.with_for_update()
+    current = conn.execute(stmt).scalar()
+    result = fn(conn)
+    if current is not None and current != constraint.revision:
+        raise RevisionNumberConstraintFailed(expected=constraint.revision, current=current)
+    return result
 
 
 def normalize_url(url: str) -> str:
@@ -140,6 +184,10 @@ class Database:
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` in a write transaction, again if it lost a race."""
+        constraint = _CONSTRAINT.get()
+        if constraint is not None:
+            _CONSTRAINT.set(None)  # the request's later writes see the revision it made
+            return self.write(lambda conn: _checked(fn, constraint, conn))
         attempt = 0
         while True:
             try:

@@ -157,7 +157,7 @@ def list_rows(conn: Connection, resource: Resource, table: Table, query: Query,
     if query.marker is not None:
         marker = conn.execute(select(table).where(table.c.id == query.marker, *where)).first()
         if marker is None:
-            raise exc.MarkerNotFound(marker=query.marker)
+            raise exc.not_found(resource.name, query.marker)  # as Neutron's marker lookup
         stmt = stmt.where(_after_marker(sorts, marker))
     if query.sorts or query.limit is not None or query.marker is not None:
         stmt = stmt.order_by(*_order_by(sorts))

@@ -407,6 +407,26 @@ class Change(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class Quota(Base):
+    """A project's limit for one resource, where it differs from the default."""
+
+    __tablename__ = "quotas"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaLock(Base):
+    """One row per project and resource that creates lock (`SELECT ... FOR UPDATE`) while
+    they count, so that two concurrent creates cannot both take the last unit."""
+
+    __tablename__ = "quota_locks"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class Lease(Base):
     """A named lease held by one server process at a time (e.g. the failover pass)."""
 
@@ -443,3 +463,5 @@ ADDRESS_GROUP_ADDRESSES = _table(AddressGroupAddress)
 ALLOWED_ADDRESS_PAIRS = _table(AllowedAddressPair)
 CHANGES = _table(Change)
 LEASES = _table(Lease)
+QUOTAS = _table(Quota)
+QUOTA_LOCKS = _table(QuotaLock)

@@ -171,6 +171,9 @@ ACTION_RULES: dict[str, str] = {
     "delete_l3-router": ADMIN,
     "get_l3-agents": ADMIN,
     "get_availability_zone": "role:reader",
+    "get_quota": READER,
+    "update_quota": ADMIN,
+    "delete_quota": ADMIN,
     "agent_channel": "role:service or role:admin",
 }
 

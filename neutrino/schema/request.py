@@ -24,6 +24,11 @@ def _bad(resource: Resource, msg: str) -> exc.BadRequest:
     return exc.BadRequest(resource=resource.name, msg=msg)
 
 
+def _shape(msg: str) -> exc.HTTPBadRequest:
+    """A body of the wrong shape, in Neutron's words (clients and tempest match them)."""
+    return exc.HTTPBadRequest(msg=msg)
+
+
 def _invalid(attr: str, reason: str) -> exc.InvalidInput:
     return exc.InvalidInput(error_message=f"Invalid input for {attr}. Reason: {reason}")
 
@@ -31,7 +36,7 @@ def _invalid(attr: str, reason: str) -> exc.InvalidInput:
 def unwrap(resource: Resource, body: Any, *, bulk: bool) -> list[dict[str, Any]]:
     """Take the items out of a `{"network": {...}}` or (bulk) `{"networks": [...]}` body."""
     if not isinstance(body, dict):
-        raise _bad(resource, "Resource body required")
+        raise _shape("Resource body required")
     if bulk and resource.collection in body:
         items = body[resource.collection]
         if not isinstance(items, list) or not items:
@@ -40,7 +45,7 @@ def unwrap(resource: Resource, body: Any, *, bulk: bool) -> list[dict[str, Any]]
     elif resource.name in body:
         items = [body[resource.name]]
     else:
-        raise _bad(resource, f"Unable to find '{resource.name}' in request body")
+        raise _shape(f"Unable to find '{resource.name}' in request body")
     for item in items:
         if not isinstance(item, dict):
             raise _bad(resource, f"'{resource.name}' must be an object")
@@ -55,14 +60,14 @@ def parse_item(resource: Resource, item: dict[str, Any], *, create: bool) -> dic
     """
     unknown = sorted(k for k in item if k not in resource.attr_map)
     if unknown:
-        raise _bad(resource, f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        raise _shape(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
     out: dict[str, Any] = {}
     for key, value in item.items():
         attr = resource.attr_map[key]
         allowed = attr.post if create else attr.put
         if not allowed or attr.validator is None:
-            verb = "POST" if create else "PUT"
-            raise _bad(resource, f"Attribute '{key}' not allowed in {verb}")
+            raise _shape(f"Attribute '{key}' not allowed in POST" if create
+                         else f"Cannot update read-only attribute {key}")
         try:
             out[key] = attr.validator(value)
         except v.Invalid as err:
@@ -76,8 +81,8 @@ def parse_item(resource: Resource, item: dict[str, Any], *, create: bool) -> dic
             if not attr.post or attr.name in out or attr.name == "tenant_id":
                 continue
             if attr.required:
-                raise _bad(resource, f"Failed to parse request. Required attribute "
-                                     f"'{attr.name}' not specified")
+                raise _shape(f"Failed to parse request. Required attribute "
+                             f"'{attr.name}' not specified")
             if attr.default is not MISSING:
                 default = attr.default
                 out[attr.name] = list(default) if isinstance(default, list) else (
@@ -193,3 +198,22 @@ def refuse_hidden(resource: Resource, query: Query, hidden: frozenset[str]) -> N
     for name, _ascending in query.sorts:
         if name in hidden:
             raise _bad(resource, f"{name} is an invalid attribute for sort_keys")
+
+
+def revision_if_match(header: str | None) -> int | None:
+    """The revision an `If-Match` header constrains a write to (`revision_number=N` among
+    its entity tags, quoted or not), or None. Other entity tags are not ours: ignored."""
+    revision = None
+    for tag in (header or "").split(","):
+        tag = tag.strip().removeprefix("W/").strip('"')
+        if not tag.startswith("revision_number="):
+            continue
+        if revision is not None:
+            raise exc.BadRequest(resource="if-match",
+                                 msg="Multiple revision_number etags are not supported.")
+        try:
+            revision = int(tag.removeprefix("revision_number="), 10)
+        except ValueError:
+            raise exc.BadRequest(resource="if-match", msg="Revision number etag must be in "
+                                 "the format of revision_number=<int>") from None
+    return revision

@@ -119,8 +119,9 @@ class Resource:
 
 def _standard(project: bool = True, name: bool = True, tags: bool = True,
               name_validator: v.Validator | None = None,
-              description_put: bool = True) -> tuple[Attr, ...]:
-    """The attributes every resource with standard attributes has."""
+              description_put: bool = True, tags_on_create: bool = False) -> tuple[Attr, ...]:
+    """The attributes every resource with standard attributes has. Tags are set through
+    `/tags`; only a port takes them in its create body, as in Neutron (Nova tags ports)."""
     attrs = [Attr("id", "id", v.uuid_(), doc="The resource's UUID.")]
     if name:
         attrs.append(Attr("name", "name", name_validator or v.string(255), default="",
@@ -133,8 +134,8 @@ def _standard(project: bool = True, name: bool = True, tags: bool = True,
         Attr("revision_number", "revision_number", v.integer(), sort=True),
     ]
     if tags:
-        attrs.append(Attr("tags", None, v.list_of_strings(255), default=[], post=True,
-                          sort=False, filter=False))
+        attrs.append(Attr("tags", None, v.list_of_strings(255), default=[],
+                          post=tags_on_create, sort=False, filter=False))
     if project:
         attrs += [
             Attr("project_id", "project_id", v.project_id(), post=True, computed_default=True),
@@ -196,7 +197,7 @@ SUBNET = Resource("subnet", "subnets", _standard() + (
          put=True, filter=False, sort=False),
 ))
 
-PORT = Resource("port", "ports", _standard() + (
+PORT = Resource("port", "ports", _standard(tags_on_create=True) + (
     Attr("network_id", "network_id", v.uuid_(), post=True),
     Attr("admin_state_up", "admin_state_up", v.boolean(), default=True, post=True, put=True),
     Attr("mac_address", "mac_address", v.mac_address(), post=True, put=True, policy=True,

@@ -154,7 +154,8 @@ def ip_address(nullable: bool = False) -> Validator:
 
 
 def to_cidr(value: Any) -> str:
-    """A CIDR whose host bits are all zero, as Neutron requires of a subnet."""
+    """A network CIDR; host bits are dropped (`10.41.0.5/24` is `10.41.0.0/24`), as Neutron
+    stores a subnet given that way."""
     if not isinstance(value, str) or "/" not in value:
         raise Invalid(f"'{value}' is not a valid IP subnet")
     address, _, prefix = value.partition("/")
@@ -165,8 +166,6 @@ def to_cidr(value: Any) -> str:
         raise Invalid(f"'{value}' is not a valid IP subnet") from None
     if not prefix.isdigit() or (net.version == 4 and net.prefixlen == 0):
         raise Invalid(f"'{value}' is not a valid IP subnet")
-    if net.ip != net.network:
-        raise Invalid(f"'{value}' isn't a recognized IP subnet cidr, '{net.cidr}' is recommended")
     return str(net.cidr)
 
 

@@ -21,6 +21,7 @@ from neutrino.services.floatingips import FloatingIPService, report_statuses
 from neutrino.services.l3 import L3Projection, L3Scheduler
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
+from neutrino.services.quotas import QuotaService
 from neutrino.services.router_interfaces import RouterInterfaces
 from neutrino.services.routers import RouterService
 from neutrino.services.scheduler import Periodic, Placement
@@ -53,6 +54,7 @@ class Services:
     channel: AgentChannel
     watch: WatchService
     periodic: Periodic
+    quotas: QuotaService
 
     @property
     def providers(self) -> dict[tuple[str, str], Any]:
@@ -88,6 +90,8 @@ class Services:
         core.notify = feed.nudge
         core.dhcp_needed = dhcp.on_dhcp_needed
         core.dhcp_subnet = dhcp.on_dhcp_subnet
+        quotas = QuotaService(core)
+        core.quota_check = quotas.check
         channel = AgentChannel(core, agents, feed)
         channel.status_handlers["floatingips"] = report_statuses
         subnets = SubnetService(core, networks)
@@ -115,4 +119,4 @@ class Services:
                    address_groups=AddressGroupService(core),
                    tags=TagService(core), agents=agents, dhcp=dhcp, l3=l3, feed=feed,
                    channel=channel, watch=WatchService(core, agents, feed, views),
-                   periodic=periodic)
+                   periodic=periodic, quotas=quotas)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +95,7 @@ class Core:
     notify: Callable[[], None] = _nothing
     dhcp_needed: Callable[[Connection, str], None] = _nothing
     dhcp_subnet: Callable[[Connection, str, str], None] = _nothing
+    quota_check: Callable[[Connection, str, Counter[str]], None] = _nothing
 
     def project_for(self, ctx: Context, body: dict[str, Any]) -> str:
         """The project a new resource belongs to: the caller's, or (admins) the named one."""
@@ -126,6 +127,7 @@ class ResourceServiceBase:
     """What the services of networks, subnets and ports share: rendering and bulk create."""
 
     table: Table
+    quota_resource: str | None = None  # the quota an API create of it counts against
 
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -150,6 +152,9 @@ class ResourceServiceBase:
         """Create resources in one transaction: all of them or none."""
 
         def txn(conn: Connection) -> list[dict[str, Any]]:
+            if self.quota_resource is not None:
+                self.core.quota_check(conn, self.quota_resource,
+                                      Counter(self.core.project_for(ctx, b) for b in bodies))
             now = utcnow()
             return [self._insert(conn, ctx, body, now) for body in bodies]
 

@@ -217,9 +217,15 @@ class DhcpScheduler:
 
     def add_address(self, conn: Connection, network_id: str, port_id: str,
                     subnet_id: str) -> None:
-        """Give a DHCP port an address on a subnet, if the pool has one."""
-        subnet = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
-        address = ipam.pick_address(conn, dict(subnet._mapping), self.rng)
+        """Give a DHCP port an address on a subnet: its EUI-64 one on an auto-addressed
+        (SLAAC) subnet, else one from the pool if it has one."""
+        subnet = dict(conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).one()
+                      ._mapping)
+        if ipam.is_auto_address(subnet):
+            mac = conn.execute(select(PORTS.c.mac_address).where(PORTS.c.id == port_id)).scalar()
+            address: str | None = ipam.eui64_address(subnet, str(mac))
+        else:
+            address = ipam.pick_address(conn, subnet, self.rng)
         if address is None:
             LOG.warning("No address left on subnet %s for DHCP port %s", subnet_id, port_id)
             return

@@ -54,6 +54,7 @@ class FloatingIPService(ResourceServiceBase):
     """The rules of floating IPs."""
 
     table = FLOATINGIPS
+    quota_resource = "floatingip"
 
     def __init__(self, core: Core, networks: NetworkService, ports: Any) -> None:
         super().__init__(core)

@@ -25,6 +25,27 @@ SCAN_CHUNK = 2048
 SCAN_CHOICES = 64
 
 
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def is_auto_address(subnet: dict[str, Any]) -> bool:
+    """An IPv6 subnet whose ports take their EUI-64 address (SLAAC, DHCPv6-stateless), as
+    Neutron decides it: the address mode, or the RA mode when no address mode is set."""
+    if subnet["ip_version"] != 6:
+        return False
+    mode = subnet.get("ipv6_address_mode")
+    if mode is None:
+        mode = subnet.get("ipv6_ra_mode")
+    return mode in AUTO_ADDRESS_MODES
+
+
+def eui64_address(subnet: dict[str, Any], mac: str) -> str:
+    """A port's address on an auto-addressed subnet: the /64 prefix and the MAC's modified
+    EUI-64 interface identifier."""
+    prefix = netaddr.IPNetwork(subnet["cidr"])
+    return str(netaddr.EUI(mac).ipv6(prefix.network))
+
+
 def ip_key(address: str | netaddr.IPAddress) -> str:
     """The sortable key of an address: its integer value as 32 hex digits."""
     return f"{int(netaddr.IPAddress(address)):032x}"

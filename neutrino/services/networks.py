@@ -53,6 +53,7 @@ class NetworkService(ResourceServiceBase):
     """The rules of networks."""
 
     table = NETWORKS
+    quota_resource = "network"
 
     def check_access(self, conn: Connection, ctx: Context, network_id: str,
                      action: str) -> None:
@@ -127,11 +128,12 @@ class NetworkService(ResourceServiceBase):
             requested = segments.Segment(provider["provider:network_type"],
                                          provider.get("provider:physical_network"),
                                          provider.get("provider:segmentation_id"))
-        # The row must exist before its segment references it.
+        # The row must exist before its segment references it. Revision 1, as a network
+        # reads after Neutron's create (ML2 revises it once, writing its segment).
         values = {
             "id": network_id, "project_id": project, "name": body["name"],
             "description": body["description"], "created_at": now, "updated_at": now,
-            "revision_number": 0, "admin_state_up": body["admin_state_up"], "status": "ACTIVE",
+            "revision_number": 1, "admin_state_up": body["admin_state_up"], "status": "ACTIVE",
             "shared": body["shared"], "external": body["router:external"], "mtu": 0,
             "network_type": "local", "physical_network": None, "segmentation_id": None,
             "availability_zone_hints": body["availability_zone_hints"],

@@ -14,6 +14,7 @@ from neutrino import exceptions as exc
 from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import (
+    AGENTS,
     ALLOCS,
     ALLOWED_ADDRESS_PAIRS,
     NETWORKS,
@@ -21,6 +22,7 @@ from neutrino.db.models import (
     SG_PORT_BINDINGS,
     SUBNETS,
 )
+from neutrino.registry import L2
 from neutrino.schema.policy import Context
 from neutrino.schema.request import Query
 from neutrino.schema.resources import PORT
@@ -38,7 +40,7 @@ from neutrino.services.common import (
     utcnow,
 )
 from neutrino.services.networks import DHCP_OWNER, NetworkService
-from neutrino.services.routers import L3_OWNED
+from neutrino.services.routers import INTERFACE_OWNERS, L3_OWNED
 from neutrino.services.security_groups import SecurityGroupService, port_groups
 
 LOG = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ _INSERT_PORT = insert(PORTS)
 _INSERT_ALLOCS = insert(ALLOCS)
 _NETWORK_SUBNETS = (
     select(SUBNETS.c.id, SUBNETS.c.cidr, SUBNETS.c.ip_version, SUBNETS.c.allocation_pools,
-           SUBNETS.c.gateway_ip, SUBNETS.c.ipv6_address_mode, SUBNETS.c.enable_dhcp)
+           SUBNETS.c.gateway_ip, SUBNETS.c.ipv6_address_mode, SUBNETS.c.ipv6_ra_mode,
+           SUBNETS.c.enable_dhcp)
     .where(SUBNETS.c.network_id == bindparam("network_id"))
     .order_by(SUBNETS.c.created_at, SUBNETS.c.id))
 
@@ -92,10 +95,28 @@ def random_mac(base_mac: str, rng: random.Random) -> str:
     return ":".join(out)
 
 
-def binding_of(host: str) -> tuple[str, dict[str, Any]]:
-    """The VIF type and details of a port bound (or not) to `host`."""
+def auto_addressed(subnets: list[dict[str, Any]],
+                   wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries for the auto-addressed (SLAAC) subnets that `wanted` does not name: every
+    port but a router's takes its EUI-64 address on each, as in Neutron."""
+    named = {w["subnet_id"] for w in wanted if "subnet_id" in w}
+    for want in wanted:
+        if "subnet_id" not in want and "ip_address" in want:
+            named |= {s["id"] for s in subnets
+                      if ipam.address_in_subnet(s, want["ip_address"])}
+    return [{"subnet_id": s["id"]} for s in subnets
+            if ipam.is_auto_address(s) and s["id"] not in named]
+
+
+def binding_of(conn: Connection, host: str) -> tuple[str, dict[str, Any]]:
+    """The VIF type and details of a port bound (or not) to `host`: `binding_failed` where
+    no Linux bridge agent has registered, as ML2 answers when no mechanism driver binds."""
     if not host:
         return "unbound", {}
+    agent = conn.execute(select(AGENTS.c.id).where(
+        AGENTS.c.host == host, AGENTS.c.agent_type == L2.agent_type).limit(1)).first()
+    if agent is None:
+        return "binding_failed", {}
     return "bridge", {"connectivity": "l2", "port_filter": False}
 
 
@@ -103,6 +124,7 @@ class PortService(ResourceServiceBase):
     """The rules of ports."""
 
     table = PORTS
+    quota_resource = "port"
 
     def __init__(self, core: Core, networks: NetworkService,
                  security_groups: SecurityGroupService) -> None:
@@ -226,16 +248,17 @@ class PortService(ResourceServiceBase):
             self._check_mac_free(conn, network.id, mac)
         else:
             mac = random_mac(self.core.conf.base_mac, self._rng)
-        vif_type, vif_details = binding_of(body["binding:host_id"])
+        vif_type, vif_details = binding_of(conn, body["binding:host_id"])
         trusted = psec.is_trusted(body["device_owner"])
         secured = False if trusted else body.get("port_security_enabled",
                                                  network.port_security_enabled)
         pairs = body.get("allowed_address_pairs") or []
         psec.check_pairs(pairs, secured, self.core.conf.max_allowed_address_pair)
+        # Revision 1, as a port reads after Neutron's create (ML2 revises it for its binding).
         row = {
             "id": port_id, "project_id": project, "name": body["name"],
             "description": body["description"], "created_at": now, "updated_at": now,
-            "revision_number": 0, "network_id": network.id, "mac_address": mac,
+            "revision_number": 1, "network_id": network.id, "mac_address": mac,
             "admin_state_up": body["admin_state_up"], "status": "DOWN",
             "device_id": body["device_id"], "device_owner": body["device_owner"],
             "binding_host_id": body["binding:host_id"], "binding_vif_type": vif_type,
@@ -246,8 +269,10 @@ class PortService(ResourceServiceBase):
         conn.execute(_INSERT_PORT, row)
         subnets = self._subnets(conn, network.id)
         requested = body.get("fixed_ips")
-        wanted = self._default_ips(subnets) if requested is None else requested
-        fixed = self._allocate(conn, network.id, port_id, subnets, wanted)
+        wanted = self._default_ips(subnets) if requested is None else list(requested)
+        if requested != [] and row["device_owner"] not in INTERFACE_OWNERS:
+            wanted += auto_addressed(subnets, wanted)
+        fixed = self._allocate(conn, network.id, port_id, subnets, wanted, mac)
         tags = insert_tags(conn, port_id, body.get("tags", []))
         groups = self._new_groups(conn, ctx, project, body, secured, bool(fixed))
         psec.bind_groups(conn, port_id, groups, replace=False)
@@ -288,23 +313,24 @@ class PortService(ResourceServiceBase):
 
     @staticmethod
     def _default_ips(subnets: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Without fixed_ips, a port gets one address per IP version, as Neutron does."""
+        """Without fixed_ips, a port gets one address per IP version from the pools, as
+        Neutron does (auto-addressed IPv6 subnets give theirs besides)."""
         if any(s["ip_version"] == 4 for s in subnets):
             wanted: list[dict[str, Any]] = [{"ip_version": 4}]
         else:
             wanted = []
-        if any(s["ip_version"] == 6 for s in subnets):
+        if any(s["ip_version"] == 6 and not ipam.is_auto_address(s) for s in subnets):
             wanted.append({"ip_version": 6})
         return wanted
 
     def _allocate(self, conn: Connection, network_id: str, port_id: str,
-                  subnets: list[dict[str, Any]],
-                  wanted: list[dict[str, Any]]) -> list[dict[str, str]]:
+                  subnets: list[dict[str, Any]], wanted: list[dict[str, Any]],
+                  mac: str) -> list[dict[str, str]]:
         """Allocate each wanted address; return the port's fixed_ips in address order."""
         by_id = {s["id"]: s for s in subnets}
         rows = []
         for want in wanted:
-            subnet, address = self._resolve(conn, network_id, by_id, subnets, want)
+            subnet, address = self._resolve(conn, network_id, by_id, subnets, want, mac)
             rows.append({"subnet_id": subnet["id"], "ip_address": address,
                          "ip_key": ipam.ip_key(address), "port_id": port_id,
                          "network_id": network_id})
@@ -314,12 +340,13 @@ class PortService(ResourceServiceBase):
         return [{"subnet_id": r["subnet_id"], "ip_address": r["ip_address"]} for r in rows]
 
     def _resolve(self, conn: Connection, network_id: str, by_id: dict[str, dict[str, Any]],
-                 subnets: list[dict[str, Any]],
-                 want: dict[str, Any]) -> tuple[dict[str, Any], str]:
+                 subnets: list[dict[str, Any]], want: dict[str, Any],
+                 mac: str) -> tuple[dict[str, Any], str]:
         """The subnet and address for one entry of fixed_ips."""
         if "ip_version" in want:  # a default allocation: first subnet of that version with room
             for subnet in subnets:
-                if subnet["ip_version"] == want["ip_version"]:
+                if subnet["ip_version"] == want["ip_version"] and \
+                        not ipam.is_auto_address(subnet):
                     picked = ipam.pick_address(conn, subnet, self._rng)
                     if picked is not None:
                         return subnet, picked
@@ -338,6 +365,11 @@ class PortService(ResourceServiceBase):
             if not matches:
                 raise exc.InvalidIpForNetwork(ip_address=address)
             subnet = matches[0]
+        if address is None and ipam.is_auto_address(subnet):
+            address = ipam.eui64_address(subnet, mac)
+            if ipam.is_allocated(conn, subnet["id"], address):
+                raise exc.IpAddressAlreadyAllocated(ip=address, subnet_id=subnet["id"])
+            return subnet, address
         if address is None:
             address = ipam.pick_address(conn, subnet, self._rng)
             if address is None:
@@ -370,10 +402,10 @@ class PortService(ResourceServiceBase):
                     raise exc.Conflict(msg="port is bound")
                 self._check_mac_free(conn, network.id, body["mac_address"])
             if "binding:host_id" in body:
-                vif_type, details = binding_of(body["binding:host_id"])
+                vif_type, details = binding_of(conn, body["binding:host_id"])
                 values.update(binding_vif_type=vif_type, binding_vif_details=details)
             if "fixed_ips" in body:
-                self._replace_fixed_ips(conn, network.id, port_id, body["fixed_ips"])
+                self._replace_fixed_ips(conn, network.id, row, body["fixed_ips"])
             self._update_security(conn, ctx, row, body)
             bump_revision(conn, PORTS, port_id, utcnow(), values)
             changes.record(conn, "port", port_id, changes.network(network.id),
@@ -418,12 +450,18 @@ class PortService(ResourceServiceBase):
             changes.record_port_groups(conn, row.id, [*old_groups, *new_groups],
                                        psec.hosts_of(row.binding_host_id, host))
 
-    def _replace_fixed_ips(self, conn: Connection, network_id: str, port_id: str,
+    def _replace_fixed_ips(self, conn: Connection, network_id: str, port: Row[Any],
                            wanted: list[dict[str, Any]]) -> None:
-        """Keep the addresses still asked for, release the rest, allocate the new ones."""
+        """Keep the addresses still asked for, release the rest, allocate the new ones. An
+        auto-addressed (SLAAC) address stays unless the port is a router's, as in Neutron."""
+        port_id = port.id
+        subnets = self._subnets(conn, network_id)
+        auto = {s["id"] for s in subnets if ipam.is_auto_address(s)}
         current = conn.execute(select(ALLOCS.c.subnet_id, ALLOCS.c.ip_address)
                                .where(ALLOCS.c.port_id == port_id)).all()
         keep: set[tuple[str, str]] = set()
+        if port.device_owner not in INTERFACE_OWNERS:
+            keep |= {(s, a) for s, a in current if s in auto}
         new: list[dict[str, Any]] = []
         for want in wanted:
             address = want.get("ip_address")
@@ -437,8 +475,10 @@ class PortService(ResourceServiceBase):
             if (subnet_id, address) not in keep:
                 conn.execute(delete(ALLOCS).where(ALLOCS.c.subnet_id == subnet_id,
                                                   ALLOCS.c.ip_address == address))
+        kept_subnets = {s for s, _a in keep}
+        new = [w for w in new if w.get("subnet_id") not in kept_subnets or "ip_address" in w]
         if new:
-            self._allocate(conn, network_id, port_id, self._subnets(conn, network_id), new)
+            self._allocate(conn, network_id, port_id, subnets, new, port.mac_address)
 
     def delete(self, ctx: Context, port_id: str) -> None:
         """Delete a port and release its addresses; its floating IPs are disassociated."""

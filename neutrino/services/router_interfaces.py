@@ -14,7 +14,7 @@ import netaddr
 from sqlalchemy import Connection, Row, delete, select
 
 from neutrino import exceptions as exc
-from neutrino.db.models import ALLOCS, FLOATINGIPS, PORTS, SG_PORT_BINDINGS, SUBNETS
+from neutrino.db.models import ALLOCS, FLOATINGIPS, PORTS, ROUTERS, SG_PORT_BINDINGS, SUBNETS
 from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item
@@ -105,6 +105,7 @@ class RouterInterfaces:
                 assert subnet_id is not None
                 info = self._add_subnet(conn, ctx, router, subnet_id)
             record(conn, router.id, "interface", info["port_id"])
+            bump_revision(conn, ROUTERS, router.id, utcnow())  # as Neutron's RouterPort does
             return info
 
         info = self.core.db.write(txn)
@@ -199,6 +200,7 @@ class RouterInterfaces:
             changes.record_port_groups(conn, port.id, groups,
                                        psec.hosts_of(port.binding_host_id))
             record(conn, router.id, "interface", port.id)
+            bump_revision(conn, ROUTERS, router.id, utcnow())
             return interface_info(router, port.id, port.network_id,
                                   [s for s, _c in subnets], False)
 

@@ -105,6 +105,7 @@ class RouterService(ResourceServiceBase):
     """The rules of routers."""
 
     table = ROUTERS
+    quota_resource = "router"
 
     def __init__(self, core: Core, networks: NetworkService,
                  create_port: Callable[[Connection, Context, dict[str, Any], str],

@@ -12,6 +12,7 @@ equal rule exists.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import netaddr
@@ -205,6 +206,7 @@ class SecurityGroupRuleService(ResourceServiceBase):
             group = self.groups.fetch(conn, ctx, group_id, for_update=True)
             self.core.policy.enforce(ctx, "create_security_group_rule",
                                      rule_target(project, group.project_id))
+            self.core.quota_check(conn, "security_group_rule", Counter({project: len(rules)}))
             for rule in rules:
                 self._check_remotes(conn, ctx, project, rule)
             self._check_duplicates(conn, rules)

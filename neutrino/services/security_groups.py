@@ -115,6 +115,7 @@ class SecurityGroupService(ResourceServiceBase):
     """The rules of security groups."""
 
     table = SECURITY_GROUPS
+    quota_resource = "security_group"
 
     # -- the default group ------------------------------------------------------------------
 

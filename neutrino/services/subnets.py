@@ -28,6 +28,7 @@ from neutrino.services.common import (
     utcnow,
 )
 from neutrino.services.networks import DHCP_OWNER, NetworkService
+from neutrino.services.routers import INTERFACE_OWNERS
 
 LOG = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class SubnetService(ResourceServiceBase):
     """The rules of subnets."""
 
     table = SUBNETS
+    quota_resource = "subnet"
 
     def __init__(self, core: Core, networks: NetworkService) -> None:
         super().__init__(core)
@@ -176,9 +178,29 @@ class SubnetService(ResourceServiceBase):
         bump_revision(conn, NETWORKS, network.id, now)
         tags = insert_tags(conn, subnet_id, body.get("tags", []))
         changes.record(conn, "subnet", subnet_id, changes.network(network.id))
+        if ipam.is_auto_address(row):
+            self._address_ports(conn, row, now)
         if values["enable_dhcp"]:
             self.core.dhcp_subnet(conn, network.id, subnet_id)
         return render(row, tags)
+
+    @staticmethod
+    def _address_ports(conn: Connection, subnet: dict[str, Any], now: str) -> None:
+        """A new auto-addressed (SLAAC) subnet: every port of the network but routers' (and
+        DHCP ports, which the DHCP scheduler addresses) takes its EUI-64 address on it."""
+        ports = conn.execute(select(PORTS.c.id, PORTS.c.mac_address).where(
+            PORTS.c.network_id == subnet["network_id"],
+            PORTS.c.device_owner.not_in([*INTERFACE_OWNERS, DHCP_OWNER]))).all()
+        rows = []
+        for port_id, mac in ports:
+            address = ipam.eui64_address(subnet, mac)
+            rows.append({"subnet_id": subnet["id"], "ip_address": address,
+                         "ip_key": ipam.ip_key(address), "port_id": port_id,
+                         "network_id": subnet["network_id"]})
+            bump_revision(conn, PORTS, port_id, now)
+            changes.record(conn, "port", port_id, changes.network(subnet["network_id"]))
+        if rows:
+            conn.execute(insert(ALLOCS), rows)
 
     def update(self, ctx: Context, subnet_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Change a subnet's writable attributes."""
@@ -213,7 +235,9 @@ class SubnetService(ResourceServiceBase):
         return subnet
 
     def delete(self, ctx: Context, subnet_id: str) -> None:
-        """Delete a subnet whose only addresses belong to DHCP ports (which lose them)."""
+        """Delete a subnet whose only addresses belong to DHCP ports or, on an
+        auto-addressed (SLAAC) subnet, to ports that took them by themselves; they lose
+        them, as in Neutron."""
 
         def txn(conn: Connection) -> None:
             row, network = self.fetch(conn, ctx, subnet_id)
@@ -222,12 +246,15 @@ class SubnetService(ResourceServiceBase):
                 select(PORTS.c.id, PORTS.c.device_owner)
                 .join(ALLOCS, ALLOCS.c.port_id == PORTS.c.id)
                 .where(ALLOCS.c.subnet_id == subnet_id)).all()
-            if any(owner != DHCP_OWNER for _, owner in users):
+            auto = ipam.is_auto_address(dict(row._mapping))
+            if any(owner != DHCP_OWNER and (not auto or owner in INTERFACE_OWNERS)
+                   for _, owner in users):
                 raise exc.SubnetInUse(subnet_id=subnet_id)
             now = utcnow()
             conn.execute(delete(ALLOCS).where(ALLOCS.c.subnet_id == subnet_id))
             for port_id, _ in users:
                 bump_revision(conn, PORTS, port_id, now)
+                changes.record(conn, "port", port_id, changes.network(network.id))
             conn.execute(delete(SUBNETS).where(SUBNETS.c.id == subnet_id))
             delete_tags(conn, [subnet_id])
             bump_revision(conn, NETWORKS, network.id, now)

@@ -101,6 +101,12 @@ class TagService:
 
         self._change(ctx, owner, resource_id, change)
 
+    def add_many(self, ctx: Context, owner: Guarded, resource_id: str,
+                 tags: list[str]) -> list[str]:
+        """Add these tags to those the resource has (`POST .../tags`, `tag-creation`)."""
+        return self._change(ctx, owner, resource_id, lambda conn, before: replace_tags(
+            conn, resource_id, sorted(set(before) | set(tags))))
+
     def remove(self, ctx: Context, owner: Guarded, resource_id: str, tag: str) -> None:
         """Remove one tag, or TagNotFound."""
 

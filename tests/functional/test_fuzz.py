@@ -104,12 +104,21 @@ def _create(server: Server, client: httpx.Client, collection: str, item: dict[st
     name = RESOURCES[collection].name
     headers = {"X-Project-Id": project} if project else {}
     since = _log_size(server)
+    # Only ports take tags in their create body (as in Neutron); the others get them after.
+    tags = item.pop("tags") if collection != "ports" and "tags" in item else None
     response = client.post(f"/v2.0/{RESOURCES[collection].path}", json={name: item},
                            headers=headers)
     if response.status_code != 201:
         raise AssertionError(_report(server, since, f"seeding a {name} failed",
                                      *_describe_httpx(response)))
     created: dict[str, Any] = response.json()[name]
+    if tags is not None:
+        response = client.put(f"/v2.0/{RESOURCES[collection].path}/{created['id']}/tags",
+                              json={"tags": tags}, headers=headers)
+        if response.status_code != 200:
+            raise AssertionError(_report(server, since, f"tagging a {name} failed",
+                                         *_describe_httpx(response)))
+        created["tags"] = response.json()["tags"]
     return created
 
 

@@ -246,3 +246,32 @@ def test_ipv6_mode_combinations(admin: httpx.Client, modes: dict[str, Any], cidr
         assert {k: made[k] for k in modes} == modes
     else:
         error(resp, 400, "InvalidInput")
+
+
+# -- wire differences that need an agent ----------------------------------------------------
+
+def test_binding_fails_on_a_host_without_a_linux_bridge_agent(
+        agent: httpx.Client, admin: httpx.Client) -> None:
+    """A port bound where no L2 agent registered reads `binding_failed`, as ML2 answers
+    when no mechanism driver binds it; on the agent's host it is a bridge port."""
+    ok(_report(agent, host="HostBind"))
+    net = ok(admin.post("/v2.0/networks", json={"network": {"name": "bind"}}), 201)["network"]
+    bound = {host: ok(admin.post("/v2.0/ports", json={"port": {
+        "network_id": net["id"], "binding:host_id": host}}), 201)["port"]
+        for host in ("HostBind", "HostNobody")}
+    assert bound["HostBind"]["binding:vif_type"] == "bridge"
+    assert bound["HostNobody"]["binding:vif_type"] == "binding_failed"
+    moved = ok(admin.put(f"/v2.0/ports/{bound['HostNobody']['id']}", json={"port": {
+        "binding:host_id": "HostBind"}}))["port"]
+    assert moved["binding:vif_type"] == "bridge"
+
+
+def test_agent_show_ignores_fields(agent: httpx.Client, admin: httpx.Client) -> None:
+    """`GET /v2.0/agents/{id}?fields=id` answers the whole agent, as Neutron does (the
+    list honours `fields`)."""
+    ok(_report(agent, host="HostFields"))
+    listed = ok(admin.get("/v2.0/agents", params={"host": "HostFields", "fields": "id"}))
+    assert [set(a) for a in listed["agents"]] == [{"id"}]
+    agent_id = listed["agents"][0]["id"]
+    shown = ok(admin.get(f"/v2.0/agents/{agent_id}", params={"fields": "id"}))["agent"]
+    assert {"id", "host", "agent_type", "alive"} <= set(shown)

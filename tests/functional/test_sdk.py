@@ -25,7 +25,7 @@ def _crud(conn: Any, prefix: str) -> None:
     # The SDK pages with limit and marker until an empty page.
     assert port.id in [p.id for p in conn.network.ports(limit=1)]
     updated = conn.network.update_port(port, name=f"{prefix}-port2")
-    assert updated.name == f"{prefix}-port2" and updated.revision_number == 1
+    assert updated.name == f"{prefix}-port2" and updated.revision_number == 2  # made at 1
     conn.network.set_tags(net, ["a", "b"])
     assert conn.network.get_network(net.id).tags == ["a", "b"]
     with pytest.raises(openstack.exceptions.ConflictException):

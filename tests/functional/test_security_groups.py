@@ -179,7 +179,7 @@ REFUSED = [
     ({"remote_ip_prefix": "10.0.0.0/33"}, 400, "InvalidCIDR"),
     ({"direction": "sideways"}, 400, "InvalidInput"),
     ({"direction": None}, 400, "InvalidInput"),
-    ({"normalized_cidr": "10.0.0.0/8"}, 400, "BadRequest"),
+    ({"normalized_cidr": "10.0.0.0/8"}, 400, "HTTPBadRequest"),
     ({"remote_group_id": str(uuid.uuid4())}, 404, "SecurityGroupNotFound"),
     ({"remote_address_group_id": str(uuid.uuid4())}, 404, "AddressGroupNotFound"),
 ]
@@ -200,7 +200,7 @@ def test_rule_needs_a_group_and_a_direction(alice: httpx.Client) -> None:
     """A missing group is 404; a body without direction is 400."""
     error(rule(alice, str(uuid.uuid4())), 404, "SecurityGroupNotFound")
     error(alice.post(RULES, json={"security_group_rule": {
-        "security_group_id": group(alice)["id"]}}), 400, "BadRequest")
+        "security_group_id": group(alice)["id"]}}), 400, "HTTPBadRequest")
 
 
 def test_duplicate_rules_are_conflicts(alice: httpx.Client) -> None:
@@ -248,7 +248,7 @@ def test_rules_are_immutable(alice: httpx.Client) -> None:
     """PUT on a rule: an attribute is 400 (POST-only), an empty one 405."""
     made = ok(rule(alice, group(alice)["id"], protocol="tcp"), 201)["security_group_rule"]
     error(alice.put(f"{RULES}/{made['id']}", json={"security_group_rule": {
-        "description": "x"}}), 400, "BadRequest")
+        "description": "x"}}), 400, "HTTPBadRequest")
     error(alice.put(f"{RULES}/{made['id']}", json={"security_group_rule": {}}), 405,
           "HTTPMethodNotAllowed")
 
@@ -442,7 +442,7 @@ def test_address_groups(alice: httpx.Client) -> None:
     removed = ok(alice.put(f"{url}/remove_addresses", json={"addresses": [
         "198.51.100.1/32"]}))["address_group"]
     assert removed["addresses"] == ["192.0.2.0/24", "203.0.113.0/25"]
-    error(alice.put(url, json={"address_group": {"addresses": []}}), 400, "BadRequest")
+    error(alice.put(url, json={"address_group": {"addresses": []}}), 400, "HTTPBadRequest")
     renamed = ok(alice.put(url, json={"address_group": {"name": "ag2"}}))["address_group"]
     assert renamed["name"] == "ag2"
     target = group(alice)

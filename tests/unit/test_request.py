@@ -22,7 +22,7 @@ from neutrino.services.segments import parse_vni_ranges
     (v.to_ip, "10.1", None),
     (v.to_ip, "010.0.0.1", None),
     (v.to_cidr, "10.0.0.0/8", "10.0.0.0/8"),
-    (v.to_cidr, "10.0.0.1/8", None),
+    (v.to_cidr, "10.0.0.1/8", "10.0.0.0/8"),  # host bits dropped, as Neutron stores it
     (v.to_cidr, "10.0.0.0", None),
     (v.to_cidr, "0.0.0.0/0", None),
     (v.to_cidr, "2001:db8::/32", "2001:db8::/32"),
@@ -49,20 +49,27 @@ def test_parse_create_applies_defaults_and_folds_tenant() -> None:
     assert "mtu" not in body and "provider:network_type" not in body
 
 
-@pytest.mark.parametrize(("resource", "item", "create", "message"), [
-    (NETWORK, {"status": "DOWN"}, True, "not allowed in POST"),
-    (NETWORK, {"bogus": 1}, True, "Unrecognized attribute(s) 'bogus'"),
-    (SUBNET, {"cidr": "10.0.0.0/24", "ip_version": 4}, True, "Required attribute 'network_id'"),
-    (PORT, {"network_id": "x"}, True, "Invalid input for network_id"),
-    (PORT, {"network_id": "0b8c0d6e-5b1f-4a4e-9f7e-0d6a2f1d3c11"}, False, "not allowed in PUT"),
-    (NETWORK, {"project_id": "a", "tenant_id": "b"}, True, "do not match"),
+@pytest.mark.parametrize(("resource", "item", "create", "kind", "message"), [
+    (NETWORK, {"status": "DOWN"}, True, "HTTPBadRequest", "Attribute 'status' not allowed in POST"),
+    (NETWORK, {"bogus": 1}, True, "HTTPBadRequest", "Unrecognized attribute(s) 'bogus'"),
+    (SUBNET, {"cidr": "10.0.0.0/24", "ip_version": 4}, True, "HTTPBadRequest",
+     "Failed to parse request. Required attribute 'network_id' not specified"),
+    (PORT, {"network_id": "x"}, True, "InvalidInput",
+     "Invalid input for operation: Invalid input for network_id. Reason: 'x' is not a valid "
+     "UUID."),
+    (PORT, {"network_id": "0b8c0d6e-5b1f-4a4e-9f7e-0d6a2f1d3c11"}, False, "HTTPBadRequest",
+     "Cannot update read-only attribute network_id"),
+    (NETWORK, {"id": "0b8c0d6e-5b1f-4a4e-9f7e-0d6a2f1d3c11"}, False, "HTTPBadRequest",
+     "Cannot update read-only attribute id"),
+    (NETWORK, {"project_id": "a", "tenant_id": "b"}, True, "BadRequest",
+     "Bad network request: 'project_id' and 'tenant_id' do not match."),
 ])
-def test_parse_item_errors(resource: Any, item: dict[str, Any], create: bool,
+def test_parse_item_errors(resource: Any, item: dict[str, Any], create: bool, kind: str,
                            message: str) -> None:
-    """Bad bodies are BadRequests that say what is wrong."""
+    """Bad bodies are answered with Neutron's error type and words (clients match them)."""
     with pytest.raises(exc.BadRequest) as raised:
         parse_item(resource, item, create=create)
-    assert message in raised.value.msg
+    assert (raised.value.type, raised.value.msg) == (kind, message)
 
 
 def test_unwrap_bulk_and_single() -> None:

@@ -184,9 +184,13 @@ class LinuxBridgeDriver:
         with self._lock:
             plans = dict(self._applied)
         out = set()
-        if self.security is not None and not self.security.present():
-            # Our tables are gone (or were never made): a filtered network re-applies them.
-            out |= {(NETWORK, n) for n in sorted(self.security.filtered_networks())[:1]}
+        if self.security is not None:
+            if not self.security.present():
+                # Our tables are gone (or were never made): a filtered network re-applies
+                # them.
+                out |= {(NETWORK, n) for n in sorted(self.security.filtered_networks())[:1]}
+            else:
+                self.security.verify_if_due()
         for network_id, wanted in plans.items():
             bridge = links.get(wanted.bridge)
             if bridge is None:

@@ -61,7 +61,7 @@ class HostSecurity:
         self._generation = 0  # bumped by every change
         self._rendered = 0  # the generation last applied
         self._busy = False
-        self._verified = 0.0
+        self._verified = time.monotonic()  # the first apply makes the tables whole
         self._failure: Exception | None = None
         self._lost = False  # the last look found our tables missing
 
@@ -148,7 +148,6 @@ class HostSecurity:
             if not plan.ports and not verify:
                 changed = self.firewall.remove()
             else:
-                verify = verify or now - self._verified > self.verify_interval
                 changed = self.firewall.apply(plan, verify=verify)
                 if verify:
                     self._verified = now
@@ -165,6 +164,23 @@ class HostSecurity:
         if changed:
             LOG.debug("Firewall of %s at generation %d: %d ports", self.firewall.namespace,
                       generation, len(plan.ports))
+        return changed
+
+    def verify_if_due(self) -> bool:
+        """Every `verify_interval`, check the kernel's tables against what was applied and
+        make them whole if they differ; True if that changed the host. Called from the
+        agent's look for drift, never from a change: checking lists the whole table (tens
+        of milliseconds on a host of a thousand ports), which a port joining a group must
+        not wait for."""
+        with self._lock:
+            due = bool(self._ports) and \
+                time.monotonic() - self._verified > self.verify_interval
+        if not due:
+            return False
+        changed = self.sync(verify=True)
+        if changed:
+            LOG.warning("The firewall of %s had drifted from what was applied: made whole",
+                        self.firewall.namespace)
         return changed
 
     def present(self) -> bool:
