@@ -30,6 +30,7 @@ from starlette.routing import Route
 from neutrino import exceptions as exc
 from neutrino.api import auth, extensions, middleware, openapi
 from neutrino.api.agents_api import agent_routes
+from neutrino.api.ip_availability_api import ip_availability_routes
 from neutrino.api.quotas_api import quota_routes
 from neutrino.api.responses import GENERIC_500, error_response, json_response, select_fields
 from neutrino.api.subresources import all_subcollection_routes
@@ -397,6 +398,7 @@ class API:
         ]
         routes.extend(agent_routes(self))
         routes.extend(quota_routes(self))
+        routes.extend(ip_availability_routes(self))
         routes.extend(all_subcollection_routes(self))
         for resource in RESOURCES.values():
             routes.extend(self.collection_routes(resource))

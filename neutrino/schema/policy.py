@@ -172,6 +172,7 @@ ACTION_RULES: dict[str, str] = {
     "get_l3-agents": ADMIN,
     "get_availability_zone": "role:reader",
     "get_quota": READER,
+    "get_network_ip_availability": ADMIN,
     "update_quota": ADMIN,
     "delete_quota": ADMIN,
     "agent_channel": "role:service or role:admin",

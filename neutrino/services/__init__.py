@@ -18,6 +18,7 @@ from neutrino.services.channel import AgentChannel
 from neutrino.services.common import Core
 from neutrino.services.dhcp import DhcpScheduler
 from neutrino.services.floatingips import FloatingIPService, report_statuses
+from neutrino.services.ip_availability import IpAvailabilityService
 from neutrino.services.l3 import L3Projection, L3Scheduler
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
@@ -55,6 +56,7 @@ class Services:
     watch: WatchService
     periodic: Periodic
     quotas: QuotaService
+    ip_availability: IpAvailabilityService
 
     @property
     def providers(self) -> dict[tuple[str, str], Any]:
@@ -119,4 +121,5 @@ class Services:
                    address_groups=AddressGroupService(core),
                    tags=TagService(core), agents=agents, dhcp=dhcp, l3=l3, feed=feed,
                    channel=channel, watch=WatchService(core, agents, feed, views),
-                   periodic=periodic, quotas=quotas)
+                   periodic=periodic, quotas=quotas,
+                   ip_availability=IpAvailabilityService(core))

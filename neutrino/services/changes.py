@@ -20,6 +20,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
@@ -32,6 +33,7 @@ LOG = logging.getLogger(__name__)
 Scope = tuple[str, str]  # (kind, id): ("network", <id>), ("router", <id>)
 SECURITY_GROUP, MEMBERS, ADDRESS_GROUP = "security_group", "sg_members", "address_group"
 MEMBER_BUCKETS = 64
+_INSERT_CHANGES = insert(CHANGES)  # prepared once: every write logs through it
 COLUMNS = (CHANGES.c.seq, CHANGES.c.kind, CHANGES.c.object_id, CHANGES.c.scope_kind,
            CHANGES.c.scope_id, CHANGES.c.host)
 
@@ -83,13 +85,14 @@ def record_address_group(conn: Connection, address_group_id: str) -> None:
 
 
 def record_port_groups(conn: Connection, port_id: str, group_ids: Iterable[str],
-                       hosts: Iterable[str | None] = (None,)) -> None:
+                       hosts: Iterable[str | None] = (None,),
+                       also: Iterable[dict[str, Any]] = ()) -> None:
     """A port's part in its security groups changed: it was created, deleted or bound, or
     its groups, addresses, MAC, port security or allowed address pairs changed. Give every
     group it had before and has now, and the hosts it was and is bound to: hosts with the
     port get its groups' rules, hosts whose rules name a group get its members."""
     hosts, now = tuple(hosts), time.time()
-    rows = []
+    rows = list(also)  # the caller's own rows (`rows_of`), written in the same statement
     for group_id in sorted(set(group_ids)):
         for (scope_kind, scope_id), where in (((SECURITY_GROUP, group_id), hosts),
                                               (member_scope(group_id, port_id), (None,))):
@@ -97,18 +100,23 @@ def record_port_groups(conn: Connection, port_id: str, group_ids: Iterable[str],
                       "scope_id": scope_id, "host": host or None, "created_at": now}
                      for host in dict.fromkeys(where)]
     if rows:
-        conn.execute(insert(CHANGES), rows)  # one statement for every group's rows
+        conn.execute(_INSERT_CHANGES, rows)  # one statement for every row
+
+
+def rows_of(kind: str, object_id: str, scope: Scope | None = None,
+            hosts: Iterable[str | None] = (None,)) -> list[dict[str, Any]]:
+    """The log rows of a change (one per host concerned)."""
+    now = time.time()
+    scope_kind, scope_id = scope if scope is not None else (None, None)
+    return [{"kind": kind, "object_id": object_id, "scope_kind": scope_kind,
+             "scope_id": scope_id, "host": host or None, "created_at": now}
+            for host in dict.fromkeys(hosts)]
 
 
 def record(conn: Connection, kind: str, object_id: str, scope: Scope | None = None,
            hosts: Iterable[str | None] = (None,)) -> None:
     """Log a change within the writer's transaction (one entry per host concerned)."""
-    now = time.time()
-    scope_kind, scope_id = scope if scope is not None else (None, None)
-    rows = [{"kind": kind, "object_id": object_id, "scope_kind": scope_kind,
-             "scope_id": scope_id, "host": host or None, "created_at": now}
-            for host in dict.fromkeys(hosts)]
-    conn.execute(insert(CHANGES), rows)
+    conn.execute(_INSERT_CHANGES, rows_of(kind, object_id, scope, hosts))
 
 
 def latest_seq(conn: Connection) -> int:

@@ -27,6 +27,8 @@ from neutrino.services import changes
 TRUSTED_PREFIX = "network:"
 
 
+_INSERT_BINDINGS = insert(SG_PORT_BINDINGS)  # prepared once: every new port binds
+
 def is_trusted(device_owner: str) -> bool:
     """Ports the network itself owns (router, DHCP, floating IP) are never filtered."""
     return device_owner.startswith(TRUSTED_PREFIX)
@@ -100,7 +102,7 @@ def bind_groups(conn: Connection, port_id: str, group_ids: Iterable[str],
     rows = [{"port_id": port_id, "security_group_id": g,
              "member_bucket": changes.member_bucket(port_id)} for g in sorted(set(group_ids))]
     if rows:
-        conn.execute(insert(SG_PORT_BINDINGS), rows)
+        conn.execute(_INSERT_BINDINGS, rows)
 
 
 def requested_groups(body: dict[str, Any]) -> list[str] | None:

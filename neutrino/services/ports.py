@@ -277,9 +277,10 @@ class PortService(ResourceServiceBase):
         groups = self._new_groups(conn, ctx, project, body, secured, bool(fixed))
         psec.bind_groups(conn, port_id, groups, replace=False)
         stored_pairs = psec.set_pairs(conn, port_id, mac, pairs, replace=False)
-        changes.record(conn, "port", port_id, changes.network(network.id),
-                       hosts=[row["binding_host_id"]])
-        changes.record_port_groups(conn, port_id, groups, psec.hosts_of(row["binding_host_id"]))
+        changes.record_port_groups(
+            conn, port_id, groups, psec.hosts_of(row["binding_host_id"]),
+            also=changes.rows_of("port", port_id, changes.network(network.id),
+                                 hosts=[row["binding_host_id"]]))
         dhcp_subnets = {s["id"] for s in subnets if s["enable_dhcp"]}
         if row["device_owner"] != DHCP_OWNER and any(
                 ip["subnet_id"] in dhcp_subnets for ip in fixed):

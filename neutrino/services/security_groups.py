@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, insert, select
 
 from neutrino import exceptions as exc
 from neutrino.db import listing
@@ -111,6 +111,11 @@ def port_groups(conn: Connection, port_ids: Iterable[str] | ColumnElement[bool],
     return groups
 
 
+# Prepared once: every port created with port security asks it.
+_DEFAULT_OF = select(DEFAULT_SECURITY_GROUPS.c.security_group_id).where(
+    DEFAULT_SECURITY_GROUPS.c.project_id == bindparam("project_id"))
+
+
 class SecurityGroupService(ResourceServiceBase):
     """The rules of security groups."""
 
@@ -122,8 +127,7 @@ class SecurityGroupService(ResourceServiceBase):
     def ensure_default(self, conn: Connection, ctx: Context, project: str) -> str | None:
         """The project's default group, made now if it has none. None when `ctx` may not
         make another project's (Neutron's rule: only admins do)."""
-        found = conn.execute(select(DEFAULT_SECURITY_GROUPS.c.security_group_id).where(
-            DEFAULT_SECURITY_GROUPS.c.project_id == project)).scalar()
+        found = conn.execute(_DEFAULT_OF, {"project_id": project}).scalar()
         if found is not None:
             return str(found)
         if project != (ctx.project_id or "") and not ctx.is_admin:

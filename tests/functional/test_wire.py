@@ -16,9 +16,9 @@ import httpx
 import netaddr
 import pytest
 
-from tests.conftest import ALICE, BOB
+from tests.conftest import ADMIN, ALICE, BOB
 from tests.functional.test_api import error, ok
-from tests.support import Server
+from tests.support import Server, openstack_cli
 
 REQUEST_ID = re.compile(
     r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -255,3 +255,35 @@ def test_slaac_subnets_address_every_port_but_routers(admin: httpx.Client) -> No
     assert set(_ips(router_port)) == {v4["id"]}
     ok(admin.delete(f"/v2.0/subnets/{slaac['id']}"), 204)
     assert set(_ips(ok(admin.get(f"/v2.0/ports/{named['id']}"))["port"])) == {v4["id"]}
+
+
+def test_network_ip_availability(server: Server, admin: httpx.Client,
+                                 members: tuple[httpx.Client, httpx.Client]) -> None:
+    """Pool sizes and allocations per subnet and network, for admins, through the API, the
+    SDK and `openstack ip availability show`; members are refused."""
+    net = network(admin, name=f"avail-{uuid.uuid4().hex[:6]}")
+    v4 = ok(admin.post("/v2.0/subnets", json={"subnet": {
+        "network_id": net["id"], "cidr": "10.63.0.0/24", "ip_version": 4,
+        "allocation_pools": [{"start": "10.63.0.10", "end": "10.63.0.19"}]}}), 201)["subnet"]
+    for _ in range(3):
+        ok(admin.post("/v2.0/ports", json={"port": {"network_id": net["id"]}}), 201)
+    shown = ok(admin.get(f"/v2.0/network-ip-availabilities/{net['id']}"))
+    assert shown["network_ip_availability"] == {
+        "network_id": net["id"], "network_name": net["name"], "project_id": net["project_id"],
+        "tenant_id": net["project_id"], "total_ips": 10, "used_ips": 3,
+        "subnet_ip_availability": [{"subnet_id": v4["id"], "subnet_name": "",
+                                    "cidr": "10.63.0.0/24", "ip_version": 4,
+                                    "total_ips": 10, "used_ips": 3}]}
+    listed = ok(admin.get("/v2.0/network-ip-availabilities",
+                          params={"network_name": net["name"], "fields": "used_ips"}))
+    assert listed["network_ip_availabilities"] == [{"used_ips": 3}]
+    assert ok(admin.get("/v2.0/network-ip-availabilities", params={
+        "network_id": net["id"], "ip_version": "6"}))["network_ip_availabilities"] == []
+    error(admin.get(f"/v2.0/network-ip-availabilities/{uuid.uuid4()}"), 404,
+          "NetworkNotFound")
+    error(members[0].get("/v2.0/network-ip-availabilities"), 403, "PolicyNotAuthorized")
+    sdk = server.sdk(*ADMIN).network.get_network_ip_availability(net["id"])
+    assert (sdk.total_ips, sdk.used_ips) == (10, 3)
+    cli = openstack_cli(server.cli_env(*ADMIN), "ip", "availability", "show", net["id"],
+                        "-f", "json")
+    assert cli["used_ips"] == 3 and cli["total_ips"] == 10
