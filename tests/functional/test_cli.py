@@ -96,11 +96,12 @@ def test_extension_list(sqlite_server: Server) -> None:
             "network_availability_zone", "router", "ext-gw-mode", "extraroute",
             "extraroute-atomic", "router_availability_zone", "l3_agent_scheduler",
             "fip-port-details", "security-group", "port-security", "allowed-address-pairs",
-            "address-group"} <= aliases
+            "address-group", "quotas", "quota_details", "network-ip-availability",
+            "revision-if-match", "tag-creation"} <= aliases
     names = {r["Alias"]: r["Name"] for r in rows}
     assert names["external-net"] == "Neutron external network"
     # Not implemented yet, so not advertised: clients would change their requests.
-    assert not aliases & {"dvr", "l3-ha", "rbac-security-groups", "quotas",
+    assert not aliases & {"dvr", "l3-ha", "rbac-security-groups", "rbac-policies",
                           "security-groups-default-rules", "external-gateway-multihoming"}
 
 
