@@ -16,7 +16,7 @@ import httpx
 import netaddr
 import pytest
 
-from tests.conftest import ADMIN, ALICE, BOB
+from tests.conftest import ADMIN, ALICE, BOB, _server
 from tests.functional.test_api import error, ok
 from tests.support import Server, openstack_cli
 
@@ -25,9 +25,18 @@ REQUEST_ID = re.compile(
 
 
 @pytest.fixture(scope="module")
-def server(basic_server: Server) -> Server:
-    """The module's http_basic server (admin, alice and bob are its users)."""
-    return basic_server
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """An http_basic server on SQLite: what is tested here is the API's, not the database's
+    (the If-Match tests, whose check locks a row, run on every backend)."""
+    yield from _server(tmp_path_factory.mktemp("wire"), "sqlite", "http_basic")
+
+
+@pytest.fixture
+def everywhere(basic_server: Server) -> Iterator[tuple[httpx.Client, httpx.Client, httpx.Client]]:
+    """Admin, Alice and Bob on each backend's http_basic server."""
+    with basic_server.http(basic=ADMIN) as admin, basic_server.http(basic=ALICE) as alice, \
+            basic_server.http(basic=BOB) as bob:
+        yield admin, alice, bob
 
 
 def network(client: httpx.Client, **attrs: object) -> dict:
@@ -94,9 +103,11 @@ def test_revision_numbers_count_as_neutron_counts(admin: httpx.Client) -> None:
     assert after_delete["revision_number"] > after_subnet["revision_number"]
 
 
-def test_if_match_constrains_updates_and_deletes(admin: httpx.Client) -> None:
+def test_if_match_constrains_updates_and_deletes(
+        everywhere: tuple[httpx.Client, httpx.Client, httpx.Client]) -> None:
     """A stale `If-Match: revision_number=N` is a 412 and changes nothing; the current one
     (quoted or not) goes through; malformed ones are 400s; other entity tags are ignored."""
+    admin = everywhere[0]
     net = network(admin)
     url = f"/v2.0/networks/{net['id']}"
     stale = admin.put(url, json={"network": {"name": "stale"}},
@@ -130,9 +141,9 @@ def members(server: Server) -> Iterator[tuple[httpx.Client, httpx.Client]]:
 
 
 def test_if_match_on_a_hidden_resource_is_its_not_found(
-        members: tuple[httpx.Client, httpx.Client]) -> None:
+        everywhere: tuple[httpx.Client, httpx.Client, httpx.Client]) -> None:
     """A 412 would tell Bob that Alice's network exists: he gets its NotFound."""
-    alice, bob = members
+    _admin, alice, bob = everywhere
     net = network(alice)
     for stale in (0, 1):
         error(bob.put(f"/v2.0/networks/{net['id']}", json={"network": {"name": "x"}},
