@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from neutrino import exceptions as exc
-from neutrino.api.responses import json_response, select_fields
+from neutrino.api.responses import json_response, select_fields, simple_list_query
 from neutrino.registry import DHCP, L3
 from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
@@ -58,16 +58,7 @@ def agent_routes(api: API) -> list[Route]:
 
     async def list_agents(request: Request) -> Response:
         ctx = await api.context(request)
-        filters: dict[str, list[str]] = {}
-        fields: list[str] = []
-        for key, value in request.query_params.multi_items():
-            if key == "fields":
-                fields.extend(f for f in value.split(",") if f)
-            elif key in FILTERS:
-                filters.setdefault(key, []).append(value)
-            else:
-                raise exc.BadRequest(resource="agent",
-                                     msg=f"{key} is invalid attribute for filtering")
+        filters, fields = simple_list_query(request.query_params, "agent", FILTERS)
         found = await run_in_threadpool(agents.list_agents, ctx, filters)
         return json_response({"agents": [select_fields(a, fields, frozenset())
                                           for a in found]})

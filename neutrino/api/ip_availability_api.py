@@ -9,8 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from neutrino import exceptions as exc
-from neutrino.api.responses import json_response, select_fields
+from neutrino.api.responses import json_response, select_fields, simple_list_query
 from neutrino.services.ip_availability import FILTERS
 
 if TYPE_CHECKING:
@@ -23,16 +22,9 @@ def ip_availability_routes(api: API) -> list[Route]:
 
     async def list_all(request: Request) -> Response:
         ctx = await api.context(request)
-        filters: dict[str, list[str]] = {}
-        fields: list[str] = []
-        for key, value in request.query_params.multi_items():
-            if key == "fields":
-                fields.extend(f for f in value.split(",") if f)
-            elif key in FILTERS:
-                filters.setdefault(key, []).append(value)
-            elif key not in ("limit", "marker", "sort_key", "sort_dir", "page_reverse"):
-                raise exc.BadRequest(resource="network_ip_availability",
-                                     msg=f"{key} is invalid attribute for filtering")
+        filters, fields = simple_list_query(
+            request.query_params, "network_ip_availability", FILTERS,
+            ignored=("limit", "marker", "sort_key", "sort_dir", "page_reverse"))
         found = await run_in_threadpool(service.list_all, ctx, filters)
         return json_response({"network_ip_availabilities": [
             select_fields(item, fields, frozenset()) for item in found]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -37,3 +38,20 @@ def select_fields(item: dict[str, Any], fields: list[str],
     if hidden:
         return {k: val for k, val in item.items() if k not in hidden}
     return item
+
+
+def simple_list_query(params: Any, resource: str, filters: Iterable[str],
+                      ignored: Iterable[str] = ()) -> tuple[dict[str, list[str]], list[str]]:
+    """The filters and `fields` of a list that is not in the resource table (agents, IP
+    availability); an unknown key is a BadRequest, `ignored` keys are dropped."""
+    allowed, skipped = set(filters), set(ignored)
+    found: dict[str, list[str]] = {}
+    fields: list[str] = []
+    for key, value in params.multi_items():
+        if key == "fields":
+            fields.extend(f for f in value.split(",") if f)
+        elif key in allowed:
+            found.setdefault(key, []).append(value)
+        elif key not in skipped:
+            raise exc.BadRequest(resource=resource, msg=f"{key} is invalid attribute for filtering")
+    return found, fields

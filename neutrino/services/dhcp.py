@@ -229,9 +229,8 @@ class DhcpScheduler:
         if address is None:
             LOG.warning("No address left on subnet %s for DHCP port %s", subnet_id, port_id)
             return
-        conn.execute(insert(ALLOCS).values(subnet_id=subnet_id, ip_address=address,
-                                           ip_key=ipam.ip_key(address), port_id=port_id,
-                                           network_id=network_id))
+        conn.execute(insert(ALLOCS).values(ipam.allocation(subnet_id, address, port_id,
+                                                           network_id)))
         bump_revision(conn, PORTS, port_id, utcnow())
 
     # -- the scheduler API ----------------------------------------------------------------

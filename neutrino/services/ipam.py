@@ -46,6 +46,12 @@ def eui64_address(subnet: dict[str, Any], mac: str) -> str:
     return str(netaddr.EUI(mac).ipv6(prefix.network))
 
 
+def allocation(subnet_id: str, address: str, port_id: str, network_id: str) -> dict[str, str]:
+    """An `ipallocations` row."""
+    return {"subnet_id": subnet_id, "ip_address": address, "ip_key": ip_key(address),
+            "port_id": port_id, "network_id": network_id}
+
+
 def ip_key(address: str | netaddr.IPAddress) -> str:
     """The sortable key of an address: its integer value as 32 hex digits."""
     return f"{int(netaddr.IPAddress(address)):032x}"

@@ -332,9 +332,7 @@ class PortService(ResourceServiceBase):
         rows = []
         for want in wanted:
             subnet, address = self._resolve(conn, network_id, by_id, subnets, want, mac)
-            rows.append({"subnet_id": subnet["id"], "ip_address": address,
-                         "ip_key": ipam.ip_key(address), "port_id": port_id,
-                         "network_id": network_id})
+            rows.append(ipam.allocation(subnet["id"], address, port_id, network_id))
         if rows:
             conn.execute(_INSERT_ALLOCS, rows)
         rows.sort(key=lambda r: r["ip_key"])

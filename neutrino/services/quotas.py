@@ -64,10 +64,14 @@ class QuotaService:
     def __init__(self, core: Core) -> None:
         self.core = core
 
+    def default(self, resource: str) -> int:
+        """A resource's configured limit (`quota_<resource>`, else `default_quota`)."""
+        quotas = self.core.conf.QUOTAS
+        return int(getattr(quotas, f"quota_{resource}", quotas.default_quota))
+
     def defaults(self) -> dict[str, int]:
         """The configured limit of every counted resource."""
-        quotas = self.core.conf.QUOTAS
-        return {r: int(getattr(quotas, f"quota_{r}", quotas.default_quota)) for r in COUNTED}
+        return {r: self.default(r) for r in COUNTED}
 
     def _limits(self, conn: Connection, project_id: str) -> dict[str, int]:
         limits = self.defaults()
@@ -101,10 +105,7 @@ class QuotaService:
         """One resource's limit for a project (one prepared read: every create asks)."""
         own = conn.execute(_PROJECT_LIMIT, {"project_id": project_id,
                                             "resource": resource}).scalar()
-        if own is not None:
-            return int(own)
-        quotas = self.core.conf.QUOTAS
-        return int(getattr(quotas, f"quota_{resource}", quotas.default_quota))
+        return int(own) if own is not None else self.default(resource)
 
     def check(self, conn: Connection, resource: str, wanted: Counter[str]) -> None:
         """Refuse (OverQuota) creates that would take a project past its limit; `wanted`

@@ -194,9 +194,7 @@ class SubnetService(ResourceServiceBase):
         rows = []
         for port_id, mac in ports:
             address = ipam.eui64_address(subnet, mac)
-            rows.append({"subnet_id": subnet["id"], "ip_address": address,
-                         "ip_key": ipam.ip_key(address), "port_id": port_id,
-                         "network_id": subnet["network_id"]})
+            rows.append(ipam.allocation(subnet["id"], address, port_id, subnet["network_id"]))
             bump_revision(conn, PORTS, port_id, now)
             changes.record(conn, "port", port_id, changes.network(subnet["network_id"]))
         if rows:
