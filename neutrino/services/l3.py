@@ -207,6 +207,7 @@ class L3Projection:
     agent_type = L3.agent_type
     key_kinds = frozenset({ROUTER})
     broad: frozenset[str] = frozenset()
+    shaping: frozenset[str] = frozenset()  # a placement is logged on the agent's host
 
     def related(self, conn: Connection, key: Key) -> set[Key]:
         """Nothing travels with a router."""

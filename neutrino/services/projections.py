@@ -24,7 +24,7 @@ from neutrino.db.listing import Page
 from neutrino.db.models import AGENTS, DHCP_BINDINGS, NETWORKS, PORTS, SUBNETS
 from neutrino.registry import DHCP, L2
 from neutrino.services import security_projection as security
-from neutrino.services.changes import Change, Scope
+from neutrino.services.changes import SECURITY_GROUP, Change, Scope
 from neutrino.services.ports import fixed_ips_of
 
 NETWORK = "network"
@@ -40,6 +40,7 @@ class Interest:
     key_kinds: frozenset[str]
     scopes: dict[Scope, set[Key]] = field(default_factory=dict)
     broad: frozenset[str] = frozenset()  # change kinds that may alter every key
+    shaping: frozenset[str] = frozenset()  # scope kinds whose changes may alter the scopes
 
     @property
     def keys(self) -> set[Key]:
@@ -64,6 +65,25 @@ class Interest:
                 hit = True
         return out if hit else None
 
+    def reshaped(self, entries: Iterable[Change]) -> bool:
+        """Whether the entries may change this interest itself (not only the keys' states).
+
+        What an agent has follows from what is bound to its host, and each such change is
+        logged on the host (a port bound or unbound, a network scheduled, a router
+        placed); besides those, only changes in a watched scope of a `shaping` kind (a rule
+        of one of the host's groups may name another remote group) and changes of the agent
+        itself reshape it. A member joining a remote group, a port on another host, a
+        subnet: the keys stay the same, so the interest can be kept.
+        """
+        for change in entries:
+            scope = change.scope
+            if change.host == self.host or (change.kind == "agent"
+                                             and change.object_id == self.agent_id):
+                return True
+            if scope is not None and scope[0] in self.shaping and scope in self.scopes:
+                return True
+        return False
+
 
 class Projection(Protocol):
     """What one agent type is interested in, and the state it is sent."""
@@ -71,6 +91,7 @@ class Projection(Protocol):
     agent_type: str
     key_kinds: frozenset[str]
     broad: frozenset[str]
+    shaping: frozenset[str]
 
     def scopes(self, conn: Connection, agent: Row[Any]) -> dict[Scope, set[Key]]:
         """Change scope -> the agent's keys it may alter."""
@@ -85,7 +106,7 @@ class Projection(Protocol):
 def interest(projection: Projection, conn: Connection, agent: Row[Any]) -> Interest:
     """An agent's interest, from its projection."""
     return Interest(agent.id, agent.agent_type, agent.host, projection.key_kinds,
-                    projection.scopes(conn, agent), projection.broad)
+                    projection.scopes(conn, agent), projection.broad, projection.shaping)
 
 
 # -- rows shared by the network projections ------------------------------------------------
@@ -138,6 +159,7 @@ class DhcpProjection:
     agent_type = DHCP.agent_type
     key_kinds = frozenset({NETWORK})
     broad: frozenset[str] = frozenset()
+    shaping: frozenset[str] = frozenset()  # a binding is logged on the agent's host
 
     def related(self, conn: Connection, key: Key) -> set[Key]:
         """Nothing travels with a network."""
@@ -170,6 +192,7 @@ class L2Projection:
     agent_type = L2.agent_type
     key_kinds = frozenset({NETWORK}) | security.KINDS
     broad = frozenset({"agent"})  # another host's tunnel endpoint may have moved
+    shaping = frozenset({SECURITY_GROUP})  # a rule may name new remote groups
 
     def scopes(self, conn: Connection, agent: Row[Any]) -> dict[Scope, set[Key]]:
         """The networks with ports on the agent's host, and the security groups, remote

@@ -45,6 +45,10 @@ class WatchService:
         # members of its remote groups); anything else (another server answered, a restart)
         # gets them all.
         self._held: dict[str, tuple[int, frozenset[Key]]] = {}
+        # (agent type, host) -> (revision, interest): an agent's interest as of a revision
+        # of the log, kept while the entries after it leave it as it is (`reshaped`). A
+        # host of a thousand ports otherwise reads them all at every watch it renews.
+        self._interests: dict[tuple[str, str], tuple[int, Interest]] = {}
 
     def _agent(self, conn: Connection, agent_type: str, host: str) -> Row[Any]:
         row = conn.execute(select(AGENTS).where(AGENTS.c.agent_type == agent_type,
@@ -64,8 +68,22 @@ class WatchService:
     def interest(self, agent_type: str, host: str) -> Interest:
         """What an agent cares about now."""
         projection = self.projection(agent_type)
+        self.feed.refresh()  # one indexed read, against a scan of the host's ports
+        known = self._interests.get((agent_type, host))
+        if known is not None:
+            revision, found = known
+            entries = self.feed.since(revision)
+            if entries is not None and not found.reshaped(entries):
+                if entries:
+                    self._interests[(agent_type, host)] = (entries[-1].seq, found)
+                return found
+        # The revision is read before the rows: an entry that lands in between is looked
+        # at again next time, so the interest kept is never older than its revision.
+        revision = self.feed.latest
         with self.core.db.read() as conn:
-            return interest(projection, conn, self._agent(conn, agent_type, host))
+            found = interest(projection, conn, self._agent(conn, agent_type, host))
+        self._interests[(agent_type, host)] = (revision, found)
+        return found
 
     def states(self, found: Interest, keys: set[Key] | None, revision: int,
                since: int = 0) -> dict[str, Any]:

@@ -15,7 +15,13 @@ from neutrino.db import migration
 from neutrino.db.api import Database
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item
-from neutrino.schema.resources import NETWORK, PORT, SUBNET
+from neutrino.schema.resources import (
+    NETWORK,
+    PORT,
+    SECURITY_GROUP,
+    SECURITY_GROUP_RULE,
+    SUBNET,
+)
 from neutrino.services import Services
 from neutrino.services.agents import Report
 from neutrino.services.changes import Change
@@ -50,6 +56,31 @@ def test_interest_maps_changes_to_keys(interest: Interest, entries: list[Change]
                                        expected: set[tuple[str, str]] | None) -> None:
     """Changes in a watched scope, on the agent's host, broad ones, or of the agent itself."""
     assert interest.affected(entries) == expected
+
+
+SECURED = Interest("agent-3", "Linux bridge agent", "HostA", frozenset({"network"}),
+                   {("network", "n1"): {("network", "n1")},
+                    ("security_group", "g1"): {("security_group", "g1")},
+                    ("sg_members", "r1:00"): {("sg_members", "r1:00")}},
+                   frozenset({"agent"}), frozenset({"security_group"}))
+
+
+@pytest.mark.parametrize(("entries", "expected"), [
+    ([change("port", ("network", "n1"), host="HostB")], False),  # another host's port
+    ([change("subnet", ("network", "n1"))], False),
+    ([change("port", ("sg_members", "r1:00"))], False),  # a member joins a remote group
+    ([change("agent", object_id="agent-7", host="HostB")], False),  # broad, not shaping
+    ([change("security_group", ("security_group", "g9"))], False),  # not the host's group
+    ([change("port", ("network", "n5"), host="HostA")], True),  # bound here
+    ([change("security_group", ("security_group", "g1"))], True),  # may name a new remote
+    ([change("agent", object_id="agent-3")], True),  # itself
+    ([change("subnet", ("network", "n1")),
+      change("binding", ("network", "n9"), host="HostA")], True),
+])
+def test_interest_reshaped_only_by_what_can_change_its_keys(
+        entries: list[Change], expected: bool) -> None:
+    """Changes on the host, of the agent, or in a watched scope of a shaping kind."""
+    assert SECURED.reshaped(entries) is expected
 
 
 @pytest.fixture
@@ -123,3 +154,41 @@ def test_dhcp_and_l2_agents_get_their_share_and_a_second_pass_does_nothing(
     l2_b = services.watch.states(services.watch.interest("Linux bridge agent", "HostB"),
                                  None, 5)
     assert [p["id"] for p in l2_b["states"][0]["state"]["ports"]] == [on_b["id"]]
+
+
+def test_a_kept_interest_follows_what_reshapes_it(services: Any) -> None:
+    """The watch keeps an agent's interest while changes leave it as it is (a member
+    joining a remote group from another host), and reads it again when a port is bound to
+    the host or a rule of one of its groups names another remote group."""
+    register(services, "Linux bridge agent", "HostA", "172.30.0.11")
+    register(services, "Linux bridge agent", "HostB", "172.30.0.12")
+    net = create(services, NETWORK, {"name": "net1"})
+    create(services, SUBNET, {"network_id": net["id"], "cidr": "10.0.1.0/24", "ip_version": 4})
+    group, remote, other = (dict(services.security_groups.create(
+        ADMIN, [parse_item(SECURITY_GROUP, {"name": n}, create=True)])[0]) for n in "GRO")
+    create(services, PORT, {"network_id": net["id"], "binding:host_id": "HostA",
+                            "security_groups": [group["id"]]})
+    watch = services.watch
+
+    def rule(remote_id: str) -> None:
+        services.security_group_rules.create(ADMIN, [parse_item(SECURITY_GROUP_RULE, {
+            "security_group_id": group["id"], "direction": "ingress",
+            "remote_group_id": remote_id}, create=True)])
+
+    def members(found: Interest) -> set[str]:
+        return {k[1].partition(":")[0] for k in found.keys if k[0] == "sg_members"}
+
+    rule(remote["id"])
+    first = watch.interest("Linux bridge agent", "HostA")
+    assert members(first) == {remote["id"]}
+    create(services, PORT, {"network_id": net["id"], "binding:host_id": "HostB",
+                            "security_groups": [remote["id"]]})
+    assert watch.interest("Linux bridge agent", "HostA") is first  # nothing to read again
+
+    rule(other["id"])
+    assert members(watch.interest("Linux bridge agent", "HostA")) == {remote["id"], other["id"]}
+    net2 = create(services, NETWORK, {"name": "net2"})
+    create(services, SUBNET, {"network_id": net2["id"], "cidr": "10.0.2.0/24",
+                              "ip_version": 4})
+    create(services, PORT, {"network_id": net2["id"], "binding:host_id": "HostA"})
+    assert ("network", net2["id"]) in watch.interest("Linux bridge agent", "HostA").keys
