@@ -24,21 +24,47 @@ ALICE = ("alice", "alicepass")
 BOB = ("bob", "bobpass")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def nothing_left_behind() -> Iterator[None]:
-    """After the whole run: no namespace or process of ours remains, and the root namespace's
-    links, addresses, routes and rules are exactly as they were (an error fails the run)."""
-    before = (namespaces(), root_network_snapshot(), our_processes())
-    yield
-    def left() -> set[str]:
-        return set(our_processes()) - set(before[2])
+_BEFORE: dict[str, object] = {}
 
+
+def _controller(config: pytest.Config) -> bool:
+    """This process runs the session (not one of pytest-xdist's workers)."""
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before the whole run: what exists of ours, and the root namespace's network."""
+    if _controller(session.config):
+        _BEFORE.update(namespaces=namespaces(), network=root_network_snapshot(),
+                       processes=set(our_processes()))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole run (every worker's, with -n): no namespace or process of ours
+    remains, and the root namespace's links, addresses, routes and rules are exactly as they
+    were; otherwise the run fails."""
+    if not _controller(session.config) or not _BEFORE:
+        return
+
+    def left() -> set[str]:
+        return set(our_processes()) - _BEFORE["processes"]  # type: ignore[operator]
+
+    problems = []
     try:
         wait_for(lambda: not left(), timeout=20)
     except AssertionError:
-        raise AssertionError(f"processes left behind: {sorted(left())}") from None
-    assert namespaces() - before[0] == set(), "namespaces left behind"
-    assert root_network_snapshot() == before[1], "the root namespace's network changed"
+        problems.append(f"processes left behind: {sorted(left())}")
+    stray = namespaces() - _BEFORE["namespaces"]  # type: ignore[operator]
+    if stray:
+        problems.append(f"namespaces left behind: {sorted(stray)}")
+    if root_network_snapshot() != _BEFORE["network"]:
+        problems.append("the root namespace's network changed")
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for problem in problems:
+            if reporter is not None:
+                reporter.write_line(f"FAILED (the run): {problem}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -55,12 +81,9 @@ def _server(tmp_path: Path, backend: str, auth: str, **kwargs: object) -> Iterat
     with database_url(backend, tmp_path) as url:
         server = Server(tmp_path, url, auth=auth, **kwargs)  # type: ignore[arg-type]
         if auth == "http_basic":
-            server.manage("user", "add", ADMIN[0], "--password", ADMIN[1], "--role", "admin",
-                          "--project-id", "admin-project")
-            server.manage("user", "add", ALICE[0], "--password", ALICE[1], "--project-id",
-                          "project-a")
-            server.manage("user", "add", BOB[0], "--password", BOB[1], "--project-id",
-                          "project-b")
+            server.add_user(*ADMIN, "admin-project", "admin")
+            server.add_user(*ALICE, "project-a")
+            server.add_user(*BOB, "project-b")
         server.start()
         try:
             yield server

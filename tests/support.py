@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from neutrino.agent.linux.netns import names as namespaces  # noqa: F401  (the tests check leftovers with it)
+from neutrino.api.auth import UserFile
 from neutrino.lab.lab import free_port
 from neutrino.services import quotas
 
@@ -136,6 +137,13 @@ class Server:
         """Run `neutrino` (the admin CLI) with this server's configuration."""
         return subprocess.run([str(VENV_BIN / "neutrino"), "--config-file", str(self.config),
                                *args], check=True, capture_output=True, text=True)
+
+    def add_user(self, name: str, password: str, project_id: str | None = None,
+                 *roles: str) -> None:
+        """Add an http_basic user to the server's users file, as `neutrino user add` does
+        (in this process: the command's own tests are in test_users)."""
+        UserFile(str(self.dir / "state" / "users.json")).add(
+            name, password, project_id, list(roles) or ["member"])
 
     def start(self) -> Server:
         """Migrate (non-SQLite), start, and wait until the API answers."""

@@ -31,8 +31,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Seed 000's hosts: a server, and HostA and HostB with an L2 and a DHCP agent each."""
     servers = _server(tmp_path_factory.mktemp("agents"), "sqlite", "noauth", options=FAST)
     server = next(servers)
-    server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1], "--role",
-                  "service")
+    server.add_user(*AGENT_USER, None, "service")
     agents = _start(server, ["HostA", "HostB"], zones={"HostB": "az2"})
     try:
         with server.http() as admin:

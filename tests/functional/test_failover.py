@@ -27,8 +27,7 @@ def fast_server(tmp_path_factory: pytest.TempPathFactory,
                            **getattr(request, "param", {})}}
     servers = _server(tmp_path_factory.mktemp("failover"), "sqlite", "noauth", options=options)
     server = next(servers)
-    server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1], "--role",
-                  "service")
+    server.add_user(*AGENT_USER, None, "service")
     try:
         yield server
     finally:
@@ -214,8 +213,7 @@ def test_two_servers_one_database(tmp_path_factory: pytest.TempPathFactory) -> N
         for name in ("one", "two"):
             (tmp / name).mkdir()
             server = Server(tmp / name, url, options=options)
-            server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1],
-                          "--role", "service")
+            server.add_user(*AGENT_USER, None, "service")
             servers.append(server.start())
         agents = [AgentProcess(servers[0], "dhcp", "HostA").start(),
                   AgentProcess(servers[1], "dhcp", "HostB").start()]

@@ -726,8 +726,7 @@ CREDENTIALS = st.one_of(
 @pytest.fixture(scope="module")
 def channel_user(sqlite_server: Server) -> tuple[str, str]:
     """The agents' service user on the fuzzed server."""
-    sqlite_server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1], "--role",
-                         "service")
+    sqlite_server.add_user(*AGENT_USER, None, "service")
     return AGENT_USER
 
 

@@ -24,8 +24,7 @@ def hard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A noauth server on SQLite with the agents' service user."""
     servers = _server(tmp_path_factory.mktemp("hardening"), "sqlite", "noauth")
     server = next(servers)
-    server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1], "--role",
-                  "service")
+    server.add_user(*AGENT_USER, None, "service")
     try:
         yield server
     finally:

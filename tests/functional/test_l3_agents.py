@@ -24,8 +24,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A server and L3 agents on network1 and network2, a DHCP agent on network1."""
     servers = _server(tmp_path_factory.mktemp("l3"), "sqlite", "noauth", options=FAST)
     server = next(servers)
-    server.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1], "--role",
-                  "service")
+    server.add_user(*AGENT_USER, None, "service")
     agents = {host: AgentProcess(server, "l3", host).start() for host in ("network1",
                                                                           "network2")}
     dhcp = AgentProcess(server, "dhcp", "network1").start()

@@ -131,8 +131,7 @@ def test_wrong_passwords_do_not_stall_the_server(unthrottled: Server) -> None:
     """16 clients send wrong passwords (each a bcrypt check) while another makes
     authenticated API calls and agent reports: every one of those is answered, and many
     more of them than of the attackers' (they do not queue behind bcrypt)."""
-    unthrottled.manage("user", "add", AGENT_USER[0], "--password", AGENT_USER[1], "--role",
-                       "service")
+    unthrottled.add_user(*AGENT_USER, None, "service")
     report = {"agent": {"agent_type": "DHCP agent", "host": "load-host",
                         "binary": "neutrino-dhcp-agent", "topic": "dhcp_agent",
                         "configurations": {}, "applied_revision": 0}}

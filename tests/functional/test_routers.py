@@ -234,9 +234,10 @@ def test_floating_ip_errors(alice: httpx.Client, admin: httpx.Client,
         "network_id": ext_id}}}), 201)["router"]
     ok(alice.put(f"/v2.0/routers/{router['id']}/add_router_interface",
                  json={"subnet_id": subnet["id"]}))
-    assert "does not have fixed ip 192.168.55.250" in error(alice.put(url, json={
-        "floatingip": {"port_id": vm["id"], "fixed_ip_address": "192.168.55.250"}}), 400,
-        "BadRequest")
+    other = next(f"192.168.55.{i}" for i in (250, 251)  # an address that is not the VM's
+                 if f"192.168.55.{i}" != vm["fixed_ips"][0]["ip_address"])
+    assert f"does not have fixed ip {other}" in error(alice.put(url, json={
+        "floatingip": {"port_id": vm["id"], "fixed_ip_address": other}}), 400, "BadRequest")
     dhcp = ok(admin.post("/v2.0/ports", json={"port": {
         "network_id": net["id"], "device_owner": "network:dhcp"}}), 201)["port"]
     assert "Port %(id)s is unable to be assigned a floating IP" in error(admin.put(url, json={

@@ -55,7 +55,8 @@ HASH = bcrypt.hashpw(b"p" * 72, bcrypt.gensalt(4)).decode()
     ("p" * 1000, HASH, False),
     ("p" * 72, None, False),  # an unknown user: checked against a dummy hash
     ("p" * 72, "not-a-bcrypt-hash", False),
-])
+], ids=["72-bytes", "73-bytes", "nul", "1000-bytes", "unknown-user", "bad-hash"])  # the
+# hash is made at collection: ids of their own keep pytest-xdist's workers agreeing
 def test_verify(password: str, hashed: str | None, expected: bool) -> None:
     """Too long, NUL-carrying and unknown-user passwords are wrong passwords, not errors."""
     assert verify(password, hashed, cost=4) is expected
