@@ -5,10 +5,12 @@
     │   ├── HTTPBadRequest (the body's shape: unknown, read-only or missing attributes)
     │   └── InvalidInput (InvalidRoutes, SecurityGroup*: rule values,
     │       PortSecurityAndIPRequiredForSecurityGroups, AllowedAddressPairsMissingIP,
-    │       DuplicateAddressPairInRequest), InvalidAllocationPool, OutOfBoundsAllocationPool,
-    │       InvalidIpForSubnet, InvalidIpForNetwork, SubnetOverlap, DNSNameServersExhausted,
-    │       HostRoutesExhausted, AgentCreationNotSupported, SubnetMismatchForPort, InvalidCIDR,
-    │       AllowedAddressPairExhausted, AddressesAlreadyExist
+    │       DuplicateAddressPairInRequest, SubnetOverlap, InvalidSubnetServiceType),
+    │       InvalidAllocationPool,
+    │       OutOfBoundsAllocationPool, InvalidIpForSubnet, InvalidIpForNetwork,
+    │       DNSNameServersExhausted, HostRoutesExhausted, AgentCreationNotSupported,
+    │       SubnetMismatchForPort, InvalidCIDR, AllowedAddressPairExhausted,
+    │       AddressesAlreadyExist
     ├── Unauthenticated              401
     ├── NotAuthorized                403
     │   └── PolicyNotAuthorized
@@ -25,7 +27,8 @@
     │   │   FloatingIPPortAlreadyAssociated, SecurityGroupInUse, SecurityGroupCannot*Default,
     │   │   SecurityGroupDefaultAlreadyExists, SecurityGroupRuleExists,
     │   │   DuplicateSecurityGroupRuleInPost, AddressGroupInUse, PortSecurityPortHasSecurityGroup
-    │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure, OverlappingAllocationPools,
+    │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure(NoMatchingSubnet),
+    │       OverlappingAllocationPools,
     │       InvalidSharedSetting, SegmentationIdInUse, NetworkHostedByDHCPAgent,
     │       NetworkNotHostedByDhcpAgent, ConcurrentChange, OverQuota,
     │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent,
@@ -162,12 +165,17 @@ class InUse(Conflict):
 
 
 class NetworkInUse(InUse):
-    """A network still has ports."""
+    """A network still has ports (named, as Neutron names them, so a caller can remove
+    them)."""
 
     message = (
         "Unable to complete operation on network %(net_id)s. "
-        "There are one or more ports still in use on the network."
+        "There are one or more ports still in use on the network, "
+        "id for these ports is: %(port_ids)s."
     )
+
+    def __init__(self, *, net_id: str, port_ids: list[str]) -> None:
+        super().__init__(net_id=net_id, port_ids=", ".join(port_ids))
 
 
 class SubnetInUse(InUse):
@@ -199,6 +207,13 @@ class IpAddressGenerationFailure(Conflict):
     """The allocation pools of the network are exhausted."""
 
     message = "No more IP addresses available on network %(net_id)s."
+
+
+class IpAddressGenerationFailureNoMatchingSubnet(IpAddressGenerationFailure):
+    """No subnet of the network serves the port's device owner (subnet-service-types)."""
+
+    message = ("No valid service subnet for the given device owner, network "
+               "%(network_id)s, service type %(service_type)s.")
 
 
 class ServiceUnavailable(NeutronException):
@@ -262,13 +277,26 @@ class InvalidIpForNetwork(BadRequest):
         "specified network."
 
 
-class SubnetOverlap(BadRequest):
-    """The CIDR overlaps another subnet where overlap is not allowed."""
+class SubnetOverlap(InvalidInput):
+    """The CIDR overlaps another subnet where overlap is not allowed (Neutron answers it as
+    `InvalidInput`)."""
 
     message = (
-        "Invalid input for cidr. Reason: Requested subnet with cidr: %(cidr)s for network: "
+        "Invalid input for operation: Requested subnet with cidr: %(cidr)s for network: "
         "%(net_id)s overlaps with another subnet."
     )
+
+    @property
+    def type(self) -> str:
+        """Neutron's type for it."""
+        return "InvalidInput"
+
+
+class InvalidSubnetServiceType(InvalidInput):
+    """A subnet's service type is not a device owner."""
+
+    message = ("Subnet service type %(service_type)s does not correspond to a valid device "
+               "owner.")
 
 
 class DNSNameServersExhausted(BadRequest):

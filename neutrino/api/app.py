@@ -43,7 +43,7 @@ from neutrino.schema.request import (
     revision_if_match,
     unwrap,
 )
-from neutrino.schema.resources import RESOURCES, Resource
+from neutrino.schema.resources import CORE_RESOURCES, RESOURCES, Resource
 from neutrino.schema.validators import Invalid, list_of_strings, nesting
 from neutrino.services import Services, changes
 from neutrino.services.tags import ResourceService
@@ -170,13 +170,13 @@ class API:
             "links": [{"rel": "self", "href": f"{base}/v2.0/"}]}]})
 
     async def resources(self, request: Request) -> Response:
-        """`GET /v2.0/`: the collections."""
+        """`GET /v2.0/`: the core collections, as Neutron lists them."""
         await self.context(request)
         base = str(request.base_url).rstrip("/")
         return json_response({
             "resources": [{"name": r.name, "collection": r.collection,
                            "links": [{"rel": "self", "href": f"{base}/v2.0/{r.path}"}]}
-                          for r in RESOURCES.values()],
+                          for r in CORE_RESOURCES],
             "version": {"id": "v2.0", "status": "CURRENT",
                         "links": [{"rel": "self", "href": f"{base}/v2.0/"}]},
         })

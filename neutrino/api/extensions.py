@@ -96,6 +96,8 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                                   "2016-02-10T10:00:00-00:00"),
     "tag-creation": ("Tag creation extension", "Allow to create multiple tags for a resource",
                      "2024-23-07T10:00:00-00:00"),
+    "subnet-service-types": ("Subnet service types", "Provides ability to set the subnet "
+                             "service_types field", "2016-03-03T00:00:00-00:00"),
     "network-ip-availability": ("Network IP Availability", "Provides IP availability data "
                                 "for each network and subnet.", "2015-09-24T00:00:00-00:00"),
     "quotas": ("Quota management support", "Expose functions for quotas management per "

@@ -132,6 +132,9 @@ class Subnet(StandardAttrs, Base):
     service_types: Mapped[list[Any]] = mapped_column(JSONText, default=list)
     subnetpool_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     segment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Nanoseconds at creation: orders subnets made within one second of `created_at`
+    # (a port without fixed_ips takes its address from the first subnets made).
+    created_order: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Port(StandardAttrs, Base):
@@ -446,6 +449,8 @@ def _table(model: type[Base]) -> Table:
 NETWORKS = _table(Network)
 SEGMENTS = _table(SegmentAllocation)
 SUBNETS = _table(Subnet)
+# The order subnets were made in (rows from before `created_order` tie on it: id order).
+SUBNET_CREATION_ORDER = (SUBNETS.c.created_at, SUBNETS.c.created_order, SUBNETS.c.id)
 PORTS = _table(Port)
 ALLOCS = _table(IPAllocation)
 TAGS = _table(Tag)

@@ -332,5 +332,9 @@ AGENT = Resource("agent", "agents", (
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (
     NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP, SECURITY_GROUP_RULE,
     ADDRESS_GROUP)}
+# What `GET /v2.0/` lists: Neutron's core resources only (its v2 root names networks,
+# subnets, subnet pools and ports; extensions' collections are found through
+# `/v2.0/extensions`). Subnet pools join when neutrino has them.
+CORE_RESOURCES: tuple[Resource, ...] = (NETWORK, SUBNET, PORT)
 # Every resource the API knows, by collection (sub-collection routes are made from these).
 ALL_RESOURCES: dict[str, Resource] = {**RESOURCES, AGENT.collection: AGENT}

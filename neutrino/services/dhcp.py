@@ -23,7 +23,15 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from neutrino import exceptions as exc
-from neutrino.db.models import AGENTS, ALLOCS, DHCP_BINDINGS, NETWORKS, PORTS, SUBNETS
+from neutrino.db.models import (
+    AGENTS,
+    ALLOCS,
+    DHCP_BINDINGS,
+    NETWORKS,
+    PORTS,
+    SUBNET_CREATION_ORDER,
+    SUBNETS,
+)
 from neutrino.registry import DHCP
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item
@@ -47,7 +55,7 @@ def dhcp_subnets(conn: Connection, network_id: str) -> list[str]:
     """The network's subnets with DHCP enabled."""
     return list(conn.execute(select(SUBNETS.c.id).where(
         SUBNETS.c.network_id == network_id, SUBNETS.c.enable_dhcp.is_(True))
-        .order_by(SUBNETS.c.created_at, SUBNETS.c.id)).scalars())
+        .order_by(*SUBNET_CREATION_ORDER)).scalars())
 
 
 class DhcpPlacement:

@@ -18,7 +18,16 @@ from sqlalchemy import ColumnElement, Connection, Row, delete, insert, select, u
 from neutrino import exceptions as exc
 from neutrino.db import listing
 from neutrino.db.listing import Page
-from neutrino.db.models import AGENTS, ALLOCS, FLOATINGIPS, L3_BINDINGS, PORTS, ROUTERS, SUBNETS
+from neutrino.db.models import (
+    AGENTS,
+    ALLOCS,
+    FLOATINGIPS,
+    L3_BINDINGS,
+    PORTS,
+    ROUTERS,
+    SUBNET_CREATION_ORDER,
+    SUBNETS,
+)
 from neutrino.schema.policy import Context
 from neutrino.schema.request import Query, parse_item
 from neutrino.schema.resources import FLOATINGIP, PORT
@@ -151,7 +160,7 @@ class FloatingIPService(ResourceServiceBase):
         network's (or the named subnet's) first IPv4 subnet with room."""
         subnets = [dict(s._mapping) for s in conn.execute(select(SUBNETS).where(
             SUBNETS.c.network_id == network_id, SUBNETS.c.ip_version == 4)
-            .order_by(SUBNETS.c.created_at, SUBNETS.c.id))]
+            .order_by(*SUBNET_CREATION_ORDER))]
         if not subnets:
             raise _bad(f"Network {network_id} does not contain any IPv4 subnet")
         if body.get("subnet_id") is not None:

@@ -12,7 +12,16 @@ from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, insert
 from neutrino import exceptions as exc
 from neutrino.db import listing
 from neutrino.db.listing import Page
-from neutrino.db.models import AGENTS, ALLOCS, DHCP_BINDINGS, NETWORKS, PORTS, SEGMENTS, SUBNETS
+from neutrino.db.models import (
+    AGENTS,
+    ALLOCS,
+    DHCP_BINDINGS,
+    NETWORKS,
+    PORTS,
+    SEGMENTS,
+    SUBNET_CREATION_ORDER,
+    SUBNETS,
+)
 from neutrino.schema.policy import Context
 from neutrino.schema.request import Query
 from neutrino.schema.resources import NETWORK
@@ -82,7 +91,7 @@ class NetworkService(ResourceServiceBase):
         for net_id, subnet_id in conn.execute(
                 select(SUBNETS.c.network_id, SUBNETS.c.id)
                 .where(page.holds(SUBNETS.c.network_id))
-                .order_by(SUBNETS.c.created_at, SUBNETS.c.id)).all():
+                .order_by(*SUBNET_CREATION_ORDER)).all():
             subnets[net_id].append(subnet_id)
         tags = load_tags(conn, page)
         zones: dict[str, set[str]] = defaultdict(set)
@@ -206,11 +215,11 @@ class NetworkService(ResourceServiceBase):
         def txn(conn: Connection) -> None:
             row = self.fetch(conn, ctx, network_id, for_update=True)
             self.core.policy.enforce(ctx, "delete_network", network_target(row))
-            in_use = conn.execute(select(PORTS.c.id).where(
+            in_use = list(conn.execute(select(PORTS.c.id).where(
                 PORTS.c.network_id == network_id, PORTS.c.device_owner != DHCP_OWNER)
-                .limit(1)).first()
-            if in_use is not None:
-                raise exc.NetworkInUse(net_id=network_id)
+                .order_by(PORTS.c.id)).scalars())
+            if in_use:
+                raise exc.NetworkInUse(net_id=network_id, port_ids=in_use)
             port_ids = list(conn.execute(select(PORTS.c.id).where(
                 PORTS.c.network_id == network_id)).scalars())
             subnet_ids = list(conn.execute(select(SUBNETS.c.id).where(

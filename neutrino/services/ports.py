@@ -20,6 +20,7 @@ from neutrino.db.models import (
     NETWORKS,
     PORTS,
     SG_PORT_BINDINGS,
+    SUBNET_CREATION_ORDER,
     SUBNETS,
 )
 from neutrino.registry import L2
@@ -53,9 +54,18 @@ _INSERT_ALLOCS = insert(ALLOCS)
 _NETWORK_SUBNETS = (
     select(SUBNETS.c.id, SUBNETS.c.cidr, SUBNETS.c.ip_version, SUBNETS.c.allocation_pools,
            SUBNETS.c.gateway_ip, SUBNETS.c.ipv6_address_mode, SUBNETS.c.ipv6_ra_mode,
-           SUBNETS.c.enable_dhcp)
+           SUBNETS.c.enable_dhcp, SUBNETS.c.service_types)
     .where(SUBNETS.c.network_id == bindparam("network_id"))
-    .order_by(SUBNETS.c.created_at, SUBNETS.c.id))
+    .order_by(*SUBNET_CREATION_ORDER))
+
+
+def service_subnets(subnets: list[dict[str, Any]], device_owner: str) -> list[dict[str, Any]]:
+    """The subnets a port of `device_owner` takes addresses from (subnet-service-types):
+    those without service types, those naming its device owner and, for a DHCP port, any
+    with DHCP enabled, as Neutron chooses them; subnets with service types first."""
+    found = [s for s in subnets if not s["service_types"] or device_owner in s["service_types"]
+             or (device_owner == DHCP_OWNER and s["enable_dhcp"])]
+    return sorted(found, key=lambda s: not s["service_types"])  # stable: creation order kept
 
 
 def port_target(project_id: str, network: Row[Any], device_owner: str = "") -> dict[str, Any]:
@@ -267,8 +277,12 @@ class PortService(ResourceServiceBase):
             "port_security_enabled": secured,
         }
         conn.execute(_INSERT_PORT, row)
-        subnets = self._subnets(conn, network.id)
+        every = self._subnets(conn, network.id)
+        subnets = service_subnets(every, row["device_owner"])
         requested = body.get("fixed_ips")
+        if every and not subnets and requested != []:
+            raise exc.IpAddressGenerationFailureNoMatchingSubnet(
+                network_id=network.id, service_type=row["device_owner"])
         wanted = self._default_ips(subnets) if requested is None else list(requested)
         if requested != [] and row["device_owner"] not in INTERFACE_OWNERS:
             wanted += auto_addressed(subnets, wanted)
@@ -454,7 +468,7 @@ class PortService(ResourceServiceBase):
         """Keep the addresses still asked for, release the rest, allocate the new ones. An
         auto-addressed (SLAAC) address stays unless the port is a router's, as in Neutron."""
         port_id = port.id
-        subnets = self._subnets(conn, network_id)
+        subnets = service_subnets(self._subnets(conn, network_id), port.device_owner)
         auto = {s["id"] for s in subnets if ipam.is_auto_address(s)}
         current = conn.execute(select(ALLOCS.c.subnet_id, ALLOCS.c.ip_address)
                                .where(ALLOCS.c.port_id == port_id)).all()

@@ -29,6 +29,7 @@ from neutrino.db.models import (
     NETWORKS,
     PORTS,
     ROUTERS,
+    SUBNET_CREATION_ORDER,
     SUBNETS,
 )
 from neutrino.schema.policy import Context
@@ -315,7 +316,7 @@ class RouterService(ResourceServiceBase):
         """The gateway port's addresses: those asked for, else the lowest free one of the
         first IPv4 subnet that has one (as the seeds expect: "usually the lowest")."""
         subnets = [dict(s._mapping) for s in conn.execute(select(SUBNETS).where(
-            SUBNETS.c.network_id == network.id).order_by(SUBNETS.c.created_at, SUBNETS.c.id))]
+            SUBNETS.c.network_id == network.id).order_by(*SUBNET_CREATION_ORDER))]
         if requested:
             gateways = {s["gateway_ip"] for s in subnets}
             for ip in requested:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +33,16 @@ from neutrino.services.networks import DHCP_OWNER, NetworkService
 from neutrino.services.routers import INTERFACE_OWNERS
 
 LOG = logging.getLogger(__name__)
+_last_order = [0]
+_order_lock = threading.Lock()
+
+
+def creation_order() -> int:
+    """A subnet's `created_order`: nanoseconds now, and after the last one made here (a bulk
+    create's subnets keep the request's order)."""
+    with _order_lock:
+        _last_order[0] = max(time.time_ns(), _last_order[0] + 1)
+        return _last_order[0]
 
 
 def subnet_target(subnet: Row[Any] | dict[str, Any], network: Row[Any]) -> dict[str, Any]:
@@ -56,6 +68,7 @@ def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
         raise exc.InvalidInput(error_message="ipv6_ra_mode or ipv6_address_mode cannot be set "
                                              "when ip_version is 4")
     check_ipv6_modes(values)
+    check_service_types(values["service_types"])
     if len(values["dns_nameservers"]) > conf.max_dns_nameservers:
         raise exc.DNSNameServersExhausted(subnet_id=subnet_id, quota=conf.max_dns_nameservers)
     if len(values["host_routes"]) > conf.max_subnet_host_routes:
@@ -67,6 +80,17 @@ def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
                                                      f"{key} {route[key]} is not IPv{version}")
     ipam.validate_gateway(cidr, values["gateway_ip"])
     ipam.validate_pools(cidr, values["gateway_ip"], values["allocation_pools"])
+
+
+# The device owner prefixes a subnet's service type may name, as Neutron's.
+SERVICE_TYPE_PREFIXES = ("network:", "neutron:", "compute:")
+
+
+def check_service_types(service_types: list[str]) -> None:
+    """Each service type of a subnet is a device owner."""
+    for service_type in service_types:
+        if not service_type.startswith(SERVICE_TYPE_PREFIXES):
+            raise exc.InvalidSubnetServiceType(service_type=service_type)
 
 
 def check_ipv6_modes(values: dict[str, Any]) -> None:
@@ -173,7 +197,7 @@ class SubnetService(ResourceServiceBase):
         check_shape(self.core.conf, values, subnet_id)
         self._check_overlap(conn, network.id, project, body["cidr"])
         row = {**values, "id": subnet_id, "project_id": project, "created_at": now,
-               "updated_at": now, "revision_number": 0}
+               "updated_at": now, "revision_number": 0, "created_order": creation_order()}
         conn.execute(insert(SUBNETS).values(**row))
         bump_revision(conn, NETWORKS, network.id, now)
         tags = insert_tags(conn, subnet_id, body.get("tags", []))
@@ -188,11 +212,15 @@ class SubnetService(ResourceServiceBase):
     def _address_ports(conn: Connection, subnet: dict[str, Any], now: str) -> None:
         """A new auto-addressed (SLAAC) subnet: every port of the network but routers' (and
         DHCP ports, which the DHCP scheduler addresses) takes its EUI-64 address on it."""
-        ports = conn.execute(select(PORTS.c.id, PORTS.c.mac_address).where(
-            PORTS.c.network_id == subnet["network_id"],
-            PORTS.c.device_owner.not_in([*INTERFACE_OWNERS, DHCP_OWNER]))).all()
+        ports = conn.execute(select(PORTS.c.id, PORTS.c.mac_address, PORTS.c.device_owner)
+                             .where(PORTS.c.network_id == subnet["network_id"],
+                                    PORTS.c.device_owner.not_in([*INTERFACE_OWNERS,
+                                                                 DHCP_OWNER]))).all()
+        served = subnet["service_types"]
         rows = []
-        for port_id, mac in ports:
+        for port_id, mac, owner in ports:
+            if served and owner not in served:
+                continue  # the subnet is for other device owners (subnet-service-types)
             address = ipam.eui64_address(subnet, mac)
             rows.append(ipam.allocation(subnet["id"], address, port_id, subnet["network_id"]))
             bump_revision(conn, PORTS, port_id, now)

@@ -298,3 +298,58 @@ def test_network_ip_availability(server: Server, admin: httpx.Client,
     cli = openstack_cli(server.cli_env(*ADMIN), "ip", "availability", "show", net["id"],
                         "-f", "json")
     assert cli["used_ips"] == 3 and cli["total_ips"] == 10
+
+
+def test_a_port_takes_its_address_from_the_first_subnet_made(admin: httpx.Client) -> None:
+    """Subnets made within one second (one bulk request) keep their creation order: a port
+    without fixed_ips takes its address from the first, whatever the ids' order."""
+    net = network(admin)
+    made = ok(admin.post("/v2.0/subnets", json={"subnets": [
+        {"network_id": net["id"], "cidr": f"10.63.{i}.0/24", "ip_version": 4}
+        for i in range(8)]}), 201)["subnets"]
+    port = ok(admin.post("/v2.0/ports", json={"port": {"network_id": net["id"]}}), 201)["port"]
+    assert [ip["subnet_id"] for ip in port["fixed_ips"]] == [made[0]["id"]]
+
+
+def test_subnet_service_types_choose_a_ports_subnet(server: Server,
+                                                   admin: httpx.Client) -> None:
+    """A subnet with service types serves only ports of those device owners (and DHCP
+    ports), set through the real CLI; other ports take the subnets without types."""
+    env = server.cli_env(*ADMIN)
+    net = network(admin)
+    plain = subnet(admin, net["id"], "10.64.0.0/24")
+    typed = openstack_cli(env, "subnet", "create", "--network", net["id"], "--subnet-range",
+                          "10.64.1.0/24", "--service-type", "compute:nova", "-f", "json",
+                          "typed")
+    assert typed["service_types"] == ["compute:nova"]
+
+    def port(owner: str, **attrs: object) -> httpx.Response:
+        return admin.post("/v2.0/ports", json={"port": {
+            "network_id": net["id"], "device_owner": owner, **attrs}})
+
+    vm = ok(port("compute:nova"), 201)["port"]
+    assert [ip["subnet_id"] for ip in vm["fixed_ips"]] == [typed["id"]]
+    other = ok(port("compute:other"), 201)["port"]
+    assert [ip["subnet_id"] for ip in other["fixed_ips"]] == [plain["id"]]
+    assert "invalid subnet" in error(port("", fixed_ips=[{"subnet_id": typed["id"]}]), 400,
+                                     "InvalidInput")
+    dhcp = ok(port("network:dhcp", fixed_ips=[{"subnet_id": typed["id"]}]), 201)["port"]
+    assert [ip["subnet_id"] for ip in dhcp["fixed_ips"]] == [typed["id"]]
+
+    only_typed = network(admin)
+    ok(admin.post("/v2.0/subnets", json={"subnet": {
+        "network_id": only_typed["id"], "cidr": "10.64.2.0/24", "ip_version": 4,
+        "service_types": ["network:floatingip"]}}), 201)
+    assert error(admin.post("/v2.0/ports", json={"port": {"network_id": only_typed["id"]}}),
+                 409, "IpAddressGenerationFailureNoMatchingSubnet") == (
+        f"No valid service subnet for the given device owner, network {only_typed['id']}, "
+        "service type .")
+    assert error(admin.post("/v2.0/subnets", json={"subnet": {
+        "network_id": only_typed["id"], "cidr": "10.64.3.0/24", "ip_version": 4,
+        "service_types": ["nova"]}}), 400, "InvalidSubnetServiceType") == (
+        "Subnet service type nova does not correspond to a valid device owner.")
+    ok(admin.put(f"/v2.0/subnets/{plain['id']}", json={"subnet": {
+        "service_types": ["compute:other"]}}))
+    assert [ip["subnet_id"] for ip in ok(port("compute:other"), 201)["port"]["fixed_ips"]] \
+        == [plain["id"]]
+    error(port("compute:third"), 409, "IpAddressGenerationFailureNoMatchingSubnet")
