@@ -458,8 +458,7 @@ def create_app(conf: cfg.ConfigOpts, services: Services) -> Starlette:
 
     middleware.install_log_records()
     app = Starlette(routes=api.routes(), exception_handlers={HTTPException: _http_error},
-                    middleware=[Middleware(middleware.RequestIdMiddleware),
-                                Middleware(middleware.FormatSuffixMiddleware)],
+                    middleware=[Middleware(middleware.RequestMiddleware)],
                     lifespan=lifespan)
     app.state.api = api
     return app

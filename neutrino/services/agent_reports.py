@@ -85,12 +85,17 @@ def _configurations(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise _invalid("configurations", "not an object")
-    if v.nesting(value, MAX_CONFIGURATIONS_DEPTH) > MAX_CONFIGURATIONS_DEPTH:
-        raise _invalid("configurations", f"nests deeper than {MAX_CONFIGURATIONS_DEPTH} levels")
     try:
-        size = len(orjson.dumps(value))
+        text: bytes | None = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
-        raise _invalid("configurations", "not JSON") from None
+        text = None  # not JSON, or nested past orjson's own limit
+    # Walked only when it has enough brackets to nest too deep (a heartbeat's few do not).
+    if (text is None or text.count(b"{") + text.count(b"[") > MAX_CONFIGURATIONS_DEPTH) \
+            and v.nesting(value, MAX_CONFIGURATIONS_DEPTH) > MAX_CONFIGURATIONS_DEPTH:
+        raise _invalid("configurations", f"nests deeper than {MAX_CONFIGURATIONS_DEPTH} levels")
+    if text is None:
+        raise _invalid("configurations", "not JSON")
+    size = len(text)
     if size > MAX_CONFIGURATIONS_BYTES:
         raise _invalid("configurations", f"longer than {MAX_CONFIGURATIONS_BYTES} bytes")
     return value
