@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from neutrino import exceptions as exc
 from neutrino.db.models import ALLOCS
+from neutrino.services.networks import DHCP_OWNER
 
 RANDOM_PROBES = 6
 SCAN_CHUNK = 2048
@@ -26,6 +27,15 @@ SCAN_CHOICES = 64
 
 
 AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def serves(subnet: dict[str, Any], device_owner: str) -> bool:
+    """Whether a subnet addresses ports of `device_owner` (subnet-service-types): it has no
+    service types, or they name the device owner; a DHCP port may use any subnet with DHCP
+    enabled, as in Neutron."""
+    types = subnet["service_types"]
+    return not types or device_owner in types or (
+        device_owner == DHCP_OWNER and bool(subnet["enable_dhcp"]))
 
 
 def is_auto_address(subnet: dict[str, Any]) -> bool:

@@ -60,11 +60,9 @@ _NETWORK_SUBNETS = (
 
 
 def service_subnets(subnets: list[dict[str, Any]], device_owner: str) -> list[dict[str, Any]]:
-    """The subnets a port of `device_owner` takes addresses from (subnet-service-types):
-    those without service types, those naming its device owner and, for a DHCP port, any
-    with DHCP enabled, as Neutron chooses them; subnets with service types first."""
-    found = [s for s in subnets if not s["service_types"] or device_owner in s["service_types"]
-             or (device_owner == DHCP_OWNER and s["enable_dhcp"])]
+    """The subnets a port of `device_owner` takes addresses from (`ipam.serves`), subnets
+    with service types first, as Neutron chooses them."""
+    found = [s for s in subnets if ipam.serves(s, device_owner)]
     return sorted(found, key=lambda s: not s["service_types"])  # stable: creation order kept
 
 

@@ -216,10 +216,9 @@ class SubnetService(ResourceServiceBase):
                              .where(PORTS.c.network_id == subnet["network_id"],
                                     PORTS.c.device_owner.not_in([*INTERFACE_OWNERS,
                                                                  DHCP_OWNER]))).all()
-        served = subnet["service_types"]
         rows = []
         for port_id, mac, owner in ports:
-            if served and owner not in served:
+            if not ipam.serves(subnet, owner):
                 continue  # the subnet is for other device owners (subnet-service-types)
             address = ipam.eui64_address(subnet, mac)
             rows.append(ipam.allocation(subnet["id"], address, port_id, subnet["network_id"]))
