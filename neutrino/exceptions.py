@@ -10,7 +10,10 @@
     │       OutOfBoundsAllocationPool, InvalidIpForSubnet, InvalidIpForNetwork,
     │       DNSNameServersExhausted, HostRoutesExhausted, AgentCreationNotSupported,
     │       SubnetMismatchForPort, InvalidCIDR, AllowedAddressPairExhausted,
-    │       AddressesAlreadyExist
+    │       AddressesAlreadyExist, QuotaMissingTenant, SubnetPoolDeleteError,
+    │       AddressScopeUpdateError, IllegalSubnetPool*, PrefixVersionMismatch,
+    │       EmptySubnetPoolPrefixList, Min/MaxPrefixSubnetAllocationError,
+    │       NetworkSubnetPoolAffinityError
     ├── Unauthenticated              401
     ├── NotAuthorized                403
     │   └── PolicyNotAuthorized
@@ -19,20 +22,23 @@
     │       InvalidDHCPAgent, InvalidL3Agent, MarkerNotFound, ExtensionNotFound,
     │       RouterNotFound, RouterInterfaceNotFound(ForSubnet), FloatingIPNotFound,
     │       ExternalGatewayForFloatingIPNotFound, SecurityGroupNotFound,
-    │       SecurityGroupRuleNotFound, AddressGroupNotFound, AddressesNotFound
+    │       SecurityGroupRuleNotFound, AddressGroupNotFound, AddressesNotFound,
+    │       SubnetPoolNotFound, AddressScopeNotFound
     ├── Conflict                     409
     │   ├── InUse: NetworkInUse, SubnetInUse, MacAddressInUse, PortInUse, ServicePortInUse,
     │   │   GatewayConflictWithAllocationPools, RouterInUse, RouterInterfaceInUseBy*,
     │   │   RouterExternalGatewayInUseByFloatingIp, ExternalNetworkInUse,
     │   │   FloatingIPPortAlreadyAssociated, SecurityGroupInUse, SecurityGroupCannot*Default,
     │   │   SecurityGroupDefaultAlreadyExists, SecurityGroupRuleExists,
-    │   │   DuplicateSecurityGroupRuleInPost, AddressGroupInUse, PortSecurityPortHasSecurityGroup
+    │   │   DuplicateSecurityGroupRuleInPost, AddressGroupInUse, PortSecurityPortHasSecurityGroup,
+    │   │   AddressScopeInUse
     │   └── IpAddressAlreadyAllocated, IpAddressGenerationFailure(NoMatchingSubnet),
     │       OverlappingAllocationPools,
     │       InvalidSharedSetting, SegmentationIdInUse, NetworkHostedByDHCPAgent,
     │       NetworkNotHostedByDhcpAgent, ConcurrentChange, OverQuota,
     │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent,
-    │       SecurityGroupConflict, AddressPairAndPortSecurityRequired
+    │       SecurityGroupConflict, AddressPairAndPortSecurityRequired, SubnetAllocationError,
+    │       AddressScopePrefixConflict, SubnetPoolQuotaExceeded (an OverQuota)
     ├── HTTPMethodNotAllowed         405
     ├── RevisionNumberConstraintFailed 412 (If-Match: revision_number=N)
     ├── TooManyRequests              429  (failed logins throttled; with Retry-After)
@@ -80,6 +86,12 @@ class HTTPBadRequest(BadRequest):
     message alone, no resource prefix)."""
 
     message = "%(msg)s"
+
+
+class QuotaMissingTenant(BadRequest):
+    """`GET /v2.0/quotas/project` by a caller without a project."""
+
+    message = "Tenant-id was missing from quota request."
 
 
 class InvalidInput(BadRequest):
@@ -750,6 +762,120 @@ class AllowedAddressPairExhausted(BadRequest):
     message = "The number of allowed address pair exceeds the maximum %(quota)s."
 
 
+# -- subnet pools and address scopes -----------------------------------------------------
+
+
+class SubnetPoolNotFound(NotFound):
+    """No such subnet pool, or hidden from the caller."""
+
+    message = "Subnet pool %(subnetpool_id)s could not be found."
+
+
+class AddressScopeNotFound(NotFound):
+    """No such address scope, or hidden from the caller."""
+
+    message = "Address scope %(address_scope_id)s could not be found."
+
+
+class SubnetPoolDeleteError(BadRequest):
+    """A pool that subnets were taken from."""
+
+    message = "Unable to delete subnet pool: %(reason)s."
+
+
+class AddressScopeInUse(InUse):
+    """Subnet pools belong to the scope."""
+
+    message = ("Unable to complete operation on address scope %(address_scope_id)s. There "
+               "are one or more subnet pools in use on the address scope.")
+
+
+class AddressScopeUpdateError(BadRequest):
+    """An update an address scope cannot take."""
+
+    message = "Unable to update address scope %(address_scope_id)s : %(reason)s."
+
+
+class AddressScopePrefixConflict(Conflict):
+    """Two pools of one scope would share addresses."""
+
+    message = ("Failed to associate address scope: subnetpools within an address scope must "
+               "have unique prefixes.")
+
+
+class IllegalSubnetPoolAssociationToAddressScope(BadRequest):
+    """A scope the caller may not put pools in."""
+
+    message = ("Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot be "
+               "associated with address scope %(address_scope_id)s.")
+
+
+class IllegalSubnetPoolIpVersionAssociationToAddressScope(BadRequest):
+    """A scope of the other IP version."""
+
+    message = ("Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot associate "
+               "with address scope %(address_scope_id)s because subnetpool ip_version is not "
+               "%(ip_version)s.")
+
+
+class IllegalSubnetPoolPrefixBounds(BadRequest):
+    """Prefix length bounds that contradict each other or the IP version."""
+
+    message = ("Illegal prefix bounds: %(prefix_type)s=%(prefixlen)s, "
+               "%(base_prefix_type)s=%(base_prefixlen)s.")
+
+
+class IllegalSubnetPoolPrefixUpdate(BadRequest):
+    """Prefixes taken away by an update, or in use by a subnet."""
+
+    message = "Illegal update to prefixes: %(msg)s."
+
+
+class PrefixVersionMismatch(BadRequest):
+    """IPv4 and IPv6 prefixes in one pool."""
+
+    message = "Cannot mix IPv4 and IPv6 prefixes in a subnet pool."
+
+
+class EmptySubnetPoolPrefixList(BadRequest):
+    """A pool without prefixes."""
+
+    message = "Empty subnet pool prefix list."
+
+
+class MinPrefixSubnetAllocationError(BadRequest):
+    """A subnet larger than the pool allows."""
+
+    message = ("Unable to allocate subnet with prefix length %(prefixlen)s, minimum allowed "
+               "prefix is %(min_prefixlen)s.")
+
+
+class MaxPrefixSubnetAllocationError(BadRequest):
+    """A subnet smaller than the pool allows."""
+
+    message = ("Unable to allocate subnet with prefix length %(prefixlen)s, maximum allowed "
+               "prefix is %(max_prefixlen)s.")
+
+
+class SubnetAllocationError(Conflict):
+    """The pool has no room for the subnet asked for (a 500 in Neutron; a conflict with the
+    pool's state here)."""
+
+    message = "Failed to allocate subnet: %(reason)s."
+
+
+class SubnetPoolQuotaExceeded(OverQuota):
+    """The project's share of the pool (`default_quota`) would be passed."""
+
+    message = "Per-project subnet pool prefix quota exceeded."
+
+
+class NetworkSubnetPoolAffinityError(BadRequest):
+    """Subnets of one IP version on a network from different pools."""
+
+    message = "Subnets hosted on the same network must be allocated from the same subnet pool."
+
+
 def not_found(resource: str, resource_id: str) -> NotFound:
     """The NotFound a resource's own lookups raise (`network` -> NetworkNotFound)."""
     found = _NOT_FOUND.get(resource)
@@ -766,4 +892,6 @@ _NOT_FOUND: dict[str, tuple[type[NotFound], str]] = {
     "security_group": (SecurityGroupNotFound, "id"),
     "security_group_rule": (SecurityGroupRuleNotFound, "id"),
     "address_group": (AddressGroupNotFound, "address_group_id"),
+    "subnetpool": (SubnetPoolNotFound, "subnetpool_id"),
+    "address_scope": (AddressScopeNotFound, "address_scope_id"),
 }

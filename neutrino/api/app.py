@@ -33,6 +33,7 @@ from neutrino.api.agents_api import agent_routes
 from neutrino.api.ip_availability_api import ip_availability_routes
 from neutrino.api.quotas_api import quota_routes
 from neutrino.api.responses import GENERIC_500, error_response, json_response, select_fields
+from neutrino.api.service_providers_api import service_provider_routes
 from neutrino.api.subresources import all_subcollection_routes
 from neutrino.db.api import RevisionConstraint, constrained
 from neutrino.schema.policy import Context
@@ -68,6 +69,7 @@ class API:
         self.users = self.channel_auth if conf.auth_strategy == "http_basic" else None
         self.by_collection: dict[str, ResourceService] = {
             "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
+            "subnetpools": services.subnetpools, "address_scopes": services.address_scopes,
             "routers": services.routers, "floatingips": services.floatingips,
             "security_groups": services.security_groups,
             "security_group_rules": services.security_group_rules,
@@ -399,6 +401,7 @@ class API:
         routes.extend(agent_routes(self))
         routes.extend(quota_routes(self))
         routes.extend(ip_availability_routes(self))
+        routes.extend(service_provider_routes(self))
         routes.extend(all_subcollection_routes(self))
         for resource in RESOURCES.values():
             routes.extend(self.collection_routes(resource))

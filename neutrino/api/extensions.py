@@ -104,6 +104,22 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                "project", "2012-07-29T10:00:00-00:00"),
     "quota_details": ("Quota details management support", "Expose functions for quotas usage "
                       "statistics per project", "2017-02-10T10:00:00-00:00"),
+    "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet "
+                          "pool", "2015-03-30T10:00:00-00:00"),
+    "default-subnetpools": ("Default Subnetpools", "Provides ability to mark and use a "
+                            "subnetpool as the default.", "2016-02-18T18:00:00-00:00"),
+    "subnetpool-prefix-ops": ("Subnet Pool Prefix Operations", "Provides support for adjusting "
+                              "the prefix list of subnet pools", "2019-02-08T10:00:00-00:00"),
+    "address-scope": ("Address scope", "Address scopes extension.",
+                      "2015-07-26T10:00:00-00:00"),
+    "quota-check-limit": ("Quota engine limit check", "Support for checking the resource "
+                          "usage before applying a new quota limit",
+                          "2021-09-08T16:00:00-00:00"),
+    "quota-check-limit-default": ("Quota engine limit check by default", "By default, the "
+                                  "Neutron quota engine checks the resource usage before "
+                                  "applying a new quota limit", "2024-08-21T16:00:00-00:00"),
+    "service-type": ("Neutron Service Type Management", "API for retrieving service providers "
+                     "for Neutron advanced services", "2013-01-20T00:00:00-00:00"),
     "revision-if-match": ("If-Match constraints based on revision_number",
                           "Extension indicating that If-Match based on revision_number is "
                           "supported.", "2016-12-11T00:00:00-00:00"),

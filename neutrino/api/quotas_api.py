@@ -21,7 +21,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def quota_routes(api: API) -> list[Route]:
-    """`/v2.0/quotas`, `/v2.0/quotas/{project_id}` and its `default` and `details`."""
+    """`/v2.0/quotas`, `/v2.0/quotas/{project_id}` and its `default` and `details`, and
+    `/v2.0/quotas/project` (`tenant`), the caller's own project."""
     quotas = api.services.quotas
 
     async def list_all(request: Request) -> Response:
@@ -35,6 +36,15 @@ def quota_routes(api: API) -> list[Route]:
             ctx = await api.context(request)
             found = await run_in_threadpool(read, ctx, request.path_params["project_id"])
             return json_response({"quota": found})
+
+        return run
+
+    def own_project(key: str) -> Handler:
+        """`GET /v2.0/quotas/project` (and the older `tenant`): the caller's project."""
+
+        async def run(request: Request) -> Response:
+            project = quotas.caller_project(await api.context(request))
+            return json_response({key: {f"{key}_id": project}})
 
         return run
 
@@ -53,6 +63,8 @@ def quota_routes(api: API) -> list[Route]:
     base = "/v2.0/quotas"
     return [
         Route(base, api.guarded(list_all), methods=["GET"]),
+        Route(base + "/project", api.guarded(own_project("project")), methods=["GET"]),
+        Route(base + "/tenant", api.guarded(own_project("tenant")), methods=["GET"]),
         Route(base + "/{project_id}/default", api.guarded(one_project(quotas.show_default)),
               methods=["GET"]),
         Route(base + "/{project_id}/details", api.guarded(one_project(quotas.details)),

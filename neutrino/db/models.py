@@ -137,6 +137,46 @@ class Subnet(StandardAttrs, Base):
     created_order: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+class AddressScope(Base):
+    """A set of subnet pools whose addresses do not overlap (Neutron's address scopes have
+    no standard attributes: no description, tags, revisions or timestamps)."""
+
+    __tablename__ = "address_scopes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True, default="")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip_version: Mapped[int] = mapped_column(Integer)
+
+
+class SubnetPool(StandardAttrs, Base):
+    """Prefixes that subnets are carved from, with bounds on their prefix lengths."""
+
+    __tablename__ = "subnetpools"
+
+    ip_version: Mapped[int] = mapped_column(Integer)
+    default_prefixlen: Mapped[int] = mapped_column(Integer)
+    min_prefixlen: Mapped[int] = mapped_column(Integer)
+    max_prefixlen: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Addresses a project may take from the pool (in /32s or /64s); NULL: no limit.
+    default_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    address_scope_id: Mapped[str | None] = mapped_column(String(36), nullable=True,
+                                                         index=True)
+
+
+class SubnetPoolPrefix(Base):
+    """A prefix of a subnet pool (the pool's prefixes are kept compacted)."""
+
+    __tablename__ = "subnetpool_prefixes"
+
+    subnetpool_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("subnetpools.id", ondelete="CASCADE"), primary_key=True)
+    cidr: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class Port(StandardAttrs, Base):
     """A port on a network: a MAC and its fixed IPs."""
 
@@ -452,6 +492,9 @@ SUBNETS = _table(Subnet)
 # The order subnets were made in (rows from before `created_order` tie on it: id order).
 SUBNET_CREATION_ORDER = (SUBNETS.c.created_at, SUBNETS.c.created_order, SUBNETS.c.id)
 PORTS = _table(Port)
+ADDRESS_SCOPES = _table(AddressScope)
+SUBNETPOOLS = _table(SubnetPool)
+SUBNETPOOL_PREFIXES = _table(SubnetPoolPrefix)
 ALLOCS = _table(IPAllocation)
 TAGS = _table(Tag)
 AGENTS = _table(Agent)

@@ -119,13 +119,14 @@ class Resource:
 
 def _standard(project: bool = True, name: bool = True, tags: bool = True,
               name_validator: v.Validator | None = None,
-              description_put: bool = True, tags_on_create: bool = False) -> tuple[Attr, ...]:
+              description_put: bool = True, tags_on_create: bool = False,
+              name_required: bool = False) -> tuple[Attr, ...]:
     """The attributes every resource with standard attributes has. Tags are set through
     `/tags`; only a port takes them in its create body, as in Neutron (Nova tags ports)."""
     attrs = [Attr("id", "id", v.uuid_(), doc="The resource's UUID.")]
     if name:
-        attrs.append(Attr("name", "name", name_validator or v.string(255), default="",
-                          post=True, put=True))
+        attrs.append(Attr("name", "name", name_validator or v.string(255),
+                          default=MISSING if name_required else "", post=True, put=True))
     attrs += [
         Attr("description", "description", v.string(255), default="", post=True,
              put=description_put),
@@ -174,9 +175,11 @@ NETWORK = Resource("network", "networks", _standard() + (
 SUBNET = Resource("subnet", "subnets", _standard() + (
     Attr("network_id", "network_id", v.uuid_(), post=True),
     Attr("ip_version", "ip_version", v.one_of(4, 6), post=True),
-    Attr("cidr", "cidr", v.cidr(), post=True),
+    Attr("cidr", "cidr", v.cidr(), post=True, computed_default=True,
+         doc="Required unless the subnet is taken from a subnet pool."),
     Attr("prefixlen", None, v.integer(0, 128), post=True, visible=False, filter=False,
-         sort=False, computed_default=True),
+         sort=False, computed_default=True,
+         doc="With a subnet pool and no cidr: the size asked for (the pool's default)."),
     Attr("gateway_ip", "gateway_ip", v.ip_address(nullable=True), post=True, put=True,
          computed_default=True),
     Attr("allocation_pools", "allocation_pools", v.allocation_pools(), post=True, put=True,
@@ -190,8 +193,11 @@ SUBNET = Resource("subnet", "subnets", _standard() + (
          post=True),
     Attr("ipv6_address_mode", "ipv6_address_mode", v.one_of(*IPV6_MODES, nullable=True),
          default=None, post=True),
-    Attr("subnetpool_id", "subnetpool_id", v.one_of(None, nullable=True), default=None,
+    Attr("subnetpool_id", "subnetpool_id", v.uuid_(nullable=True), default=None,
          post=True),
+    Attr("use_default_subnetpool", None, v.boolean(), default=False, post=True,
+         visible=False, filter=False, sort=False,
+         doc="Take the subnet from the default subnet pool of its IP version."),
     Attr("segment_id", "segment_id", v.one_of(None, nullable=True), default=None, post=True),
     Attr("service_types", "service_types", v.list_of_strings(255), default=[], post=True,
          put=True, filter=False, sort=False),
@@ -227,6 +233,39 @@ PORT = Resource("port", "ports", _standard(tags_on_create=True) + (
          policy=True, computed_default=True, filter=False, sort=False,
          doc="[{ip_address: IP or CIDR, mac_address: default the port's}]."),
 ))
+
+SUBNETPOOL = Resource("subnetpool", "subnetpools", _standard(
+    name_validator=v.not_empty_name(), name_required=True) + (
+    Attr("prefixes", None, v.cidr_list(), post=True, put=True, filter=False, sort=False,
+         doc="CIDRs subnets are taken from; they can grow, never shrink, by an update."),
+    Attr("ip_version", "ip_version"),
+    Attr("default_prefixlen", "default_prefixlen", v.integer(0, 128), post=True, put=True,
+         computed_default=True),
+    Attr("min_prefixlen", "min_prefixlen", v.integer(0, 128), post=True, put=True,
+         computed_default=True),
+    Attr("max_prefixlen", "max_prefixlen", v.integer(0, 128), post=True, put=True,
+         computed_default=True),
+    Attr("default_quota", "default_quota", v.integer(0, nullable=True), default=None,
+         post=True, put=True,
+         doc="Addresses a project may take (in /32s for IPv4, /64s for IPv6)."),
+    Attr("shared", "shared", v.boolean(), default=False, post=True, policy=True),
+    Attr("is_default", "is_default", v.boolean(), default=False, post=True, put=True,
+         policy=True),
+    Attr("address_scope_id", "address_scope_id", v.uuid_(nullable=True), default=None,
+         post=True, put=True),
+), actions=(
+    Action("add_prefixes", doc="{prefixes: [CIDR, ...]}; answers {prefixes: [...]}."),
+    Action("remove_prefixes", doc="{prefixes: [CIDR, ...]}; answers {prefixes: [...]}."),
+))
+
+ADDRESS_SCOPE = Resource("address_scope", "address_scopes", (
+    Attr("id", "id", v.uuid_(), doc="The resource's UUID."),
+    Attr("name", "name", v.string(255), default="", post=True, put=True),
+    Attr("project_id", "project_id", v.project_id(), post=True, computed_default=True),
+    Attr("tenant_id", "project_id", v.project_id(), post=True, computed_default=True),
+    Attr("shared", "shared", v.boolean(), default=False, post=True, put=True, policy=True),
+    Attr("ip_version", "ip_version", v.one_of(4, 6), post=True),
+), tags=False, path="address-scopes")
 
 L3_AGENTS = SubCollection("l3-agents", "agents", doc="The L3 agents hosting a router.")
 L3_ROUTERS = SubCollection("l3-routers", "routers", "router_id",
@@ -330,11 +369,11 @@ AGENT = Resource("agent", "agents", (
 
 # The collections served by the generic create/list/show/update/delete routes.
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (
-    NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP, SECURITY_GROUP_RULE,
-    ADDRESS_GROUP)}
+    NETWORK, SUBNET, SUBNETPOOL, ADDRESS_SCOPE, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP,
+    SECURITY_GROUP_RULE, ADDRESS_GROUP)}
 # What `GET /v2.0/` lists: Neutron's core resources only (its v2 root names networks,
 # subnets, subnet pools and ports; extensions' collections are found through
-# `/v2.0/extensions`). Subnet pools join when neutrino has them.
-CORE_RESOURCES: tuple[Resource, ...] = (NETWORK, SUBNET, PORT)
+# `/v2.0/extensions`).
+CORE_RESOURCES: tuple[Resource, ...] = (NETWORK, SUBNET, SUBNETPOOL, PORT)
 # Every resource the API knows, by collection (sub-collection routes are made from these).
 ALL_RESOURCES: dict[str, Resource] = {**RESOURCES, AGENT.collection: AGENT}

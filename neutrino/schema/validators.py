@@ -354,6 +354,19 @@ ETHERTYPES = ("IPv4", "IPv6")
 SUPPORTED_PROTOCOLS = (None, "any", *PROTOCOLS)
 
 
+def not_empty_name() -> Validator:
+    """A name that is not blank (a subnet pool's, as Neutron's `not_empty_name_string`)."""
+    plain = _string(255)
+
+    def convert(value: Any) -> str:
+        name = plain(value)
+        if not name.strip():
+            raise Invalid(f"'{name}' Blank strings are not permitted")
+        return name
+
+    return Validator(convert, {"type": "string", "minLength": 1, "maxLength": 255})
+
+
 def name_not_default() -> Validator:
     """A name, but not `default` in any case: that one the server gives."""
     from neutrino import exceptions as exc

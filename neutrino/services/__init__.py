@@ -12,6 +12,7 @@ from neutrino.registry import DHCP
 from neutrino.schema.policy import Enforcer
 from neutrino.services import projections
 from neutrino.services.address_groups import AddressGroupService
+from neutrino.services.address_scopes import AddressScopeService
 from neutrino.services.agents import AgentService, Report
 from neutrino.services.changes import ChangeFeed
 from neutrino.services.channel import AgentChannel
@@ -28,6 +29,7 @@ from neutrino.services.routers import RouterService
 from neutrino.services.scheduler import Periodic, Placement
 from neutrino.services.security_group_rules import SecurityGroupRuleService
 from neutrino.services.security_groups import SecurityGroupService
+from neutrino.services.subnetpools import SubnetPoolService
 from neutrino.services.subnets import SubnetService
 from neutrino.services.tags import TagService
 from neutrino.services.watch import WatchService
@@ -40,6 +42,8 @@ class Services:
     core: Core
     networks: NetworkService
     subnets: SubnetService
+    subnetpools: SubnetPoolService
+    address_scopes: AddressScopeService
     ports: PortService
     routers: RouterService
     interfaces: RouterInterfaces
@@ -72,7 +76,9 @@ class Services:
                 ("routers", "add_extraroutes"): self.routers,
                 ("routers", "remove_extraroutes"): self.routers,
                 ("address_groups", "add_addresses"): self.address_groups,
-                ("address_groups", "remove_addresses"): self.address_groups}
+                ("address_groups", "remove_addresses"): self.address_groups,
+                ("subnetpools", "add_prefixes"): self.subnetpools,
+                ("subnetpools", "remove_prefixes"): self.subnetpools}
 
     @property
     def placements(self) -> list[Placement]:
@@ -96,7 +102,9 @@ class Services:
         core.quota_check = quotas.check
         channel = AgentChannel(core, agents, feed)
         channel.status_handlers["floatingips"] = report_statuses
-        subnets = SubnetService(core, networks)
+        address_scopes = AddressScopeService(core)
+        subnetpools = SubnetPoolService(core, address_scopes)
+        subnets = SubnetService(core, networks, subnetpools)
         routers = RouterService(core, networks, ports.insert)
         l3 = L3Scheduler(core, agents, routers)
         views = {**projections.builtin(), L3Projection.agent_type: L3Projection()}
@@ -113,7 +121,8 @@ class Services:
                 periodic.registered.add(report.agent_type)
 
         channel.on_registered.append(agent_started)
-        return cls(core=core, networks=networks, subnets=subnets, ports=ports,
+        return cls(core=core, networks=networks, subnets=subnets, subnetpools=subnetpools,
+                   address_scopes=address_scopes, ports=ports,
                    routers=routers, interfaces=RouterInterfaces(routers, subnets, ports),
                    floatingips=FloatingIPService(core, networks, ports),
                    security_groups=security_groups,

@@ -14,12 +14,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, select
 
 from neutrino import exceptions as exc
-from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import ADDRESS_GROUP_ADDRESSES, ADDRESS_GROUPS, SECURITY_GROUP_RULES
 from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
-from neutrino.schema.request import Query
 from neutrino.schema.resources import ADDRESS_GROUP
 from neutrino.services import changes
 from neutrino.services.common import ResourceServiceBase, bump_revision, new_id, utcnow
@@ -49,6 +47,7 @@ class AddressGroupService(ResourceServiceBase):
     """The rules of address groups."""
 
     table = ADDRESS_GROUPS
+    resource = ADDRESS_GROUP
 
     def scope(self, ctx: Context) -> list[ColumnElement[bool]]:
         """What `ctx` may see: its project's address groups."""
@@ -79,18 +78,6 @@ class AddressGroupService(ResourceServiceBase):
             addresses[ag_id].append(address)
         return [ADDRESS_GROUP.render(r, addresses=addresses.get(r["id"], []))
                 for r in page.rows]
-
-    def get(self, ctx: Context, ag_id: str) -> dict[str, Any]:
-        """One address group."""
-        with self.core.db.read() as conn:
-            return self._render_one(conn, self.fetch(conn, ctx, ag_id))
-
-    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
-        """A page of address groups and whether more follow."""
-        with self.core.db.read() as conn:
-            page = listing.list_rows(conn, ADDRESS_GROUP, ADDRESS_GROUPS, query,
-                                     self.scope(ctx))
-            return self._render_page(conn, page), page.more
 
     def _describe(self, item: dict[str, Any]) -> str:
         return f"({item['name'] or '-'}: {item['addresses']})"

@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import Connection, Row, Table, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, delete, insert, select, update
 
 from neutrino import exceptions as exc
+from neutrino.db import listing
 from neutrino.db.api import Database
 from neutrino.db.listing import Page
 from neutrino.db.models import TAGS
 from neutrino.schema.policy import Context, Enforcer
+from neutrino.schema.request import Query
 from neutrino.schema.resources import MISSING, Resource
 
 LOG = logging.getLogger(__name__)
@@ -124,13 +126,35 @@ def enforce_attrs(core: Core, ctx: Context, resource: Resource, action: str,
 
 
 class ResourceServiceBase:
-    """What the services of networks, subnets and ports share: rendering and bulk create."""
+    """What the services of the API's collections share: reading one resource or a page of
+    them within the caller's scope, rendering, and bulk create."""
 
     table: Table
+    resource: Resource  # the API definition of the rows of `table`
     quota_resource: str | None = None  # the quota an API create of it counts against
 
     def __init__(self, core: Core) -> None:
         self.core = core
+
+    def scope(self, ctx: Context) -> list[ColumnElement[bool]]:
+        """What `ctx` may see, as conditions on `table` (none: everything)."""
+        return []
+
+    def fetch(self, conn: Connection, ctx: Context, resource_id: str) -> Any:
+        """The row `ctx` may see, or the resource's NotFound (some services return the row
+        with its parent, and then read one resource themselves)."""
+        raise NotImplementedError
+
+    def get(self, ctx: Context, resource_id: str) -> dict[str, Any]:
+        """One resource."""
+        with self.core.db.read() as conn:
+            return self._render_one(conn, self.fetch(conn, ctx, resource_id))
+
+    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+        """A page of the resources `ctx` may see, and whether more follow."""
+        with self.core.db.read() as conn:
+            page = listing.list_rows(conn, self.resource, self.table, query, self.scope(ctx))
+            return self._render_page(conn, page), page.more
 
     def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
         """The API view of every row of a page (children and tags loaded in bulk)."""

@@ -16,7 +16,6 @@ import netaddr
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, select, update
 
 from neutrino import exceptions as exc
-from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import (
     AGENTS,
@@ -29,7 +28,7 @@ from neutrino.db.models import (
     SUBNETS,
 )
 from neutrino.schema.policy import Context
-from neutrino.schema.request import Query, parse_item
+from neutrino.schema.request import parse_item
 from neutrino.schema.resources import FLOATINGIP, PORT
 from neutrino.services import ipam
 from neutrino.services.common import (
@@ -63,6 +62,7 @@ class FloatingIPService(ResourceServiceBase):
     """The rules of floating IPs."""
 
     table = FLOATINGIPS
+    resource = FLOATINGIP
     quota_resource = "floatingip"
 
     def __init__(self, core: Core, networks: NetworkService, ports: Any) -> None:
@@ -104,17 +104,6 @@ class FloatingIPService(ResourceServiceBase):
         return [FLOATINGIP.render(r, tags=tags.get(r["id"], []),
                                   port_details=details.get(r["fixed_port_id"] or ""))
                 for r in page.rows]
-
-    def get(self, ctx: Context, fip_id: str) -> dict[str, Any]:
-        """One floating IP."""
-        with self.core.db.read() as conn:
-            return self._render_one(conn, self.fetch(conn, ctx, fip_id))
-
-    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
-        """A page of floating IPs and whether more follow."""
-        with self.core.db.read() as conn:
-            page = listing.list_rows(conn, FLOATINGIP, FLOATINGIPS, query, self.scope(ctx))
-            return self._render_page(conn, page), page.more
 
     # -- writes ---------------------------------------------------------------------------
 

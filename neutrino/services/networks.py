@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, bindparam, delete, insert, or_, select
 
 from neutrino import exceptions as exc
-from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import (
     AGENTS,
@@ -20,10 +19,10 @@ from neutrino.db.models import (
     PORTS,
     SEGMENTS,
     SUBNET_CREATION_ORDER,
+    SUBNETPOOLS,
     SUBNETS,
 )
 from neutrino.schema.policy import Context
-from neutrino.schema.request import Query
 from neutrino.schema.resources import NETWORK
 from neutrino.services import changes, segments
 from neutrino.services.common import (
@@ -53,15 +52,18 @@ def network_target(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
 
 
 def render(m: Mapping[str, Any], subnets: list[str], tags: list[str],
-           zones: list[str] | None = None) -> dict[str, Any]:
+           zones: list[str] | None = None, ipv4_scope: str | None = None,
+           ipv6_scope: str | None = None) -> dict[str, Any]:
     """A network row as the API shows it."""
-    return NETWORK.render(m, subnets=subnets, tags=tags, availability_zones=zones or [])
+    return NETWORK.render(m, subnets=subnets, tags=tags, availability_zones=zones or [],
+                          ipv4_address_scope=ipv4_scope, ipv6_address_scope=ipv6_scope)
 
 
 class NetworkService(ResourceServiceBase):
     """The rules of networks."""
 
     table = NETWORKS
+    resource = NETWORK
     quota_resource = "network"
 
     def check_access(self, conn: Connection, ctx: Context, network_id: str,
@@ -88,11 +90,16 @@ class NetworkService(ResourceServiceBase):
 
     def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
         subnets: dict[str, list[str]] = defaultdict(list)
-        for net_id, subnet_id in conn.execute(
-                select(SUBNETS.c.network_id, SUBNETS.c.id)
+        scopes: dict[tuple[str, int], str] = {}
+        for net_id, subnet_id, version, scope in conn.execute(
+                select(SUBNETS.c.network_id, SUBNETS.c.id, SUBNETS.c.ip_version,
+                       SUBNETPOOLS.c.address_scope_id)
+                .outerjoin(SUBNETPOOLS, SUBNETPOOLS.c.id == SUBNETS.c.subnetpool_id)
                 .where(page.holds(SUBNETS.c.network_id))
                 .order_by(*SUBNET_CREATION_ORDER)).all():
             subnets[net_id].append(subnet_id)
+            if scope is not None:  # a network's subnets of one version share a pool
+                scopes[(net_id, version)] = scope
         tags = load_tags(conn, page)
         zones: dict[str, set[str]] = defaultdict(set)
         for net_id, zone in conn.execute(
@@ -102,18 +109,8 @@ class NetworkService(ResourceServiceBase):
             if zone:
                 zones[net_id].add(zone)
         return [render(r, subnets.get(r["id"], []), tags.get(r["id"], []),
-                       sorted(zones.get(r["id"], ()))) for r in page.rows]
-
-    def get(self, ctx: Context, network_id: str) -> dict[str, Any]:
-        """One network."""
-        with self.core.db.read() as conn:
-            return self._render_one(conn, self.fetch(conn, ctx, network_id))
-
-    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
-        """A page of networks and whether more follow."""
-        with self.core.db.read() as conn:
-            page = listing.list_rows(conn, NETWORK, NETWORKS, query, self.scope(ctx))
-            return self._render_page(conn, page), page.more
+                       sorted(zones.get(r["id"], ())), scopes.get((r["id"], 4)),
+                       scopes.get((r["id"], 6))) for r in page.rows]
 
     def _describe(self, item: dict[str, Any]) -> str:
         return (f"({item['name'] or '-'}, {item['provider:network_type']} "

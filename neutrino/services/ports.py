@@ -132,6 +132,7 @@ class PortService(ResourceServiceBase):
     """The rules of ports."""
 
     table = PORTS
+    resource = PORT
     quota_resource = "port"
 
     def __init__(self, core: Core, networks: NetworkService,

@@ -19,7 +19,6 @@ import netaddr
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, select, update
 
 from neutrino import exceptions as exc
-from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import (
     AGENTS,
@@ -33,7 +32,7 @@ from neutrino.db.models import (
     SUBNETS,
 )
 from neutrino.schema.policy import Context
-from neutrino.schema.request import Query, parse_item
+from neutrino.schema.request import parse_item
 from neutrino.schema.resources import PORT, ROUTER
 from neutrino.services import changes, ipam
 from neutrino.services.common import (
@@ -106,6 +105,7 @@ class RouterService(ResourceServiceBase):
     """The rules of routers."""
 
     table = ROUTERS
+    resource = ROUTER
     quota_resource = "router"
 
     def __init__(self, core: Core, networks: NetworkService,
@@ -165,17 +165,6 @@ class RouterService(ResourceServiceBase):
             out.append(ROUTER.render(r, tags=tags.get(r["id"], []), external_gateway_info=info,
                                      availability_zones=sorted(zones.get(r["id"], ()))))
         return out
-
-    def get(self, ctx: Context, router_id: str) -> dict[str, Any]:
-        """One router."""
-        with self.core.db.read() as conn:
-            return self._render_one(conn, self.fetch(conn, ctx, router_id))
-
-    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
-        """A page of routers and whether more follow."""
-        with self.core.db.read() as conn:
-            page = listing.list_rows(conn, ROUTER, ROUTERS, query, self.scope(ctx))
-            return self._render_page(conn, page), page.more
 
     # -- policy ---------------------------------------------------------------------------
 

@@ -130,6 +130,7 @@ class SecurityGroupRuleService(ResourceServiceBase):
     """The rules of security group rules."""
 
     table = SECURITY_GROUP_RULES
+    resource = SECURITY_GROUP_RULE
 
     def __init__(self, groups: SecurityGroupService) -> None:
         super().__init__(groups.core)

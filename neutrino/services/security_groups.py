@@ -120,6 +120,7 @@ class SecurityGroupService(ResourceServiceBase):
     """The rules of security groups."""
 
     table = SECURITY_GROUPS
+    resource = SECURITY_GROUP
     quota_resource = "security_group"
 
     # -- the default group ------------------------------------------------------------------
@@ -191,11 +192,6 @@ class SecurityGroupService(ResourceServiceBase):
         return [SECURITY_GROUP.render(r, tags=tags.get(r["id"], []), shared=False,
                                       security_group_rules=rules.get(r["id"], []))
                 for r in page.rows]
-
-    def get(self, ctx: Context, group_id: str) -> dict[str, Any]:
-        """One group with its rules."""
-        with self.core.db.read() as conn:
-            return self._render_one(conn, self.fetch(conn, ctx, group_id))
 
     def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of groups and whether more follow (no group is shared)."""

@@ -12,11 +12,9 @@ import netaddr
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
 
 from neutrino import exceptions as exc
-from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
 from neutrino.schema.policy import Context
-from neutrino.schema.request import Query
 from neutrino.schema.resources import SUBNET
 from neutrino.services import changes, ipam
 from neutrino.services.common import (
@@ -31,6 +29,7 @@ from neutrino.services.common import (
 )
 from neutrino.services.networks import DHCP_OWNER, NetworkService
 from neutrino.services.routers import INTERFACE_OWNERS
+from neutrino.services.subnetpools import SubnetPoolService
 
 LOG = logging.getLogger(__name__)
 _last_order = [0]
@@ -118,11 +117,14 @@ class SubnetService(ResourceServiceBase):
     """The rules of subnets."""
 
     table = SUBNETS
+    resource = SUBNET
     quota_resource = "subnet"
 
-    def __init__(self, core: Core, networks: NetworkService) -> None:
+    def __init__(self, core: Core, networks: NetworkService,
+                 pools: SubnetPoolService) -> None:
         super().__init__(core)
         self.networks = networks
+        self.pools = pools
 
     def check_access(self, conn: Connection, ctx: Context, subnet_id: str,
                      action: str) -> None:
@@ -153,12 +155,6 @@ class SubnetService(ResourceServiceBase):
             row, _ = self.fetch(conn, ctx, subnet_id)
             return self._render_one(conn, row)
 
-    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
-        """A page of subnets and whether more follow."""
-        with self.core.db.read() as conn:
-            page = listing.list_rows(conn, SUBNET, SUBNETS, query, self.scope(ctx))
-            return self._render_page(conn, page), page.more
-
     def _check_overlap(self, conn: Connection, network_id: str, project_id: str,
                        cidr: str) -> None:
         """No two subnets of a network overlap; without overlapping IPs, nor of a project."""
@@ -182,6 +178,7 @@ class SubnetService(ResourceServiceBase):
                 now: str) -> dict[str, Any]:
         network = self.networks.fetch(conn, ctx, body["network_id"], for_update=True)
         project = self.core.project_for(ctx, body)
+        body = self._with_cidr(conn, ctx, project, body)
         subnet_id = new_id()
         values = {k: body[k] for k in (
             "name", "description", "network_id", "cidr", "dns_nameservers", "host_routes",
@@ -207,6 +204,29 @@ class SubnetService(ResourceServiceBase):
         if values["enable_dhcp"]:
             self.core.dhcp_subnet(conn, network.id, subnet_id)
         return render(row, tags)
+
+    def _with_cidr(self, conn: Connection, ctx: Context, project: str,
+                   body: dict[str, Any]) -> dict[str, Any]:
+        """The create's body with its CIDR: as given, or taken from the subnet pool it
+        names (a given CIDR must then be free in the pool); and with its pool, which must
+        be the pool of the network's other subnets of its IP version."""
+        if "cidr" in body and "prefixlen" in body:
+            raise exc.BadRequest(resource="subnets",
+                                 msg="cidr and prefixlen must not be supplied together")
+        pool_id = self.pools.pool_for(conn, body)
+        if pool_id is None:
+            if "cidr" not in body:
+                raise exc.BadRequest(resource="subnets", msg="a subnetpool must be specified "
+                                                             "in the absence of a cidr")
+            cidr = body["cidr"]
+        else:
+            cidr = self.pools.allocate(conn, ctx, pool_id, project, body)
+        others = conn.execute(select(SUBNETS.c.subnetpool_id).where(
+            SUBNETS.c.network_id == body["network_id"],
+            SUBNETS.c.ip_version == int(body["ip_version"]))).scalars().all()
+        if any(other != pool_id for other in others):
+            raise exc.NetworkSubnetPoolAffinityError()
+        return {**body, "cidr": cidr, "subnetpool_id": pool_id}
 
     @staticmethod
     def _address_ports(conn: Connection, subnet: dict[str, Any], now: str) -> None:

@@ -56,9 +56,10 @@ def test_discovery(admin: httpx.Client) -> None:
     assert versions[0]["id"] == "v2.0" and versions[0]["status"] == "CURRENT"
     assert versions[0]["links"][0]["href"].endswith("/v2.0/")
     listed = ok(admin.get("/v2.0/"))["resources"]
-    # Neutron's v2 root lists its core resources (and subnet pools, which neutrino lacks).
+    # Neutron's v2 root lists its core resources, subnet pools among them.
     assert [(r["name"], r["collection"]) for r in listed] == [
-        ("network", "networks"), ("subnet", "subnets"), ("port", "ports")]
+        ("network", "networks"), ("subnet", "subnets"), ("subnetpool", "subnetpools"),
+        ("port", "ports")]
     base = str(admin.base_url).rstrip("/")
     assert listed[0]["links"] == [{"rel": "self", "href": f"{base}/v2.0/networks"}]
     ext = ok(admin.get("/v2.0/extensions/external-net"))["extension"]

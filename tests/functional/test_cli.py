@@ -106,7 +106,8 @@ def test_extension_list(sqlite_server: Server) -> None:
             "extraroute-atomic", "router_availability_zone", "l3_agent_scheduler",
             "fip-port-details", "security-group", "port-security", "allowed-address-pairs",
             "address-group", "quotas", "quota_details", "network-ip-availability",
-            "revision-if-match", "tag-creation", "subnet-service-types"} <= aliases
+            "revision-if-match", "tag-creation", "subnet-service-types", "service-type",
+            "quota-check-limit"} <= aliases
     names = {r["Alias"]: r["Name"] for r in rows}
     assert names["external-net"] == "Neutron external network"
     # Not implemented yet, so not advertised: clients would change their requests.
@@ -133,3 +134,12 @@ def test_http_basic_projects_are_isolated(basic_server: Server) -> None:
     shown = openstack_cli(admin, "network", "show", "alice-only", "-f", "json")
     assert shown["provider:network_type"] == "vxlan"
     openstack_cli(alice, "network", "delete", "alice-only")
+
+
+def test_service_provider_list(basic_server: Server) -> None:
+    """`openstack network service provider list` (service-type) shows the router kinds
+    neutrino has: the legacy, centralised one."""
+    rows = openstack_cli(basic_server.cli_env(*ALICE), "network", "service", "provider",
+                         "list", "-f", "json")
+    assert rows == [{"Service Type": "L3_ROUTER_NAT", "Name": "single_node",
+                     "Default": False}]

@@ -153,8 +153,14 @@ def _seed(server: Server) -> Seeds:
                 "port_range_min": 22, "port_range_max": 22}, project)
             ag = _create(server, client, "address_groups", {
                 "name": "fuzz", "addresses": ["192.0.2.0/24"]}, project)
+            scope = _create(server, client, "address_scopes", {
+                "name": "fuzz", "ip_version": 4}, project)
+            pool = _create(server, client, "subnetpools", {
+                "name": "fuzz", "prefixes": [f"10.{200 + len(seeds.ids['subnetpools'])}.0.0/16"],
+                "default_prefixlen": 24, "address_scope_id": scope["id"]}, project)
             for collection, made in (("security_groups", group),
-                                     ("security_group_rules", rule), ("address_groups", ag)):
+                                     ("security_group_rules", rule), ("address_groups", ag),
+                                     ("address_scopes", scope), ("subnetpools", pool)):
                 seeds.ids[collection].append(made["id"])
                 owned[collection].append(made["id"])
         ext = _create(server, client, "networks", {"name": "fuzz-ext", "router:external": True,
@@ -307,6 +313,10 @@ def _plausible_values(seeds: Seeds, project: str | None,
     address_groups = st.sampled_from(seeds.mine(project, "address_groups")) \
         | st.sampled_from(seeds.ids["address_groups"])
     externals = st.sampled_from(seeds.externals)
+    pools = st.sampled_from(seeds.mine(project, "subnetpools")) \
+        | st.sampled_from(seeds.ids["subnetpools"])
+    scopes = st.sampled_from(seeds.mine(project, "address_scopes")) \
+        | st.sampled_from(seeds.ids["address_scopes"])
     return {
         "id": st.uuids().map(str),
         "name": SHORT_TEXT, "description": SHORT_TEXT, "device_id": SHORT_TEXT,
@@ -339,7 +349,13 @@ def _plausible_values(seeds: Seeds, project: str | None,
             max_size=3),
         "ipv6_ra_mode": st.sampled_from([*IPV6_MODES, None]),
         "ipv6_address_mode": st.sampled_from([*IPV6_MODES, None]),
-        "subnetpool_id": st.none(), "segment_id": st.none(),
+        "subnetpool_id": st.none() | pools, "segment_id": st.none(),
+        "use_default_subnetpool": BOOLS,
+        # subnet pools and address scopes
+        "prefixes": st.lists(V4_CIDRS | V6_CIDRS, max_size=3),
+        "default_prefixlen": st.integers(0, 130), "min_prefixlen": st.integers(0, 130),
+        "max_prefixlen": st.integers(0, 130), "default_quota": st.none() | INTS,
+        "is_default": BOOLS, "address_scope_id": st.none() | scopes,
         "mac_address": UNICAST_MACS | st.sampled_from(seeds.macs),
         "fixed_ips": st.lists(st.fixed_dictionaries({}, optional={
             "subnet_id": subnets, "ip_address": V4_IN_SEED | V6_IN_SEED}), max_size=3),
@@ -491,6 +507,10 @@ def _plausible_item(resource: Resource, seeds: Seeds, project: str | None, creat
         return st.fixed_dictionaries({"network_id": values["network_id"]}, optional=rest)
     if resource.name in ("router", "security_group", "address_group"):
         return st.fixed_dictionaries({}, optional=optional)
+    if resource.name in ("subnetpool", "address_scope"):
+        required = ("name", "prefixes") if resource.name == "subnetpool" else ("ip_version",)
+        return st.fixed_dictionaries({k: values[k] for k in required}, optional={
+            k: val for k, val in optional.items() if k not in required})
     if resource.name == "security_group_rule":
         rest = {k: val for k, val in optional.items()
                 if k not in ("security_group_id", "direction")}

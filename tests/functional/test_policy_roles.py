@@ -29,7 +29,8 @@ HEADERS = {
 }
 PATHS = {"network": "networks", "subnet": "subnets", "port": "ports", "router": "routers",
          "floatingip": "floatingips", "security_group": "security-groups",
-         "security_group_rule": "security-group-rules", "address_group": "address-groups"}
+         "security_group_rule": "security-group-rules", "address_group": "address-groups",
+         "subnetpool": "subnetpools", "address_scope": "address-scopes"}
 
 # (resource, verb): the outcome for admin, member, reader, service, other.
 EXPECTED: dict[tuple[str, str], str] = {
@@ -73,6 +74,16 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("address_group", "update"): "ok ok 403 404 404",
     ("address_group", "add_addresses"): "ok ok 403 404 404",
     ("address_group", "delete"): "ok ok 403 404 404",
+    ("subnetpool", "create"): "ok ok 403 403 ok",
+    ("subnetpool", "get"): "ok ok ok 404 404",
+    ("subnetpool", "update"): "ok ok 403 404 404",
+    ("subnetpool", "tag"): "ok ok 403 404 404",
+    ("subnetpool", "add_prefixes"): "ok ok 403 404 404",
+    ("subnetpool", "delete"): "ok ok 403 404 404",
+    ("address_scope", "create"): "ok ok 403 403 ok",
+    ("address_scope", "get"): "ok ok ok 404 404",
+    ("address_scope", "update"): "ok ok 403 404 404",
+    ("address_scope", "delete"): "ok ok 403 404 404",
 }
 
 
@@ -115,6 +126,9 @@ def _body(kind: str, world: dict[str, Any], made: dict[str, Any]) -> dict[str, A
                                 "port_range_min": uuid.uuid4().int % 60000 + 1,
                                 "port_range_max": 65535},
         "address_group": {"name": name, "addresses": ["192.0.2.0/28"]},
+        "subnetpool": {"name": name, "prefixes": [
+            f"172.{uuid.uuid4().int % 16 + 16}.{uuid.uuid4().int % 250}.0/24"]},
+        "address_scope": {"name": name, "ip_version": 4},
     }
     return {kind: bodies[kind]}
 
@@ -146,12 +160,16 @@ def _act(client: httpx.Client, kind: str, verb: str, role: str, world: dict[str,
     url = f"{base}/{item['id']}"
     actions: dict[str, Callable[[], httpx.Response]] = {
         "get": lambda: client.get(url, headers=headers),
-        "update": lambda: client.put(url, json={kind: {"description": "changed"}},
-                                     headers=headers),
+        # Address scopes have no standard attributes: no description.
+        "update": lambda: client.put(url, json={kind: {
+            "name" if kind == "address_scope" else "description": "changed"}},
+            headers=headers),
         "tag": lambda: client.put(f"{url}/tags/red", headers=headers),
         "delete": lambda: client.delete(url, headers=headers),
         "add_addresses": lambda: client.put(f"{url}/add_addresses", json={
             "addresses": ["203.0.113.0/28"]}, headers=headers),
+        "add_prefixes": lambda: client.put(f"{url}/add_prefixes", json={
+            "prefixes": ["203.0.113.0/28"]}, headers=headers),
     }
     return actions[verb]()
 

@@ -16,7 +16,7 @@ from tests.functional.test_api import error, ok
 from tests.support import Server
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
-            "security_group": 10, "security_group_rule": 100}
+            "security_group": 10, "security_group_rule": 100, "subnetpool": -1}
 
 
 def _quota_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
@@ -112,6 +112,37 @@ def test_the_create_past_the_limit_is_refused(admin: httpx.Client, alice: httpx.
     ok(alice.delete(f"/v2.0/security-groups/{group['id']}"), 204)
 
 
+def test_a_limit_below_the_usage_needs_force(admin: httpx.Client, alice: httpx.Client,
+                                             project: str) -> None:
+    """A limit under what the project already uses is a 400 naming both figures, as
+    Neutron's default check; `force: true` sets it anyway; `check_limit` is accepted; -1
+    is always allowed."""
+    for name in ("u1", "u2"):
+        ok(alice.post("/v2.0/networks", json={"network": {"name": name}}), 201)
+    message = error(admin.put(f"/v2.0/quotas/{project}", json={"quota": {"network": 1}}),
+                    400, "HTTPBadRequest")
+    assert message == "Quota limit 1 for network must be greater than or equal to already used 2"
+    assert ok(admin.get(f"/v2.0/quotas/{project}"))["quota"]["network"] == DEFAULTS["network"]
+    error(admin.put(f"/v2.0/quotas/{project}", json={"quota": {
+        "network": 1, "check_limit": True}}), 400, "HTTPBadRequest")
+    error(admin.put(f"/v2.0/quotas/{project}", json={"quota": {"network": 1, "force": "x"}}),
+          400, "InvalidInput")
+    assert ok(admin.put(f"/v2.0/quotas/{project}", json={"quota": {
+        "network": 2, "check_limit": True}}))["quota"]["network"] == 2
+    assert ok(admin.put(f"/v2.0/quotas/{project}", json={"quota": {
+        "network": 1, "force": True}}))["quota"]["network"] == 1
+    error(alice.post("/v2.0/networks", json={"network": {"name": "u3"}}), 409, "OverQuota")
+    assert ok(admin.put(f"/v2.0/quotas/{project}", json={"quota": {
+        "network": -1}}))["quota"]["network"] == -1
+
+
+def test_the_callers_project(alice: httpx.Client, admin: httpx.Client) -> None:
+    """`GET /v2.0/quotas/project` (and the older `tenant`) name the caller's project."""
+    assert ok(alice.get("/v2.0/quotas/project")) == {"project": {"project_id": "project-a"}}
+    assert ok(alice.get("/v2.0/quotas/tenant")) == {"tenant": {"tenant_id": "project-a"}}
+    assert ok(admin.get("/v2.0/quotas/project"))["project"]["project_id"] == "admin-project"
+
+
 def test_concurrent_creates_never_pass_the_limit(racing: Server) -> None:
     """Eight clients race for the last three networks: exactly three are made."""
     with racing.http(basic=ADMIN) as admin:
@@ -162,4 +193,5 @@ def _count(conn: object) -> int:
 def test_quotas_are_advertised(admin: httpx.Client) -> None:
     """`quotas` and `quota_details` are in the extension list (seed 001's `ext-list`)."""
     aliases = {e["alias"] for e in ok(admin.get("/v2.0/extensions"))["extensions"]}
-    assert {"quotas", "quota_details"} <= aliases
+    assert {"quotas", "quota_details", "quota-check-limit",
+            "quota-check-limit-default"} <= aliases
