@@ -13,7 +13,7 @@
     │       AddressesAlreadyExist, QuotaMissingTenant, SubnetPoolDeleteError,
     │       AddressScopeUpdateError, IllegalSubnetPool*, PrefixVersionMismatch,
     │       EmptySubnetPoolPrefixList, Min/MaxPrefixSubnetAllocationError,
-    │       NetworkSubnetPoolAffinityError
+    │       NetworkSubnetPoolAffinityError, InvalidActionForType (an InvalidInput)
     ├── Unauthenticated              401
     ├── NotAuthorized                403
     │   └── PolicyNotAuthorized
@@ -23,7 +23,7 @@
     │       RouterNotFound, RouterInterfaceNotFound(ForSubnet), FloatingIPNotFound,
     │       ExternalGatewayForFloatingIPNotFound, SecurityGroupNotFound,
     │       SecurityGroupRuleNotFound, AddressGroupNotFound, AddressesNotFound,
-    │       SubnetPoolNotFound, AddressScopeNotFound
+    │       SubnetPoolNotFound, AddressScopeNotFound, RbacPolicyNotFound
     ├── Conflict                     409
     │   ├── InUse: NetworkInUse, SubnetInUse, MacAddressInUse, PortInUse, ServicePortInUse,
     │   │   GatewayConflictWithAllocationPools, RouterInUse, RouterInterfaceInUseBy*,
@@ -38,7 +38,8 @@
     │       NetworkNotHostedByDhcpAgent, ConcurrentChange, OverQuota,
     │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent,
     │       SecurityGroupConflict, AddressPairAndPortSecurityRequired, SubnetAllocationError,
-    │       AddressScopePrefixConflict, SubnetPoolQuotaExceeded (an OverQuota)
+    │       AddressScopePrefixConflict, SubnetPoolQuotaExceeded (an OverQuota),
+    │       RbacPolicyInUse, DuplicateRbacPolicy
     ├── HTTPMethodNotAllowed         405
     ├── RevisionNumberConstraintFailed 412 (If-Match: revision_number=N)
     ├── TooManyRequests              429  (failed logins throttled; with Retry-After)
@@ -874,6 +875,35 @@ class NetworkSubnetPoolAffinityError(BadRequest):
     """Subnets of one IP version on a network from different pools."""
 
     message = "Subnets hosted on the same network must be allocated from the same subnet pool."
+
+
+# -- RBAC policies -----------------------------------------------------------------------
+
+
+class RbacPolicyNotFound(NotFound):
+    """No such policy, or hidden from the caller."""
+
+    message = "RBAC policy of type %(object_type)s with ID %(id)s not found"
+
+
+class RbacPolicyInUse(Conflict):
+    """Projects depend on the grant a change would take away."""
+
+    message = ("RBAC policy on object %(object_id)s cannot be removed because other objects "
+               "depend on it.\nDetails: %(details)s")
+
+
+class DuplicateRbacPolicy(Conflict):
+    """The same grant twice."""
+
+    message = "An RBAC policy already exists with those values."
+
+
+class InvalidActionForType(InvalidInput):
+    """An action the object type does not have."""
+
+    message = ("Invalid action '%(action)s' for object type '%(object_type)s'. Valid actions: "
+               "%(valid_actions)s")
 
 
 def not_found(resource: str, resource_id: str) -> NotFound:

@@ -70,6 +70,7 @@ class API:
         self.by_collection: dict[str, ResourceService] = {
             "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
             "subnetpools": services.subnetpools, "address_scopes": services.address_scopes,
+            "rbac_policies": services.rbac_policies,
             "routers": services.routers, "floatingips": services.floatingips,
             "security_groups": services.security_groups,
             "security_group_rules": services.security_group_rules,

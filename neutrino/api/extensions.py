@@ -112,6 +112,8 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                               "the prefix list of subnet pools", "2019-02-08T10:00:00-00:00"),
     "address-scope": ("Address scope", "Address scopes extension.",
                       "2015-07-26T10:00:00-00:00"),
+    "rbac-policies": ("RBAC Policies", "Allows creation and modification of policies that "
+                      "control project access to resources.", "2015-06-17T12:15:12-00:00"),
     "quota-check-limit": ("Quota engine limit check", "Support for checking the resource "
                           "usage before applying a new quota limit",
                           "2021-09-08T16:00:00-00:00"),

@@ -279,6 +279,8 @@ quota_opts = [
                help="Security groups per project (-1: no limit)."),
     cfg.IntOpt("quota_security_group_rule", default=100,
                help="Security group rules per project (-1: no limit)."),
+    cfg.IntOpt("quota_rbac_policy", default=10,
+               help="RBAC policies per project (-1: no limit)."),
     cfg.StrOpt("quota_driver", default="neutron.db.quota.driver_nolock.DbQuotaNoLockDriver",
                help="Accepted as Neutron's configs name it; neutrino counts in the "
                "creating transaction, under a per-project lock, whatever it says."),

@@ -95,6 +95,26 @@ class Network(StandardAttrs, Base):
                                                         server_default=true())
 
 
+class NetworkRBAC(Base):
+    """A grant of a network to a project, or to every project (`*`): `access_as_shared`
+    (ports on it) or `access_as_external` (router gateways and floating IPs on it).
+
+    The network's `shared` column mirrors its `*` shared grant and `external` its having
+    any external grant, so that the common lists need no join.
+    """
+
+    __tablename__ = "networkrbacs"
+    __table_args__ = (UniqueConstraint("object_id", "target_project", "action"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True, default="")
+    object_type: Mapped[str] = mapped_column(String(64), default="network")
+    object_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id", ondelete="CASCADE"), index=True)
+    target_project: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+
+
 class SegmentAllocation(Base):
     """A segment owned by one network: the key is the whole segment, so no two networks share it.
 
@@ -492,6 +512,7 @@ SUBNETS = _table(Subnet)
 # The order subnets were made in (rows from before `created_order` tie on it: id order).
 SUBNET_CREATION_ORDER = (SUBNETS.c.created_at, SUBNETS.c.created_order, SUBNETS.c.id)
 PORTS = _table(Port)
+NETWORK_RBACS = _table(NetworkRBAC)
 ADDRESS_SCOPES = _table(AddressScope)
 SUBNETPOOLS = _table(SubnetPool)
 SUBNETPOOL_PREFIXES = _table(SubnetPoolPrefix)

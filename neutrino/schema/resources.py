@@ -267,6 +267,19 @@ ADDRESS_SCOPE = Resource("address_scope", "address_scopes", (
     Attr("ip_version", "ip_version", v.one_of(4, 6), post=True),
 ), tags=False, path="address-scopes")
 
+RBAC_POLICY = Resource("rbac_policy", "rbac_policies", (
+    Attr("id", "id", v.uuid_(), doc="The resource's UUID."),
+    Attr("project_id", "project_id", v.project_id(), post=True, computed_default=True),
+    Attr("tenant_id", "project_id", v.project_id(), post=True, computed_default=True),
+    Attr("object_type", "object_type", v.rbac_object_type(), post=True,
+         doc="What is granted: `network` (other types are not implemented)."),
+    Attr("object_id", "object_id", v.uuid_(), post=True),
+    Attr("target_tenant", "target_project", v.target_project(), post=True, put=True,
+         doc="The project granted access, or `*` for every project."),
+    Attr("action", "action", v.string(255), post=True,
+         doc="`access_as_shared` or `access_as_external`."),
+), tags=False, path="rbac-policies")
+
 L3_AGENTS = SubCollection("l3-agents", "agents", doc="The L3 agents hosting a router.")
 L3_ROUTERS = SubCollection("l3-routers", "routers", "router_id",
                            doc="The routers an L3 agent hosts.")
@@ -370,7 +383,7 @@ AGENT = Resource("agent", "agents", (
 # The collections served by the generic create/list/show/update/delete routes.
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (
     NETWORK, SUBNET, SUBNETPOOL, ADDRESS_SCOPE, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP,
-    SECURITY_GROUP_RULE, ADDRESS_GROUP)}
+    SECURITY_GROUP_RULE, ADDRESS_GROUP, RBAC_POLICY)}
 # What `GET /v2.0/` lists: Neutron's core resources only (its v2 root names networks,
 # subnets, subnet pools and ports; extensions' collections are found through
 # `/v2.0/extensions`).

@@ -367,6 +367,37 @@ def not_empty_name() -> Validator:
     return Validator(convert, {"type": "string", "minLength": 1, "maxLength": 255})
 
 
+RBAC_OBJECT_TYPES = ("network",)
+
+
+def rbac_object_type() -> Validator:
+    """An RBAC policy's object type, in any case and spacing (`Network ` is `network`)."""
+
+    def convert(value: Any) -> str:
+        from neutrino import exceptions as exc
+
+        normalized = _string(255)(value).strip().lower()
+        if normalized not in RBAC_OBJECT_TYPES:
+            raise exc.InvalidInput(error_message=f"'{value}' is not a valid RBAC object type")
+        return normalized
+
+    return Validator(convert, {"type": "string", "enum": list(RBAC_OBJECT_TYPES)})
+
+
+def target_project() -> Validator:
+    """An RBAC policy's target: `*`, or a project id (any id a user may have here, not
+    only Keystone's UUIDs)."""
+
+    def convert(value: Any) -> str:
+        text = _string(255)(value)
+        if not text or text != text.strip() or " " in text:
+            raise Invalid(f"'{text}' is not a valid target project ID; expected a project ID "
+                          "or '*'")
+        return text
+
+    return Validator(convert, {"type": "string", "minLength": 1, "maxLength": 255})
+
+
 def name_not_default() -> Validator:
     """A name, but not `default` in any case: that one the server gives."""
     from neutrino import exceptions as exc

@@ -24,6 +24,7 @@ from neutrino.services.l3 import L3Projection, L3Scheduler
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
 from neutrino.services.quotas import QuotaService
+from neutrino.services.rbac import RbacPolicyService
 from neutrino.services.router_interfaces import RouterInterfaces
 from neutrino.services.routers import RouterService
 from neutrino.services.scheduler import Periodic, Placement
@@ -44,6 +45,7 @@ class Services:
     subnets: SubnetService
     subnetpools: SubnetPoolService
     address_scopes: AddressScopeService
+    rbac_policies: RbacPolicyService
     ports: PortService
     routers: RouterService
     interfaces: RouterInterfaces
@@ -122,7 +124,8 @@ class Services:
 
         channel.on_registered.append(agent_started)
         return cls(core=core, networks=networks, subnets=subnets, subnetpools=subnetpools,
-                   address_scopes=address_scopes, ports=ports,
+                   address_scopes=address_scopes,
+                   rbac_policies=RbacPolicyService(core, networks), ports=ports,
                    routers=routers, interfaces=RouterInterfaces(routers, subnets, ports),
                    floatingips=FloatingIPService(core, networks, ports),
                    security_groups=security_groups,

@@ -148,13 +148,18 @@ class ResourceServiceBase:
     def get(self, ctx: Context, resource_id: str) -> dict[str, Any]:
         """One resource."""
         with self.core.db.read() as conn:
-            return self._render_one(conn, self.fetch(conn, ctx, resource_id))
+            row = self.fetch(conn, ctx, resource_id)
+            return self._render_for(conn, ctx, Page([dict(row._mapping)], False))[0]
 
     def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
         """A page of the resources `ctx` may see, and whether more follow."""
         with self.core.db.read() as conn:
             page = listing.list_rows(conn, self.resource, self.table, query, self.scope(ctx))
-            return self._render_page(conn, page), page.more
+            return self._render_for(conn, ctx, page), page.more
+
+    def _render_for(self, conn: Connection, ctx: Context, page: Page) -> list[dict[str, Any]]:
+        """A page as `ctx` sees it (the same for every caller unless a service says)."""
+        return self._render_page(conn, page)
 
     def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
         """The API view of every row of a page (children and tags loaded in bulk)."""

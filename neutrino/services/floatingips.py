@@ -30,7 +30,7 @@ from neutrino.db.models import (
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item
 from neutrino.schema.resources import FLOATINGIP, PORT
-from neutrino.services import ipam
+from neutrino.services import ipam, network_access
 from neutrino.services.common import (
     Core,
     ResourceServiceBase,
@@ -120,7 +120,7 @@ class FloatingIPService(ResourceServiceBase):
                                      fip_target(project))
         network_id = body["floating_network_id"]
         network = self.networks.fetch(conn, ctx, network_id)
-        if not network.external:
+        if not network_access.is_external_for(conn, network, project):
             raise _bad(f"Network {network_id} is not a valid external network")
         fip_id = new_id()
         port = self.ports.insert(conn, Context.admin(), parse_item(PORT, {

@@ -15,6 +15,7 @@ from neutrino.db.models import (
     AGENTS,
     ALLOCS,
     DHCP_BINDINGS,
+    NETWORK_RBACS,
     NETWORKS,
     PORTS,
     SEGMENTS,
@@ -24,7 +25,7 @@ from neutrino.db.models import (
 )
 from neutrino.schema.policy import Context
 from neutrino.schema.resources import NETWORK
-from neutrino.services import changes, segments
+from neutrino.services import changes, network_access, segments
 from neutrino.services.common import (
     ResourceServiceBase,
     bump_revision,
@@ -59,6 +60,15 @@ def render(m: Mapping[str, Any], subnets: list[str], tags: list[str],
                           ipv4_address_scope=ipv4_scope, ipv6_address_scope=ipv6_scope)
 
 
+def check_not_a_gateway(conn: Connection, network_id: str) -> None:
+    """A network router gateways are on stays external."""
+    gateways = conn.execute(select(PORTS.c.id).where(
+        PORTS.c.network_id == network_id,
+        PORTS.c.device_owner == "network:router_gateway").limit(1)).first()
+    if gateways is not None:
+        raise exc.ExternalNetworkInUse(net_id=network_id)
+
+
 class NetworkService(ResourceServiceBase):
     """The rules of networks."""
 
@@ -73,20 +83,43 @@ class NetworkService(ResourceServiceBase):
         self.core.policy.enforce(ctx, f"{action}_network", network_target(row))
 
     def scope(self, ctx: Context) -> list[ColumnElement[bool]]:
-        """What `ctx` may see: its project's networks, shared and external ones."""
+        """What `ctx` may see: its project's networks and those granted to it or to every
+        project (shared or external)."""
         if ctx.is_admin:
             return []
-        return [or_(NETWORKS.c.project_id == (ctx.project_id or ""),
-                    NETWORKS.c.shared.is_(True), NETWORKS.c.external.is_(True))]
+        project = ctx.project_id or ""
+        return [or_(NETWORKS.c.project_id == project, NETWORKS.c.shared.is_(True),
+                    network_access.visible(project))]
 
     def fetch(self, conn: Connection, ctx: Context, network_id: str,
               for_update: bool = False) -> Row[Any]:
         """The network row, or NetworkNotFound if absent or hidden from `ctx`."""
         stmt = _BY_ID_FOR_UPDATE if for_update and not self.core.db.is_sqlite else _BY_ID
         row = conn.execute(stmt, {"id": network_id}).first()
-        if row is None or not self.core.policy.check(ctx, "get_network", network_target(row)):
+        if row is None or not self.core.policy.check(ctx, "get_network",
+                                                     self._target_for(conn, ctx, row)):
             raise exc.NetworkNotFound(net_id=network_id)
         return row
+
+    @staticmethod
+    def _target_for(conn: Connection, ctx: Context, row: Row[Any]) -> dict[str, Any]:
+        """The network's policy target as `ctx` sees it: shared and external for it if
+        granted to its project (its owner and admins need no grant to read)."""
+        target = network_target(row)
+        if ctx.is_admin or row.project_id == ctx.project_id:
+            return target
+        granted = network_access.granted(conn, row.id, ctx.project_id or "")
+        return {**target, "shared": network_access.SHARED in granted,
+                "router:external": network_access.EXTERNAL in granted}
+
+    def _render_for(self, conn: Connection, ctx: Context, page: Page) -> list[dict[str, Any]]:
+        """`shared` is whether the network is shared with the caller's project."""
+        items = self._render_page(conn, page)
+        mine = network_access.shared_in_page(conn, page, ctx.project_id)
+        for item in items:
+            if item["id"] in mine:
+                item["shared"] = True
+        return items
 
     def _render_page(self, conn: Connection, page: Page) -> list[dict[str, Any]]:
         subnets: dict[str, list[str]] = defaultdict(list)
@@ -146,6 +179,10 @@ class NetworkService(ResourceServiceBase):
             "port_security_enabled": body["port_security_enabled"],
         }
         conn.execute(insert(NETWORKS).values(**values))
+        for wanted, action in ((body["shared"], network_access.SHARED),
+                               (body["router:external"], network_access.EXTERNAL)):
+            if wanted:
+                network_access.grant(conn, network_id, project, network_access.WILDCARD, action)
         segment = segments.allocate(conn, conf, network_id, requested)
         limit = segments.max_mtu(conf, segment.network_type)
         mtu = body.get("mtu", limit)
@@ -178,14 +215,9 @@ class NetworkService(ResourceServiceBase):
                 if body["mtu"] > limit:
                     raise exc.InvalidInput(
                         error_message=f"Requested MTU is too big, maximum is {limit}")
-            if body.get("shared") is False and row.shared:
-                self._check_unshare(conn, row)
-            if body.get("router:external") is False and row.external:
-                gateways = conn.execute(select(PORTS.c.id).where(
-                    PORTS.c.network_id == network_id,
-                    PORTS.c.device_owner == "network:router_gateway").limit(1)).first()
-                if gateways is not None:
-                    raise exc.ExternalNetworkInUse(net_id=network_id)
+            values.pop("shared", None)  # the grants below set both
+            values.pop("external", None)
+            self._change_grants(conn, row, body)
             bump_revision(conn, NETWORKS, network_id, utcnow(), values)
             changes.record(conn, "network", network_id, changes.network(network_id))
             if "tags" in body:
@@ -198,13 +230,26 @@ class NetworkService(ResourceServiceBase):
         LOG.info("Updated network %s: %s", network_id, sorted(body))
         return network
 
-    def _check_unshare(self, conn: Connection, row: Row[Any]) -> None:
-        """A network other projects have ports on must stay shared."""
-        other = conn.execute(select(PORTS.c.id).where(
-            PORTS.c.network_id == row.id, PORTS.c.project_id != row.project_id,
-            PORTS.c.device_owner != DHCP_OWNER).limit(1)).first()
-        if other is not None:
-            raise exc.InvalidSharedSetting(network=row.id)
+    @staticmethod
+    def _change_grants(conn: Connection, row: Row[Any], body: dict[str, Any]) -> None:
+        """`shared` and `router:external` set or cleared: the `*` grants they stand for.
+        Unsharing keeps the ports of projects with grants of their own; a network with
+        router gateways stays external."""
+        wildcard = network_access.WILDCARD
+        if "shared" in body and body["shared"] != row.shared:
+            if body["shared"]:
+                network_access.grant(conn, row.id, row.project_id, wildcard,
+                                     network_access.SHARED)
+            else:
+                network_access.check_no_ports_depend(conn, row, wildcard)
+                network_access.revoke(conn, row.id, network_access.SHARED, wildcard)
+        if "router:external" in body and body["router:external"] != row.external:
+            if body["router:external"]:
+                network_access.grant(conn, row.id, row.project_id, wildcard,
+                                     network_access.EXTERNAL)
+            else:
+                check_not_a_gateway(conn, row.id)
+                network_access.revoke(conn, row.id, network_access.EXTERNAL)
 
     def delete(self, ctx: Context, network_id: str) -> None:
         """Delete a network that has no ports but DHCP ports."""
@@ -226,6 +271,7 @@ class NetworkService(ResourceServiceBase):
             conn.execute(delete(SUBNETS).where(SUBNETS.c.network_id == network_id))
             conn.execute(delete(SEGMENTS).where(
                 SEGMENTS.c.network_id == network_id))
+            conn.execute(delete(NETWORK_RBACS).where(NETWORK_RBACS.c.object_id == network_id))
             conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
             delete_tags(conn, [network_id, *port_ids, *subnet_ids])
             changes.record(conn, "network", network_id, changes.network(network_id))

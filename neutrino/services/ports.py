@@ -27,7 +27,7 @@ from neutrino.registry import L2
 from neutrino.schema.policy import Context
 from neutrino.schema.request import Query
 from neutrino.schema.resources import PORT
-from neutrino.services import changes, ipam
+from neutrino.services import changes, ipam, network_access
 from neutrino.services import port_security as psec
 from neutrino.services.common import (
     Core,
@@ -66,10 +66,13 @@ def service_subnets(subnets: list[dict[str, Any]], device_owner: str) -> list[di
     return sorted(found, key=lambda s: not s["service_types"])  # stable: creation order kept
 
 
-def port_target(project_id: str, network: Row[Any], device_owner: str = "") -> dict[str, Any]:
-    """The policy target of a port of `project_id` on `network`."""
+def port_target(project_id: str, network: Row[Any], device_owner: str = "",
+                shared: bool | None = None) -> dict[str, Any]:
+    """The policy target of a port of `project_id` on `network` (`shared`: whether the
+    network is shared with that project, if it was asked)."""
     return {"project_id": project_id, "tenant_id": project_id,
-            "network:project_id": network.project_id, "shared": bool(network.shared),
+            "network:project_id": network.project_id,
+            "shared": bool(network.shared) if shared is None else shared,
             "device_owner": device_owner}
 
 
@@ -216,9 +219,9 @@ class PortService(ResourceServiceBase):
                 f"{[ip['ip_address'] for ip in item['fixed_ips']]}")
 
     def _enforce_create(self, ctx: Context, body: dict[str, Any], project: str,
-                        network: Row[Any]) -> None:
-        target = port_target(project, network, body.get("device_owner", ""))
-        if not ctx.is_admin and network.project_id != project and not network.shared:
+                        network: Row[Any], shared: bool) -> None:
+        target = port_target(project, network, body.get("device_owner", ""), shared)
+        if not ctx.is_admin and network.project_id != project and not shared:
             # Visible through router:external only: not a network others may plug into.
             raise exc.NetworkNotFound(net_id=network.id)
         self.core.policy.enforce(ctx, "create_port", target)
@@ -250,7 +253,8 @@ class PortService(ResourceServiceBase):
                 now: str) -> dict[str, Any]:
         network = self.networks.fetch(conn, ctx, body["network_id"])
         project = self.core.project_for(ctx, body)
-        self._enforce_create(ctx, body, project, network)
+        shared = network_access.is_shared_for(conn, network, project)
+        self._enforce_create(ctx, body, project, network, shared)
         port_id = new_id()
         mac = body.get("mac_address")
         if mac is not None:

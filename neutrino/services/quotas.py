@@ -21,6 +21,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from neutrino import exceptions as exc
 from neutrino.db.models import (
     FLOATINGIPS,
+    NETWORK_RBACS,
     NETWORKS,
     PORTS,
     QUOTA_LOCKS,
@@ -42,6 +43,7 @@ COUNTED: dict[str, Table] = {
     "network": NETWORKS, "subnet": SUBNETS, "port": PORTS, "router": ROUTERS,
     "floatingip": FLOATINGIPS, "security_group": SECURITY_GROUPS,
     "security_group_rule": SECURITY_GROUP_RULES, "subnetpool": SUBNETPOOLS,
+    "rbac_policy": NETWORK_RBACS,
 }
 
 

@@ -34,7 +34,7 @@ from neutrino.db.models import (
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item
 from neutrino.schema.resources import PORT, ROUTER
-from neutrino.services import changes, ipam
+from neutrino.services import changes, ipam, network_access
 from neutrino.services.common import (
     Core,
     ResourceServiceBase,
@@ -282,6 +282,9 @@ class RouterService(ResourceServiceBase):
         if not wanted:
             return
         network = self.networks.fetch(conn, Context.admin(), wanted)
+        if network.external and not network_access.is_external_for(conn, network,
+                                                                   row.project_id):
+            raise exc.NetworkNotFound(net_id=wanted)  # external for other projects only
         if not network.external:
             raise exc.BadRequest(resource="router",
                                  msg=f"Network {wanted} is not an external network")

@@ -16,7 +16,7 @@ from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
 from neutrino.schema.policy import Context
 from neutrino.schema.resources import SUBNET
-from neutrino.services import changes, ipam
+from neutrino.services import changes, ipam, network_access
 from neutrino.services.common import (
     Core,
     ResourceServiceBase,
@@ -44,11 +44,14 @@ def creation_order() -> int:
         return _last_order[0]
 
 
-def subnet_target(subnet: Row[Any] | dict[str, Any], network: Row[Any]) -> dict[str, Any]:
-    """The policy target of a subnet on `network`."""
+def subnet_target(subnet: Row[Any] | dict[str, Any], network: Row[Any],
+                  shared: bool | None = None) -> dict[str, Any]:
+    """The policy target of a subnet on `network` (`shared`: whether the network is shared
+    with the caller, if it was asked)."""
     m = subnet._mapping if isinstance(subnet, Row) else subnet
     return {"project_id": m["project_id"], "tenant_id": m["project_id"],
-            "network:project_id": network.project_id, "shared": bool(network.shared)}
+            "network:project_id": network.project_id,
+            "shared": bool(network.shared) if shared is None else shared}
 
 
 def render(m: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
@@ -136,16 +139,17 @@ class SubnetService(ResourceServiceBase):
         """What `ctx` may see: its project's subnets and those of shared networks."""
         if ctx.is_admin:
             return []
-        shared = select(NETWORKS.c.id).where(NETWORKS.c.shared.is_(True))
-        return [or_(SUBNETS.c.project_id == (ctx.project_id or ""),
-                    SUBNETS.c.network_id.in_(shared))]
+        project = ctx.project_id or ""
+        shared = select(NETWORKS.c.id).where(network_access.shared_with(project))
+        return [or_(SUBNETS.c.project_id == project, SUBNETS.c.network_id.in_(shared))]
 
     def fetch(self, conn: Connection, ctx: Context, subnet_id: str) -> tuple[Row[Any], Row[Any]]:
         """The subnet and its network, or SubnetNotFound if absent or hidden from `ctx`."""
         row = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).first()
         if row is not None:
             network = conn.execute(select(NETWORKS).where(NETWORKS.c.id == row.network_id)).one()
-            if self.core.policy.check(ctx, "get_subnet", subnet_target(row, network)):
+            shared = network_access.is_shared_for(conn, network, ctx.project_id)
+            if self.core.policy.check(ctx, "get_subnet", subnet_target(row, network, shared)):
                 return row, network
         raise exc.SubnetNotFound(subnet_id=subnet_id)
 

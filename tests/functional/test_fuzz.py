@@ -158,9 +158,13 @@ def _seed(server: Server) -> Seeds:
             pool = _create(server, client, "subnetpools", {
                 "name": "fuzz", "prefixes": [f"10.{200 + len(seeds.ids['subnetpools'])}.0.0/16"],
                 "default_prefixlen": 24, "address_scope_id": scope["id"]}, project)
+            grant = _create(server, client, "rbac_policies", {
+                "object_type": "network", "object_id": net["id"], "target_tenant": "p3",
+                "action": "access_as_shared"}, project)
             for collection, made in (("security_groups", group),
                                      ("security_group_rules", rule), ("address_groups", ag),
-                                     ("address_scopes", scope), ("subnetpools", pool)):
+                                     ("address_scopes", scope), ("subnetpools", pool),
+                                     ("rbac_policies", grant)):
                 seeds.ids[collection].append(made["id"])
                 owned[collection].append(made["id"])
         ext = _create(server, client, "networks", {"name": "fuzz-ext", "router:external": True,
@@ -356,6 +360,10 @@ def _plausible_values(seeds: Seeds, project: str | None,
         "default_prefixlen": st.integers(0, 130), "min_prefixlen": st.integers(0, 130),
         "max_prefixlen": st.integers(0, 130), "default_quota": st.none() | INTS,
         "is_default": BOOLS, "address_scope_id": st.none() | scopes,
+        # RBAC policies
+        "object_type": st.sampled_from(["network", "Network", "qos_policy"]),
+        "object_id": networks, "target_tenant": st.sampled_from(["p1", "p2", "p3", "*"]),
+        "action": st.sampled_from(["access_as_shared", "access_as_external"]),
         "mac_address": UNICAST_MACS | st.sampled_from(seeds.macs),
         "fixed_ips": st.lists(st.fixed_dictionaries({}, optional={
             "subnet_id": subnets, "ip_address": V4_IN_SEED | V6_IN_SEED}), max_size=3),
@@ -507,8 +515,10 @@ def _plausible_item(resource: Resource, seeds: Seeds, project: str | None, creat
         return st.fixed_dictionaries({"network_id": values["network_id"]}, optional=rest)
     if resource.name in ("router", "security_group", "address_group"):
         return st.fixed_dictionaries({}, optional=optional)
-    if resource.name in ("subnetpool", "address_scope"):
-        required = ("name", "prefixes") if resource.name == "subnetpool" else ("ip_version",)
+    if resource.name in ("subnetpool", "address_scope", "rbac_policy"):
+        required = {"subnetpool": ("name", "prefixes"), "address_scope": ("ip_version",),
+                    "rbac_policy": ("object_type", "object_id", "target_tenant", "action"),
+                    }[resource.name]
         return st.fixed_dictionaries({k: values[k] for k in required}, optional={
             k: val for k, val in optional.items() if k not in required})
     if resource.name == "security_group_rule":

@@ -30,7 +30,8 @@ HEADERS = {
 PATHS = {"network": "networks", "subnet": "subnets", "port": "ports", "router": "routers",
          "floatingip": "floatingips", "security_group": "security-groups",
          "security_group_rule": "security-group-rules", "address_group": "address-groups",
-         "subnetpool": "subnetpools", "address_scope": "address-scopes"}
+         "subnetpool": "subnetpools", "address_scope": "address-scopes",
+         "rbac_policy": "rbac-policies"}
 
 # (resource, verb): the outcome for admin, member, reader, service, other.
 EXPECTED: dict[tuple[str, str], str] = {
@@ -84,6 +85,12 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("address_scope", "get"): "ok ok ok 404 404",
     ("address_scope", "update"): "ok ok 403 404 404",
     ("address_scope", "delete"): "ok ok 403 404 404",
+    # Policies on the owner's network; the service user and the other project cannot see
+    # that network (a 404 from the network's lookup).
+    ("rbac_policy", "create"): "ok ok 403 403 404",
+    ("rbac_policy", "get"): "ok ok ok 404 404",
+    ("rbac_policy", "update"): "ok ok 403 404 404",
+    ("rbac_policy", "delete"): "ok ok 403 404 404",
 }
 
 
@@ -129,6 +136,8 @@ def _body(kind: str, world: dict[str, Any], made: dict[str, Any]) -> dict[str, A
         "subnetpool": {"name": name, "prefixes": [
             f"172.{uuid.uuid4().int % 16 + 16}.{uuid.uuid4().int % 250}.0/24"]},
         "address_scope": {"name": name, "ip_version": 4},
+        "rbac_policy": {"object_type": "network", "object_id": world["network"]["id"],
+                        "target_tenant": name, "action": "access_as_shared"},
     }
     return {kind: bodies[kind]}
 
@@ -161,9 +170,7 @@ def _act(client: httpx.Client, kind: str, verb: str, role: str, world: dict[str,
     actions: dict[str, Callable[[], httpx.Response]] = {
         "get": lambda: client.get(url, headers=headers),
         # Address scopes have no standard attributes: no description.
-        "update": lambda: client.put(url, json={kind: {
-            "name" if kind == "address_scope" else "description": "changed"}},
-            headers=headers),
+        "update": lambda: client.put(url, json={kind: _change(kind)}, headers=headers),
         "tag": lambda: client.put(f"{url}/tags/red", headers=headers),
         "delete": lambda: client.delete(url, headers=headers),
         "add_addresses": lambda: client.put(f"{url}/add_addresses", json={
@@ -172,6 +179,15 @@ def _act(client: httpx.Client, kind: str, verb: str, role: str, world: dict[str,
             "prefixes": ["203.0.113.0/28"]}, headers=headers),
     }
     return actions[verb]()
+
+
+def _change(kind: str) -> dict[str, str]:
+    """An update body: address scopes and RBAC policies have no description."""
+    if kind == "address_scope":
+        return {"name": "changed"}
+    if kind == "rbac_policy":
+        return {"target_tenant": f"t-{uuid.uuid4().hex[:6]}"}
+    return {"description": "changed"}
 
 
 @pytest.mark.parametrize(("kind", "verb"), sorted(EXPECTED))

@@ -16,7 +16,8 @@ from tests.functional.test_api import error, ok
 from tests.support import Server
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
-            "security_group": 10, "security_group_rule": 100, "subnetpool": -1}
+            "security_group": 10, "security_group_rule": 100, "subnetpool": -1,
+            "rbac_policy": 10}
 
 
 def _quota_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:

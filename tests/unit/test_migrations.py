@@ -66,3 +66,32 @@ def test_one_default_security_group_per_project(tmp_path: Path) -> None:
         conn.execute(delete(PORTS).where(PORTS.c.id == "port"))
         assert conn.execute(SG_PORT_BINDINGS.select()).all() == []
     db.dispose()
+
+
+def test_shared_and_external_networks_get_their_grants(tmp_path: Path) -> None:
+    """Networks made shared or external before RBAC policies existed are granted to every
+    project by the migration that brings them, so that nobody loses access."""
+    from sqlalchemy import insert, select
+
+    from neutrino.db.models import NETWORK_RBACS, NETWORKS
+
+    db = Database(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    migration.upgrade(db.engine, "5d2b8e71c0a4")
+    stamp = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+             "revision_number": 0, "description": "", "name": "", "mtu": 1450,
+             "network_type": "vxlan", "admin_state_up": True, "status": "ACTIVE",
+             "availability_zone_hints": [], "port_security_enabled": True}
+    with db.engine.begin() as conn:
+        for net_id, shared, external in (("plain", False, False), ("shared", True, False),
+                                         ("ext", False, True), ("both", True, True)):
+            conn.execute(insert(NETWORKS).values(id=net_id, project_id="p", shared=shared,
+                                                 external=external, **stamp))
+    migration.upgrade(db.engine)
+    with db.engine.connect() as conn:
+        grants = sorted(conn.execute(select(
+            NETWORK_RBACS.c.object_id, NETWORK_RBACS.c.target_project,
+            NETWORK_RBACS.c.action, NETWORK_RBACS.c.project_id)).all())
+    assert [tuple(g) for g in grants] == [
+        ("both", "*", "access_as_external", "p"), ("both", "*", "access_as_shared", "p"),
+        ("ext", "*", "access_as_external", "p"), ("shared", "*", "access_as_shared", "p")]
+    db.dispose()
