@@ -112,6 +112,10 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                               "the prefix list of subnet pools", "2019-02-08T10:00:00-00:00"),
     "address-scope": ("Address scope", "Address scopes extension.",
                       "2015-07-26T10:00:00-00:00"),
+    "extra_dhcp_opt": ("Neutron Extra DHCP options", "Extra options configuration for DHCP. "
+                       "For example PXE boot options to DHCP clients can be specified (e.g. "
+                       "tftp-server, server-ip-address, bootfile-name)",
+                       "2013-03-17T12:00:00-00:00"),
     "rbac-policies": ("RBAC Policies", "Allows creation and modification of policies that "
                       "control project access to resources.", "2015-06-17T12:15:12-00:00"),
     "quota-check-limit": ("Quota engine limit check", "Support for checking the resource "

@@ -95,6 +95,18 @@ class Network(StandardAttrs, Base):
                                                         server_default=true())
 
 
+class ExtraDhcpOpt(Base):
+    """A DHCP option dnsmasq gives one port (`extra_dhcp_opt`), per IP version."""
+
+    __tablename__ = "extradhcpopts"
+
+    port_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
+    opt_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ip_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opt_value: Mapped[str] = mapped_column(String(255))
+
+
 class NetworkRBAC(Base):
     """A grant of a network to a project, or to every project (`*`): `access_as_shared`
     (ports on it) or `access_as_external` (router gateways and floating IPs on it).
@@ -513,6 +525,7 @@ SUBNETS = _table(Subnet)
 SUBNET_CREATION_ORDER = (SUBNETS.c.created_at, SUBNETS.c.created_order, SUBNETS.c.id)
 PORTS = _table(Port)
 NETWORK_RBACS = _table(NetworkRBAC)
+EXTRA_DHCP_OPTS = _table(ExtraDhcpOpt)
 ADDRESS_SCOPES = _table(AddressScope)
 SUBNETPOOLS = _table(SubnetPool)
 SUBNETPOOL_PREFIXES = _table(SubnetPoolPrefix)

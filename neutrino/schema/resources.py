@@ -232,6 +232,10 @@ PORT = Resource("port", "ports", _standard(tags_on_create=True) + (
     Attr("allowed_address_pairs", None, v.allowed_address_pairs(), post=True, put=True,
          policy=True, computed_default=True, filter=False, sort=False,
          doc="[{ip_address: IP or CIDR, mac_address: default the port's}]."),
+    Attr("extra_dhcp_opts", None, v.extra_dhcp_opts(), default=[], post=True, put=True,
+         filter=False, sort=False,
+         doc="[{opt_name, opt_value, ip_version: 4}]: DHCP options for this port alone; "
+             "an update merges them (a null opt_value removes one)."),
 ))
 
 SUBNETPOOL = Resource("subnetpool", "subnetpools", _standard(

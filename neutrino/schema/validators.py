@@ -7,6 +7,7 @@ OpenAPI document is derived from the same objects that check the requests.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -396,6 +397,81 @@ def target_project() -> Validator:
         return text
 
     return Validator(convert, {"type": "string", "minLength": 1, "maxLength": 255})
+
+
+# DHCP option names dnsmasq knows (`dnsmasq --help dhcp`, `--help dhcp6`, 2.90): a name
+# it does not know would make it refuse the whole options file, and so the network.
+DHCP4_OPTION_NAMES = frozenset({
+    "netmask", "time-offset", "router", "dns-server", "log-server", "lpr-server",
+    "boot-file-size", "domain-name", "swap-server", "root-path", "extension-path",
+    "ip-forward-enable", "non-local-source-routing", "policy-filter", "max-datagram-reassembly",
+    "default-ttl", "mtu", "all-subnets-local", "router-discovery", "router-solicitation",
+    "static-route", "trailer-encapsulation", "arp-timeout", "ethernet-encap", "tcp-ttl",
+    "tcp-keepalive", "nis-domain", "nis-server", "ntp-server", "netbios-ns", "netbios-dd",
+    "netbios-nodetype", "netbios-scope", "x-windows-fs", "x-windows-dm", "T1", "T2",
+    "vendor-class", "nis+-domain", "nis+-server", "tftp-server", "bootfile-name",
+    "mobile-ip-home", "smtp-server", "pop3-server", "nntp-server", "irc-server", "user-class",
+    "rapid-commit", "client-arch", "client-interface-id", "client-machine-id", "posix-timezone",
+    "tzdb-timezone", "ipv6-only", "domain-search", "sip-server", "classless-static-route",
+    "vendor-id-encap", "tftp-server-address", "server-ip-address"
+})
+DHCP6_OPTION_NAMES = frozenset({
+    "sip-server-domain", "sip-server", "dns-server", "domain-search", "nis-server",
+    "nis+-server", "nis-domain", "nis+-domain", "sntp-server", "information-refresh-time",
+    "posix-timezone", "tzdb-timezone", "ntp-server", "bootfile-url", "bootfile-param"
+})
+# Options whose value may be blank (no router, no classless routes), as Neutron's.
+BLANK_DHCP_OPTS = ("router", "classless-static-route")
+_OPTION_TAG = re.compile(r"^(tag:[A-Za-z0-9_.-]+,)?([A-Za-z0-9+_.-]+)$")
+
+
+def _dhcp_option(value: Any) -> dict[str, Any]:
+    from neutrino import exceptions as exc
+
+    if not isinstance(value, dict):
+        raise Invalid(f"'{value}' is not a dictionary")
+    unknown = set(value) - {"opt_name", "opt_value", "ip_version"}
+    if unknown or "opt_name" not in value or "opt_value" not in value:
+        raise Invalid(f"'{value}' must have opt_name and opt_value (and ip_version) only")
+    version = value.get("ip_version", 4)
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise Invalid(f"'{version}' is not an IP version") from None
+    if version not in (4, 6) or isinstance(value.get("ip_version"), bool):
+        raise Invalid(f"'{version}' is not in [4, 6]")
+    name = value["opt_name"]
+    if not isinstance(name, str) or not name or len(name) > 64 or "\n" in name:
+        raise Invalid(f"'{name}' is not a one-line name of at most 64 characters")
+    match = _OPTION_TAG.match(name)
+    bare = match.group(2) if match else ""
+    if bare in ("client-id", "61"):  # Neutron matches hosts by it; neutrino does not yet
+        raise exc.InvalidInput(error_message="The client-id option is not supported")
+    known = DHCP4_OPTION_NAMES if version == 4 else DHCP6_OPTION_NAMES
+    if not match or not (bare in known or (bare.isdigit() and 0 < int(bare) < 255)):
+        raise Invalid(f"'{name}' is not a DHCPv{version} option name or number dnsmasq knows")
+    option = value["opt_value"]
+    if option is None:
+        pass  # no option: on an update, the option is removed
+    elif not isinstance(option, str) or len(option) > 255 or any(c in option for c in "\n\r\0"):
+        raise Invalid(f"'{option}' is not a one-line value of at most 255 characters")
+    elif not option.strip() and bare not in BLANK_DHCP_OPTS:
+        raise Invalid(f"the value of {name} must not be blank")
+    return {"opt_name": name, "opt_value": option, "ip_version": version}
+
+
+def extra_dhcp_opts() -> Validator:
+    """A port's DHCP options: [{opt_name, opt_value, ip_version (4)}]; a null opt_value
+    removes the option on an update and is ignored on a create, as in Neutron."""
+
+    def convert(value: Any) -> list[dict[str, Any]]:
+        items = _list_of(_dhcp_option, unique=False, max_items=64)(value)
+        keys = [(i["opt_name"], i["ip_version"]) for i in items]
+        if len(set(keys)) != len(keys):
+            raise Invalid("Duplicate options in the list")
+        return items
+
+    return Validator(convert, {"type": "array", "items": {"type": "object"}}, nullable=True)
 
 
 def name_not_default() -> Validator:

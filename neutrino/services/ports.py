@@ -17,6 +17,7 @@ from neutrino.db.models import (
     AGENTS,
     ALLOCS,
     ALLOWED_ADDRESS_PAIRS,
+    EXTRA_DHCP_OPTS,
     NETWORKS,
     PORTS,
     SG_PORT_BINDINGS,
@@ -27,7 +28,7 @@ from neutrino.registry import L2
 from neutrino.schema.policy import Context
 from neutrino.schema.request import Query
 from neutrino.schema.resources import PORT
-from neutrino.services import changes, ipam, network_access
+from neutrino.services import changes, extra_dhcp_opts, ipam, network_access
 from neutrino.services import port_security as psec
 from neutrino.services.common import (
     Core,
@@ -77,11 +78,11 @@ def port_target(project_id: str, network: Row[Any], device_owner: str = "",
 
 
 def render(m: Mapping[str, Any], fixed_ips: list[dict[str, str]], tags: list[str],
-           groups: list[str] | None = None,
-           pairs: list[dict[str, str]] | None = None) -> dict[str, Any]:
+           groups: list[str] | None = None, pairs: list[dict[str, str]] | None = None,
+           dhcp_opts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A port row as the API shows it."""
     return PORT.render(m, fixed_ips=fixed_ips, tags=tags, security_groups=groups or [],
-                       allowed_address_pairs=pairs or [])
+                       allowed_address_pairs=pairs or [], extra_dhcp_opts=dhcp_opts or [])
 
 
 def fixed_ips_of(conn: Connection, page: Page) -> dict[str, list[dict[str, str]]]:
@@ -176,8 +177,9 @@ class PortService(ResourceServiceBase):
         tags = load_tags(conn, page)
         groups = port_groups(conn, page.holds(SG_PORT_BINDINGS.c.port_id))
         pairs = psec.pairs_of(conn, page.holds(ALLOWED_ADDRESS_PAIRS.c.port_id))
+        dhcp_opts = extra_dhcp_opts.opts_of(conn, page.holds(EXTRA_DHCP_OPTS.c.port_id))
         return [render(r, fixed.get(r["id"], []), tags.get(r["id"], []), groups.get(r["id"]),
-                       pairs.get(r["id"])) for r in page.rows]
+                       pairs.get(r["id"]), dhcp_opts.get(r["id"])) for r in page.rows]
 
     def get(self, ctx: Context, port_id: str) -> dict[str, Any]:
         """One port."""
@@ -294,6 +296,8 @@ class PortService(ResourceServiceBase):
         groups = self._new_groups(conn, ctx, project, body, secured, bool(fixed))
         psec.bind_groups(conn, port_id, groups, replace=False)
         stored_pairs = psec.set_pairs(conn, port_id, mac, pairs, replace=False)
+        dhcp_opts = extra_dhcp_opts.set_opts(conn, port_id, body.get("extra_dhcp_opts") or [],
+                                             replace=False)
         changes.record_port_groups(
             conn, port_id, groups, psec.hosts_of(row["binding_host_id"]),
             also=changes.rows_of("port", port_id, changes.network(network.id),
@@ -302,7 +306,7 @@ class PortService(ResourceServiceBase):
         if row["device_owner"] != DHCP_OWNER and any(
                 ip["subnet_id"] in dhcp_subnets for ip in fixed):
             self.core.dhcp_needed(conn, network.id)
-        return render(row, fixed, tags, groups, stored_pairs)
+        return render(row, fixed, tags, groups, stored_pairs, dhcp_opts)
 
     def _new_groups(self, conn: Connection, ctx: Context, project: str, body: dict[str, Any],
                     secured: bool, has_ip: bool) -> list[str]:
@@ -423,6 +427,10 @@ class PortService(ResourceServiceBase):
             if "fixed_ips" in body:
                 self._replace_fixed_ips(conn, network.id, row, body["fixed_ips"])
             self._update_security(conn, ctx, row, body)
+            if body.get("extra_dhcp_opts"):
+                current = extra_dhcp_opts.opts_of(conn, [port_id]).get(port_id, [])
+                extra_dhcp_opts.set_opts(conn, port_id, extra_dhcp_opts.merged(
+                    current, body["extra_dhcp_opts"]), replace=True)
             bump_revision(conn, PORTS, port_id, utcnow(), values)
             changes.record(conn, "port", port_id, changes.network(network.id),
                            hosts=[row.binding_host_id, body.get("binding:host_id")])

@@ -21,8 +21,9 @@ from sqlalchemy import Connection, Row, select
 
 from neutrino.agent.contract import Key
 from neutrino.db.listing import Page
-from neutrino.db.models import AGENTS, DHCP_BINDINGS, NETWORKS, PORTS, SUBNETS
+from neutrino.db.models import AGENTS, DHCP_BINDINGS, EXTRA_DHCP_OPTS, NETWORKS, PORTS, SUBNETS
 from neutrino.registry import DHCP, L2
+from neutrino.services import extra_dhcp_opts
 from neutrino.services import security_projection as security
 from neutrino.services.changes import SECURITY_GROUP, Change, Scope
 from neutrino.services.ports import fixed_ips_of
@@ -181,6 +182,10 @@ class DhcpProjection:
             return None
         network["subnets"] = subnets_of(conn, network_id)
         network["ports"] = ports_where(conn, PORTS.c.network_id == network_id)
+        opts = extra_dhcp_opts.opts_of(conn, EXTRA_DHCP_OPTS.c.port_id.in_(
+            select(PORTS.c.id).where(PORTS.c.network_id == network_id)))
+        for port in network["ports"]:
+            port["extra_dhcp_opts"] = opts.get(port["id"], [])
         network["dhcp_port_id"] = binding.port_id
         return network
 

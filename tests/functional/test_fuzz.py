@@ -360,6 +360,11 @@ def _plausible_values(seeds: Seeds, project: str | None,
         "default_prefixlen": st.integers(0, 130), "min_prefixlen": st.integers(0, 130),
         "max_prefixlen": st.integers(0, 130), "default_quota": st.none() | INTS,
         "is_default": BOOLS, "address_scope_id": st.none() | scopes,
+        "extra_dhcp_opts": st.lists(st.fixed_dictionaries(
+            {"opt_name": st.sampled_from(["tftp-server", "bootfile-name", "router", "66",
+                                          "tag:ipxe,bootfile-name", "dns-server", "bogus"]),
+             "opt_value": st.none() | st.sampled_from(["10.0.0.7", "", "a,b", "x\ny"])},
+            optional={"ip_version": st.sampled_from([4, 6, "4", 5])}), max_size=3),
         # RBAC policies
         "object_type": st.sampled_from(["network", "Network", "qos_policy"]),
         "object_id": networks, "target_tenant": st.sampled_from(["p1", "p2", "p3", "*"]),

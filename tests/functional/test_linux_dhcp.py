@@ -140,3 +140,69 @@ def test_vm_gets_its_fixed_ip_from_dnsmasq(lab: dict[str, Any], watched: bool) -
     assert not Path(f"/proc/{pid}").exists()
     assert ("network", network_id) not in driver.present()
     assert dhcp_namespace(network_id, lab["host"]) not in os.listdir("/run/netns")
+
+
+def dhcp_options(lab: dict[str, Any], ifname: str) -> dict[str, str]:
+    """Run udhcpc in the VM asking for the TFTP server and boot file; what it was given."""
+    script = Path(tempfile.mkdtemp(prefix="ntt-udhcpc-", dir="/tmp")) / "print.sh"
+    script.write_text("#!/bin/sh\nenv | grep -E '^(ip|tftp|bootfile)=' "
+                      "> \"$(dirname \"$0\")/got.$1\"\n")
+    script.chmod(0o755)
+    try:
+        subprocess.run(["ip", "netns", "exec", lab["vm"], "busybox", "udhcpc", "-i", ifname,
+                        "-n", "-q", "-t", "5", "-T", "1", "-O", "tftp", "-O", "bootfile",
+                        "-s", str(script)], capture_output=True, text=True, timeout=60)
+        got = script.parent / "got.bound"
+        assert got.exists(), "udhcpc got no lease"
+        return dict(line.split("=", 1) for line in got.read_text().split())
+    finally:
+        shutil.rmtree(script.parent, ignore_errors=True)
+
+
+def test_a_port_gets_its_own_dhcp_options(lab: dict[str, Any]) -> None:
+    """A port's extra_dhcp_opts reach its VM and no other; a changed value is re-read
+    without a restart; dnsmasq survives a port leaving while tagged clients hold leases
+    (host entries carry no tags); a port losing its options restarts it, leases kept."""
+    driver, network_id = lab["driver"], lab["network_id"]
+    pxe = "c" * 8 + "-0000-4000-8000-000000000003"
+    plain = "d" * 8 + "-0000-4000-8000-000000000004"
+    gone = "e" * 8 + "-0000-4000-8000-000000000005"
+    macs = {pxe: ("fa:16:3e:00:00:30", "10.77.0.30"), plain: ("fa:16:3e:00:00:40", "10.77.0.40"),
+            gone: ("fa:16:3e:00:00:50", "10.77.0.50")}
+
+    def with_opts(ports: dict[str, tuple[str, str]], tftp: str | None) -> dict[str, Any]:
+        wanted = state(network_id, ports)
+        for port in wanted["ports"]:
+            if port["id"] in (pxe, gone) and tftp is not None:
+                port["extra_dhcp_opts"] = [
+                    {"opt_name": "tftp-server", "opt_value": tftp, "ip_version": 4},
+                    {"opt_name": "bootfile-name", "opt_value": "pxelinux.0", "ip_version": 4}]
+        return wanted
+
+    driver.apply(("network", network_id), with_opts(macs, "10.77.0.7"))
+    Kernel(lab["host"]).ensure_in_bridge(tap_name("d" * 36), bridge_name(network_id))
+    for port_id, ifname in ((pxe, "ntt-o1"), (plain, "ntt-o2"), (gone, "ntt-o3")):
+        boot_vm(lab, port_id, macs[port_id][0], ifname)
+    assert dhcp_options(lab, "ntt-o1") == {"ip": "10.77.0.30", "tftp": "10.77.0.7",
+                                           "bootfile": "pxelinux.0"}
+    assert dhcp_options(lab, "ntt-o2") == {"ip": "10.77.0.40"}
+    assert dhcp_options(lab, "ntt-o3")["tftp"] == "10.77.0.7"
+    paths = Paths(str(driver.root / network_id))
+    pid = int(Path(paths.pid).read_text())
+
+    driver.apply(("network", network_id), with_opts(macs, "10.77.0.8"))  # a value: SIGHUP
+    assert int(Path(paths.pid).read_text()) == pid
+    assert dhcp_options(lab, "ntt-o1")["tftp"] == "10.77.0.8"
+
+    left = {k: v for k, v in macs.items() if k != gone}  # the tagged port leaves: a restart
+    driver.apply(("network", network_id), with_opts(left, "10.77.0.8"))
+    pid = int(Path(paths.pid).read_text())
+    driver.apply(("network", network_id), with_opts(left, "10.77.0.9"))  # SIGHUP, leases held
+    time.sleep(0.3)
+    assert int(Path(paths.pid).read_text()) == pid and driver.drifted() == set()
+    assert dhcp_options(lab, "ntt-o1")["tftp"] == "10.77.0.9"
+
+    driver.apply(("network", network_id), with_opts(left, None))  # options gone: a restart
+    assert int(Path(paths.pid).read_text()) != pid
+    assert dhcp_options(lab, "ntt-o1") == {"ip": "10.77.0.30"}
+    driver.apply(("network", network_id), None)

@@ -192,3 +192,38 @@ def test_a_kept_interest_follows_what_reshapes_it(services: Any) -> None:
                               "ip_version": 4})
     create(services, PORT, {"network_id": net2["id"], "binding:host_id": "HostA"})
     assert ("network", net2["id"]) in watch.interest("Linux bridge agent", "HostA").keys
+
+
+def test_a_ports_dhcp_options_reach_the_dhcp_agents_plan(services: Any) -> None:
+    """extra_dhcp_opts travel to the DHCP agent: an options line tagged by the port, and
+    the `--dhcp-mac` that sets that tag; an update that merges them changes the plan."""
+    dhcp_a = register(services, "DHCP agent", "HostA")
+    net = create(services, NETWORK, {"name": "pxe"})
+    create(services, SUBNET, {"network_id": net["id"], "cidr": "10.0.2.0/24", "ip_version": 4})
+    port = create(services, PORT, {"network_id": net["id"], "extra_dhcp_opts": [
+        {"opt_name": "tftp-server", "opt_value": "10.0.2.7"},
+        {"opt_name": "tag:ipxe,bootfile-name", "opt_value": "boot.ipxe"}]})
+    services.dhcp.add_dhcp_networks(ADMIN, dhcp_a, net["id"])
+
+    def plan() -> Any:
+        fake = FakeDhcp(services.conf)
+        runner = AgentRunner("HostA", fake, Channel(),  # type: ignore[arg-type]
+                             report_interval=1, availability_zone=None)
+        runner.absorb(services.watch.states(services.watch.interest("DHCP agent", "HostA"),
+                                            None, 5))
+        runner.reconcile_once()
+        (found,) = fake.snapshot()
+        return found
+
+    tag = f"tag:port-{port['id']}"
+    first = plan()
+    assert f"{tag},option:tftp-server,10.0.2.7\n" in first.opts
+    assert f"{tag},tag:ipxe,option:bootfile-name,boot.ipxe\n" in first.opts
+    assert f"--dhcp-mac=set:port-{port['id']},{port['mac_address']}" in first.daemon.argv
+    services.ports.update(ADMIN, port["id"], parse_item(PORT, {"extra_dhcp_opts": [
+        {"opt_name": "tftp-server", "opt_value": None},
+        {"opt_name": "tag:ipxe,bootfile-name", "opt_value": "other.ipxe"}]}, create=False))
+    second = plan()
+    assert "tftp-server" not in second.opts
+    assert f"{tag},tag:ipxe,option:bootfile-name,other.ipxe\n" in second.opts
+    assert second.daemon.argv == first.daemon.argv  # same ports with options: no restart

@@ -1,8 +1,9 @@
 """dnsmasq's files and command line for one network, as pure functions of its state.
 
 One file per port in the network's `--dhcp-hostsdir` (dnsmasq reads additions there without
-a reload), an options file with each subnet's router, DNS servers and routes, and the
-command line. Names and formats follow Neutron's, so an operator recognises them.
+a reload), an options file with each subnet's router, DNS servers and routes and each
+port's own options, and the command line. Names and formats follow Neutron's, so an
+operator recognises them.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def host_files(network: dict[str, Any]) -> dict[str, str]:
     """Per-port host files (name: text): `mac,[ip]|ip,hostname` lines.
 
     No `set:port-<id>` tag: dnsmasq 2.90 crashes on SIGHUP once a host entry carrying a tag
-    has a lease (seen here: any port removal would have killed it), and nothing needs the
-    tag until ports get their own DHCP options (Neutron tags only those ports, too)."""
+    has a lease (seen here: any port removal would have killed it); a port's own options
+    match its MAC through `--dhcp-mac` instead (`command`)."""
     files: dict[str, str] = {}
     for port_id, mac, address in host_entries(network):
         shown = f"[{address}]" if ":" in address else address
@@ -109,6 +110,36 @@ def _server_address(network: dict[str, Any], subnet_id: str) -> str | None:
                  if ip["subnet_id"] == subnet_id), None)
 
 
+def option_line(tag: str, ip_version: int, name: str, value: str) -> str:
+    """One options-file line, as Neutron formats it: `tag:<tag>[,tag:<extra>],option:<name>`
+    (a number stands as it is in IPv4; IPv6 names and numbers take `option6:`), then the
+    value unless it is blank (a blank router means: no router)."""
+    extra, _, bare = name.rpartition(",")
+    numbered = bare if bare.isdigit() else f"option:{bare}"
+    option = f"option6:{bare}" if ip_version == 6 else numbered
+    parts = [f"tag:{tag}", *([extra] if extra else []), option]
+    if value.strip():
+        parts.append(value)
+    return ",".join(parts)
+
+
+def port_options(network: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
+    """Ports with options of their own that DHCP serves: port id -> (MAC, option lines).
+    An option of an IP version the port has no served address of is left out."""
+    versions: dict[str, set[int]] = {}
+    for port_id, _mac, address in host_entries(network):
+        versions.setdefault(port_id, set()).add(6 if ":" in address else 4)
+    found: dict[str, tuple[str, list[str]]] = {}
+    for port in network["ports"]:
+        lines = [option_line(f"port-{port['id']}", opt["ip_version"], opt["opt_name"],
+                             opt["opt_value"])
+                 for opt in port.get("extra_dhcp_opts", [])
+                 if opt["ip_version"] in versions.get(port["id"], set())]
+        if lines:
+            found[port["id"]] = (port["mac_address"], lines)
+    return found
+
+
 def opts_text(network: dict[str, Any]) -> str:
     """Per-subnet options: router, DNS servers (the DHCP server itself when none are set, as
     Neutron does), and classless static routes (host routes plus the default route)."""
@@ -131,6 +162,8 @@ def opts_text(network: dict[str, Any]) -> str:
             lines.append(f"{tag},option:router")
         if routes:
             lines.append(f"{tag},option:classless-static-route,{','.join(routes)}")
+    for _port, (_mac, port_lines) in sorted(port_options(network).items()):
+        lines.extend(port_lines)
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -157,6 +190,12 @@ def command(network: dict[str, Any], interface: str, paths: Paths, lease_seconds
         else:
             args.append(f"--dhcp-range=set:subnet-{subnet['id']},{net.network},static,"
                         f"{net.prefixlen},{lease}")
+    # A port's own options match its MAC through a tag set here, not in its host entry:
+    # dnsmasq 2.90 crashes on a SIGHUP once a tagged host entry has a lease. A port gaining
+    # or losing options therefore restarts dnsmasq (its leases kept in the lease file);
+    # a change of values only rewrites the options file.
+    for port_id, (mac, _lines) in sorted(port_options(network).items()):
+        args.append(f"--dhcp-mac=set:port-{port_id},{mac}")
     args.append(f"--dhcp-option-force=option:mtu,{network['mtu']}")
     addresses = sum(netaddr.IPNetwork(s["cidr"]).size for s in dhcp_subnets(network))
     args.append(f"--dhcp-lease-max={addresses}")
