@@ -116,10 +116,11 @@ core_opts = [
 agent_server_opts = [
     cfg.IntOpt(
         "agent_down_time",
-        default=6,
+        default=3,
         min=1,
-        help="Seconds after an agent's last report before it counts as dead. Keep it at "
-        "least twice the agents' report_interval (Neutron: 75).",
+        help="Seconds after an agent's last report before it counts as dead and its "
+        "networks and routers move. Keep it at least twice the agents' report_interval "
+        "(Neutron: 75, and it moves them only after twice that).",
     ),
     cfg.IntOpt(
         "dhcp_agents_per_network",
@@ -154,12 +155,13 @@ agent_server_opts = [
         "dhcp_failover_grace",
         default=0,
         min=0,
-        help="Seconds an agent must have been dead before its networks move; 0 means "
-        "agent_down_time (Neutron waits agent_down_time * 2 after the last report).",
+        help="Seconds an agent must have been dead before its networks and routers move "
+        "(0: at once). Neutron waits agent_down_time * 2 after the last report; setting "
+        "this to agent_down_time gives the same.",
     ),
     cfg.FloatOpt(
         "failover_check_interval",
-        default=1.0,
+        default=0.5,
         min=0.1,
         help="Seconds between two passes of the failover and auto-scheduling task.",
     ),
@@ -202,7 +204,7 @@ l3_agent_opts = [
 ]
 
 agent_opts = [
-    cfg.FloatOpt("report_interval", default=2.0, min=0.1,
+    cfg.FloatOpt("report_interval", default=1.0, min=0.1,
                  help="Seconds between an agent's reports to the server (Neutron: 30)."),
     cfg.StrOpt("availability_zone", default="nova",
                help="The availability zone this agent serves."),

@@ -118,7 +118,7 @@ class Hosts(Wiring):
             "AGENT": {"dataplane": "linux", "host_namespace": self.host_namespace(host),
                       "server_url": self.url, "server_username": "neutrino-agent",
                       "server_password": self.state["agent_password"],
-                      "report_interval": 2, "polling_interval": 0.5,
+                      "report_interval": 1, "polling_interval": 0.5,
                       "watch_timeout": 10, "resync_interval": 30},
             "VXLAN": {"local_ip": self.tunnel_address(host).split("/")[0]},
             "LINUX_BRIDGE": {"physical_interface_mappings":

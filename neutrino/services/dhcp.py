@@ -76,7 +76,7 @@ class DhcpPlacement:
         self.auto_schedule = conf.network_auto_schedule
         self.fill_always = True
         self.failover = conf.allow_automatic_dhcp_failover
-        self.grace = float(conf.dhcp_failover_grace or conf.agent_down_time)
+        self.grace = float(conf.dhcp_failover_grace)
         self.rng = random.SystemRandom()
 
     def wanted(self, conn: Connection, resource_id: str) -> int:

@@ -66,7 +66,7 @@ class L3Placement:
         self.auto_schedule = conf.router_auto_schedule
         self.fill_always = False
         self.failover = conf.allow_automatic_l3agent_failover
-        self.grace = float(conf.dhcp_failover_grace or conf.agent_down_time)
+        self.grace = float(conf.dhcp_failover_grace)
 
     def wanted(self, conn: Connection, resource_id: str) -> int:
         """A legacy router wants one agent."""

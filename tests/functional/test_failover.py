@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -107,6 +109,46 @@ def test_kill_9_moves_the_network_with_its_dhcp_port(fast_server: Server) -> Non
         for agent in agents.values():
             agent.stop()
     assert violations == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fast_server", [{"agent_down_time": 3, "dhcp_failover_grace": 0,
+                                          "failover_check_interval": 0.5}],
+                         indirect=True, ids=["neutrino-defaults"])
+def test_a_frozen_agent_is_failed_over_and_gives_up_when_thawed(fast_server: Server) -> None:
+    """SIGSTOP keeps the agent's connections open but stops its reports: with neutrino's
+    default timings its network moves like a dead agent's (well within 5 s here, but only
+    the bench times it), and once thawed the agent drops the network instead of taking it
+    back."""
+    agents = {h: AgentProcess(fast_server, "dhcp", h, report_interval=1.0).start()
+              for h in ("HostA", "HostB")}
+    frozen = None
+    try:
+        with fast_server.http() as admin:
+            wait_for(lambda: registered(admin, 2), 20, what="two DHCP agents")
+            net, _ = make_net(admin, "10.124.0.0/24")
+            [first] = wait_for(lambda: dhcp_hosts(admin, net["id"]), 10, what="scheduling")
+            survivor = "HostB" if first == "HostA" else "HostA"
+            frozen = agents[first].proc
+            assert frozen is not None
+            os.kill(frozen.pid, signal.SIGSTOP)
+            wait_for(lambda: dhcp_hosts(admin, net["id"]) == {survivor}, 30,
+                     what="the network bound to the surviving agent")
+            assert not registered(admin, 2)  # the frozen one counts as dead
+            os.kill(frozen.pid, signal.SIGCONT)
+            frozen = None
+            first_id = next(a["id"] for a in ok(admin.get("/v2.0/agents", params={
+                "host": first, "agent_type": "DHCP agent"}))["agents"])
+            wait_for(lambda: ok(admin.get(f"/v2.0/agents/{first_id}"))["agent"][
+                "configurations"]["networks"] == 0, 20, what="the thawed agent dropping it")
+            wait_for(lambda: registered(admin, 2), 20, what="the thawed agent alive again")
+            assert dhcp_hosts(admin, net["id"]) == {survivor}
+            assert len(dhcp_ports(admin, net["id"])) == 1
+    finally:
+        if frozen is not None:
+            os.kill(frozen.pid, signal.SIGCONT)
+        for agent in agents.values():
+            agent.stop()
 
 
 def test_no_live_agent_means_no_move(fast_server: Server) -> None:
