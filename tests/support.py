@@ -292,7 +292,8 @@ def root_network_snapshot() -> dict[str, str]:
 
 
 def our_processes() -> list[str]:
-    """Running (not zombie) dnsmasq and neutrino processes: pid and command line."""
+    """Running (not zombie) dnsmasq, neutrino and Keystone processes: pid and command
+    line."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -302,6 +303,6 @@ def our_processes() -> list[str]:
             continue
         if text[text.rfind(")") + 2] in "ZX" or int(stat.parent.name) == os.getpid():
             continue
-        if "dnsmasq" in cmdline or "bin/neutrino" in cmdline:
+        if "dnsmasq" in cmdline or "bin/neutrino" in cmdline or "keystone.wsgi" in cmdline:
             out.append(f"{stat.parent.name} {cmdline.strip()}")
     return sorted(out)

@@ -67,6 +67,7 @@ class API:
         self.channel_users = auth.UserFile(conf.http_basic_auth_user_file)
         self.channel_auth = auth.Authenticator.from_conf(conf, self.channel_users)
         self.users = self.channel_auth if conf.auth_strategy == "http_basic" else None
+        self.keystone = auth.KeystoneAuth(conf) if conf.auth_strategy == "keystone" else None
         self.by_collection: dict[str, ResourceService] = {
             "networks": services.networks, "subnets": services.subnets, "ports": services.ports,
             "subnetpools": services.subnetpools, "address_scopes": services.address_scopes,
@@ -86,6 +87,9 @@ class API:
 
     async def context(self, request: Request) -> Context:
         """Who is calling (a password is verified off the event loop)."""
+        if self.keystone is not None:
+            return await self.keystone.context(request.method, request.url.path,
+                                               request.headers)
         if self.users is None:
             return auth.context_from_headers(request.headers)
         return await self.basic_caller(request, self.users)

@@ -1,4 +1,5 @@
-"""Who is calling: `noauth` trusted headers, or HTTP Basic against a users file.
+"""Who is calling: `noauth` trusted headers, HTTP Basic against a users file, or a Keystone
+token (`KeystoneAuth`).
 
 The users file is JSON, managed by `neutrino user add|list|remove`:
 `{"users": {"NAME": {"password_hash": "<bcrypt>", "project_id": "...", "roles": [...]}}}`.
@@ -89,6 +90,56 @@ def context_from_headers(headers: Mapping[str, str]) -> Context:
                        roles=["admin", *(roles_header or "").split(",")])
     roles = roles_header.split(",") if roles_header else ["member"]
     return Context(user_id=headers.get("x-user-id"), project_id=project, roles=roles)
+
+
+class KeystoneAuth:
+    """Keystone tokens, validated by keystonemiddleware's auth_token as Neutron's API does,
+    with the `[keystone_authtoken]` section Neutron reads and its token cache (in process,
+    or memcached when `memcached_servers` is set).
+
+    The middleware is WSGI: each request's headers go through it in a worker thread (it
+    may call Keystone), as a minimal WSGI environ; when it accepts the token it has set
+    the identity headers (X-Project-Id, X-User-Id, X-Roles...) from the token, after
+    removing any the client sent, and the context is made from those alone.
+    """
+
+    ACCEPTED = "neutrino.token_accepted"
+
+    def __init__(self, conf: Any) -> None:
+        from keystonemiddleware import auth_token
+
+        self._protocol = auth_token.AuthProtocol(self._accept, {"oslo_config_config": conf})
+
+    @classmethod
+    def _accept(cls, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        environ[cls.ACCEPTED] = True
+        start_response("204 No Content", [])
+        return []
+
+    def _validate(self, method: str, path: str, headers: Mapping[str, str]) -> dict[str, Any]:
+        import io
+
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "",
+            "QUERY_STRING": "", "SERVER_NAME": "neutrino", "SERVER_PORT": "9696",
+            "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(), "wsgi.version": (1, 0),
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
+        for key, value in headers.items():
+            environ["HTTP_" + key.upper().replace("-", "_")] = value
+        status: list[str] = []
+        for _chunk in self._protocol(environ, lambda s, _h, _e=None: status.append(s)):
+            pass
+        if not environ.get(self.ACCEPTED):
+            raise exc.Unauthenticated()
+        return environ
+
+    async def context(self, method: str, path: str, headers: Mapping[str, str]) -> Context:
+        """The caller of a request, from its token (401 when missing, expired or revoked)."""
+        environ = await anyio.to_thread.run_sync(self._validate, method, path, headers)
+        roles = [r for r in environ.get("HTTP_X_ROLES", "").split(",") if r]
+        return Context(user_id=environ.get("HTTP_X_USER_ID"),
+                       project_id=environ.get("HTTP_X_PROJECT_ID"), roles=roles)
 
 
 class UserFile:

@@ -22,7 +22,7 @@ def _lab(args: argparse.Namespace) -> Lab:
 
 def up(args: argparse.Namespace) -> int:
     """Build the lab (a failed build removes what it made)."""
-    _lab(args).up(topology.load(args.topology))
+    _lab(args).up(topology.load(args.topology), keystone=args.keystone)
     return 0
 
 
@@ -153,6 +153,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("up", help="build the lab")
     p.add_argument("--topology", default="seed-000",
                    help=f"a built-in topology ({', '.join(topology.BUILTIN)}) or a JSON file")
+    p.add_argument("--keystone", action="store_true",
+                   help="a Keystone of the lab's own (on loopback, in the lab's directory): "
+                        "the server validates its tokens, `lab openstack` logs in with "
+                        "passwords through its catalog")
     p.set_defaults(func=up)
     sub.add_parser("down", help="remove everything the lab made").set_defaults(func=down)
     p = sub.add_parser("status", help="what runs")

@@ -31,6 +31,8 @@ core_opts = [
         choices=[
             ("noauth", "Trust the X-Project-Id, X-User-Id and X-Roles headers (development)."),
             ("http_basic", "HTTP Basic authentication against http_basic_auth_user_file."),
+            ("keystone", "Keystone tokens validated by keystonemiddleware ([keystone_authtoken], "
+             "read as Neutron reads it)."),
         ],
         help="How API callers are authenticated.",
     ),

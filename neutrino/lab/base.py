@@ -16,12 +16,15 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from neutrino.agent.linux import netns, process
 from neutrino.lab.topology import Topology, check_lab_name, parse
+
+if TYPE_CHECKING:
+    from neutrino.lab.keystone import Keystone
 
 BIN = Path(sys.executable).parent
 DEFAULT_DIR = Path(os.environ.get("NEUTRINO_LAB_DIR", "/var/tmp/neutrino-lab"))
@@ -56,6 +59,7 @@ class LabBase:
         # it, so that stopping them here also reaps them.
         process.become_subreaper()
         self.state: dict[str, Any] = {}
+        self._token: str | None = None  # the admin's Keystone token, in a lab with Keystone
         self.reload()
 
     def reload(self) -> None:
@@ -98,7 +102,11 @@ class LabBase:
 
     @property
     def demo_project(self) -> str:
-        """The id of the seeds' `demo` project (its user `demo` is a member)."""
+        """The id of the seeds' `demo` project (its user `demo` is a member): Keystone's,
+        in a lab that has one."""
+        keystone = self.state.get("keystone") or {}
+        if "projects" in keystone:
+            return str(keystone["projects"]["demo"])
         return uuid.uuid5(uuid.NAMESPACE_DNS, f"{self.name}.demo.project").hex
 
     @property
@@ -126,9 +134,22 @@ class LabBase:
 
     # -- the API and the client -----------------------------------------------------------
 
+    def keystone(self) -> Keystone:
+        """The lab's Keystone (its passwords are the lab's)."""
+        from neutrino.lab.keystone import Keystone
+
+        return Keystone(self.dir / "keystone", self.state["keystone"]["port"], passwords={
+            "admin": self.state["admin_password"], "demo": self.state["demo_password"],
+            "demo-reader": self.state["demo_password"],
+            "neutron": self.state["agent_password"]})
+
     def api(self) -> httpx.Client:
         """An HTTP client logged in as the lab's admin."""
         self.require_up()
+        if self.state.get("keystone"):  # the admin's token, asked for once per lab object
+            self._token = self._token or self.keystone().token()
+            return httpx.Client(base_url=self.url, headers={"X-Auth-Token": self._token},
+                                timeout=30)
         return httpx.Client(base_url=self.url, auth=("admin", self.state["admin_password"]),
                             timeout=30)
 

@@ -20,7 +20,8 @@ import httpx
 from neutrino import registry
 from neutrino.agent.linux import netns, process
 from neutrino.api.auth import UserFile
-from neutrino.lab.base import BIN, LabError, ini
+from neutrino.lab.base import BIN, LabError, free_port, ini
+from neutrino.lab.keystone import MARKER, REGION
 from neutrino.lab.topology import Topology
 from neutrino.lab.wiring import Wiring
 
@@ -36,6 +37,26 @@ def spawn(argv: Sequence[str], log: Path) -> int:
 
 class Hosts(Wiring):
     """The server, the agents and their daemons."""
+
+    # -- Keystone -------------------------------------------------------------------------
+
+    def start_keystone(self) -> None:
+        """Start a Keystone in the lab's directory and give it the seeds' projects, users
+        and roles and a `network` service at the lab's server."""
+        self.state["keystone"] = {"port": free_port(), "pid": None}
+        keystone = self.keystone()
+        keystone.setup()
+        keystone.start()
+        assert keystone.proc is not None
+        self.state["keystone"].update(pid=keystone.proc.pid, marker=MARKER,
+                                      projects=keystone.seed(self.url))
+        self.save()
+        self.out(f"Keystone: {keystone.url} (pid {keystone.proc.pid})")
+
+    def stop_keystone(self) -> bool:
+        """Stop the lab's Keystone, if it has one; True if it was running."""
+        found = self.state.get("keystone") or {}
+        return process.stop(found.get("pid"), MARKER) if found else False
 
     # -- the server -----------------------------------------------------------------------
 
@@ -54,15 +75,16 @@ class Hosts(Wiring):
                         "allow_overlapping_ips": True},
             "database": {"connection": f"sqlite:///{server / 'neutrino.sqlite'}"},
         }
+        if self.state.get("keystone"):
+            sections["DEFAULT"]["auth_strategy"] = "keystone"
+            sections["keystone_authtoken"] = self.keystone().authtoken_options()
         for section, values in topology.server_options.items():
             sections.setdefault(section, {}).update(values)
         conf = server / "neutrino.conf"
         conf.write_text(ini(sections))
         clouds = self.dir / "clouds.yaml"
         clouds.write_text("clouds:\n" + "".join(
-            f"  {cloud}:\n    auth_type: http_basic\n    auth:\n"
-            f"      username: {user}\n      password: {self.state[f'{user}_password']}\n"
-            f"      endpoint: {self.url}\n"
+            self.cloud_entry(cloud, user)
             for cloud, user in ((self.name, "admin"), (f"{self.name}-demo", "demo"))))
         clouds.chmod(0o600)
         pid = spawn([str(BIN / "neutrino-server"), "--config-file", str(conf)],
@@ -71,6 +93,20 @@ class Hosts(Wiring):
         self.save()
         self.wait_server(60)
         self.out(f"Server on {topology.controller}: {self.url} (pid {pid})")
+
+    def cloud_entry(self, cloud: str, user: str) -> str:
+        """A clouds.yaml entry: password authentication through the lab's Keystone's
+        catalog, or HTTP Basic straight to the server."""
+        password = self.state[f"{user}_password"]
+        if self.state.get("keystone"):
+            return (f"  {cloud}:\n    auth_type: password\n    region_name: {REGION}\n"
+                    f"    interface: public\n    identity_api_version: 3\n    auth:\n"
+                    f"      auth_url: {self.keystone().url}\n      username: {user}\n"
+                    f"      password: {password}\n      project_name: {user}\n"
+                    f"      user_domain_name: Default\n      project_domain_name: Default\n")
+        return (f"  {cloud}:\n    auth_type: http_basic\n    auth:\n"
+                f"      username: {user}\n      password: {password}\n"
+                f"      endpoint: {self.url}\n")
 
     def wait_server(self, timeout: float) -> None:
         """Wait until the server answers (LabError if it exited or stays silent)."""

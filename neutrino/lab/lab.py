@@ -24,8 +24,9 @@ from neutrino.lab.vms import Lease, Vms
 class Lab(Hosts, Vms):
     """One lab, found by its name under a base directory."""
 
-    def up(self, topology: Topology) -> None:
-        """Build the lab: server, namespaces and wires, agents; wait until all are alive."""
+    def up(self, topology: Topology, keystone: bool = False) -> None:
+        """Build the lab: server (with a Keystone of its own if asked), namespaces and
+        wires, agents; wait until all are alive."""
         if self.state:
             raise LabError(f"lab {self.name} is already up ({self.dir}); "
                            "`neutrino lab down` first")
@@ -51,6 +52,8 @@ class Lab(Hosts, Vms):
         self.out(f"Lab {self.name}: topology {topology.name}, state in {self.dir}")
         try:
             self.write_vm_files()
+            if keystone:
+                self.start_keystone()
             self.start_server(topology)
             self.wire_up(topology)
             for host in topology.hosts:
@@ -92,6 +95,7 @@ class Lab(Hosts, Vms):
         for host in self.topology.hosts:
             self.stop_dnsmasq(host.name)
         self.stop_server()
+        self.stop_keystone()
         removed = self.remove_namespaces()
         shutil.rmtree(self.dir)
         self.out(f"Lab {self.name} removed: {len(removed)} namespaces, its processes and "

@@ -19,7 +19,14 @@ import pytest
 from neutrino.lab import demo
 from neutrino.lab.lab import Lab, Lease
 from neutrino.lab.topology import parse
-from tests.support import VENV_BIN, namespaces, our_processes, root_network_snapshot, wait_for
+from tests.support import (
+    VENV_BIN,
+    namespaces,
+    openstack_cli,
+    our_processes,
+    root_network_snapshot,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("busybox") is None
@@ -195,3 +202,42 @@ def test_lab_command_line(base: Path, tmp_path: Path) -> None:
     assert "not up" in down.stdout
     assert leftovers(name) == []
     assert root_network_snapshot() == before
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("keystone-manage", path=str(VENV_BIN)) is None,
+                    reason="needs the keystone package (tools/install installs it)")
+def test_lab_with_keystone(base: Path, tmp_path: Path) -> None:
+    """`neutrino lab up --keystone`: the lab's own Keystone; `lab openstack` logs in with a
+    password through its catalog (seed 004's `openstack project show demo`), the demo user's
+    network belongs to Keystone's demo project, a VM gets its lease, and `lab down` leaves
+    nothing, Keystone included."""
+    name = lab_name()
+    common = ["lab", "--lab", name, "--dir", str(base)]
+    topology = tmp_path / "one.json"
+    topology.write_text(json.dumps({"name": "one", "hosts": [{"name": "Solo"}]}))
+    try:
+        neutrino(*common, "up", "--topology", str(topology), "--keystone")
+        state = json.loads((base / name / "lab.json").read_text())
+        demo_id = state["keystone"]["projects"]["demo"]
+        shown = json.loads(neutrino(*common, "openstack", "project", "show", "demo", "-f",
+                                    "json").stdout)
+        assert shown["id"] == demo_id
+        clouds = (base / name / "clouds.yaml").read_text()
+        assert "auth_type: password" in clouds and "http_basic" not in clouds
+        # The demo user, as a user of the lab's clouds.yaml would be.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env.update(OS_CLIENT_CONFIG_FILE=str(base / name / "clouds.yaml"),
+                   OS_CLOUD=f"{name}-demo")
+        openstack_cli(env, "network", "create", "lan")
+        made = openstack_cli(env, "subnet", "create", "--network", "lan", "--subnet-range",
+                             "10.19.0.0/24", "lan-v4", "-f", "json")
+        assert made["project_id"] == demo_id
+        neutrino(*common, "vm", "boot", "web", "--network", "lan")
+        lease = wait_for(lambda: (lambda r: r.stdout if r.returncode == 0 else None)(
+            neutrino(*common, "vm", "dhcp", "web", check=False)), timeout=30)
+        assert "lease of 10.19.0." in lease
+    finally:
+        neutrino(*common, "down", check=False)
+    assert leftovers(name) == []
+    assert not [p for p in our_processes() if "keystone.wsgi" in p and f"/{name}/" in p]
