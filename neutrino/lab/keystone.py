@@ -92,12 +92,13 @@ class Keystone:
         log = open(self.directory / "waitress.log", "ab")  # noqa: SIM115 - the child keeps it
         # Keystone parses the process's arguments with oslo.config as it loads, so the
         # server is started from a launcher whose argv holds nothing for it to misread.
-        # Its configuration file is named there too, so that `ps` tells whose it is.
+        # Its configuration file is named there too, so that `ps` tells whose it is. One
+        # thread: concurrent writers find Keystone's SQLite database locked (500s).
         launcher = ("import os, sys; port = int(sys.argv[1]); "
                     "os.environ['OS_KEYSTONE_CONFIG_FILES'] = sys.argv[2]; "
                     "sys.argv = sys.argv[:1]; "
                     "import waitress; from keystone.wsgi.api import application; "
-                    "waitress.serve(application, host='127.0.0.1', port=port, threads=8)")
+                    "waitress.serve(application, host='127.0.0.1', port=port, threads=1)")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", launcher, str(self.port), str(self.conf)], stdout=log,
             stderr=subprocess.STDOUT, env=self._env(), start_new_session=True)

@@ -15,16 +15,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from neutrino.api.auth import UserFile
 from neutrino.api.extensions import EXTENSIONS
 from neutrino.lab.base import BIN, free_port, ini
 from neutrino.lab.keystone import REGION, Keystone
 
+AGENT_USER, AGENT_PASSWORD = "neutrino-agent", "tempest-agent-secret"
 DEFAULT_REGEX = r"^(tempest\.api\.network|neutron_tempest_plugin\.api)\."
 RESULT = re.compile(r"^\{\d+\} (?P<test>[\w.]+(?:\[[^\]]*\])?) .*?\.\.\. (?P<status>ok|FAILED|"
                     r"SKIPPED|skip)(?P<rest>.*)$")
@@ -36,9 +39,12 @@ def start_server(work: Path, keystone: Keystone) -> tuple[subprocess.Popen[bytes
     server = work / "neutrino"
     server.mkdir(parents=True, exist_ok=True)
     conf = server / "neutrino.conf"
+    UserFile(str(server / "users.json")).add(AGENT_USER, AGENT_PASSWORD, "service",
+                                             ["service"])
     conf.write_text(ini({
         "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": port, "auth_strategy": "keystone",
-                    "state_path": server, "allow_overlapping_ips": True},
+                    "state_path": server, "allow_overlapping_ips": True,
+                    "http_basic_auth_user_file": server / "users.json"},
         "database": {"connection": f"sqlite:///{server / 'neutrino.sqlite'}"},
         "keystone_authtoken": keystone.authtoken_options()}))
     with open(server / "server.log", "ab") as log:
@@ -54,6 +60,23 @@ def start_server(work: Path, keystone: Keystone) -> tuple[subprocess.Popen[bytes
             time.sleep(0.1)
     proc.terminate()
     raise RuntimeError(f"neutrino-server did not start; see {server / 'server.log'}")
+
+
+def start_agents(work: Path, url: str) -> list[subprocess.Popen[bytes]]:
+    """DHCP, Linux bridge and L3 agents on one host, with the no-op data plane: they report,
+    take networks and routers and set ports ACTIVE, as tempest's router tests wait for."""
+    procs = []
+    for kind, binary in (("dhcp", "neutrino-dhcp-agent"), ("l2", "neutrino-linuxbridge-agent"),
+                         ("l3", "neutrino-l3-agent")):
+        conf = work / f"{kind}.conf"
+        conf.write_text(ini({
+            "DEFAULT": {"host": "tempest-host", "state_path": work / kind},
+            "AGENT": {"server_url": url, "server_username": AGENT_USER,
+                      "server_password": AGENT_PASSWORD}}))
+        with open(work / f"{kind}.log", "ab") as log:
+            procs.append(subprocess.Popen([str(BIN / binary), "--config-file", str(conf)],
+                                          stdout=log, stderr=subprocess.STDOUT))
+    return procs
 
 
 def public_network(url: str, token: str) -> str:
@@ -87,8 +110,7 @@ def tempest_conf(keystone: Keystone, public: str) -> dict[str, dict[str, Any]]:
         "network-feature-enabled": {"api_extensions": extensions, "ipv6": True,
                                     "ipv6_subnet_attributes": True},
         "validation": {"run_validation": False},
-        "neutron_plugin_options": {"available_type_drivers": "vxlan,flat,local",
-                                   "q_agent": "linuxbridge"},
+        "neutron_plugin_options": {"available_type_drivers": "vxlan,flat,local"},
     }
 
 
@@ -142,13 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     keystone.setup()
     keystone.start()
     server = None
+    agents: list[subprocess.Popen[bytes]] = []
     try:
         server, url = start_server(base, keystone)
+        agents = start_agents(base / "neutrino", url)
         keystone.seed(url)
         public = public_network(url, keystone.token())
         work = base / "workspace"
-        subprocess.run([str(BIN / "tempest"), "init", str(work)], check=True,
-                       capture_output=True, timeout=300)
+        # A name of its own: tempest remembers every workspace it made (~/.tempest).
+        subprocess.run([str(BIN / "tempest"), "init", "--name", f"neutrino-{uuid.uuid4().hex}",
+                        str(work)], check=True, capture_output=True, timeout=300)
         (work / "etc" / "tempest.conf").write_text(ini(tempest_conf(keystone, public)))
         print(f"tempest in {work}: neutrino {url}, Keystone {keystone.url}", flush=True)
         run = subprocess.run([str(BIN / "tempest"), "run", "--regex", args.regex,
@@ -158,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         counts, failures = parse(run.stdout)
         failures = reasons(work, failures)
     finally:
+        for agent in agents:
+            agent.terminate()
+            agent.wait(timeout=30)
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
@@ -173,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     (base / "tempest-results.json").write_text(json.dumps(
         {"counts": {m: dict(c) for m, c in counts.items()}, "failures": failures}, indent=2))
     print(f"results in {base / 'tempest-results.json'}")
+    if not totals:
+        print("no test ran: see tempest-run.log in the work directory")
+        return 1
     return 0 if totals["fail"] == 0 else 1
 
 
