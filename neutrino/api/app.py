@@ -54,7 +54,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 CHANGELOG_KEEP = 200_000
 MAX_BODY_DEPTH = 32
 # List filters a collection takes besides its attributes.
-EXTRA_FILTERS = {"ports": ("fixed_ips", "security_groups")}
+EXTRA_FILTERS = {"ports": ("fixed_ips", "security_groups"), "subnets": ("shared",)}
 
 
 class API:

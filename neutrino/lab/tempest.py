@@ -123,6 +123,9 @@ def parse(output: str) -> tuple[dict[str, Counter[str]], dict[str, str]]:
         if not match:
             continue
         test = match["test"]
+        if test in ("setUpClass", "tearDownClass"):  # `setUpClass (module.Class)`
+            owner = re.search(r"\(([\w.]+)\)", line)
+            test = f"{owner.group(1) if owner else 'unknown'}.{test}"
         module = test.split("[")[0].rsplit(".", 2)[0]
         status = {"ok": "pass", "FAILED": "fail"}.get(match["status"], "skip")
         counts[module][status] += 1

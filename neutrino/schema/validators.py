@@ -28,9 +28,12 @@ class Validator:
     convert: Callable[[Any], Any]
     schema: dict[str, Any] = field(default_factory=dict)
     nullable: bool = False
+    null_is_empty_list: bool = False  # null stands for [] (Neutron's convert_none_to_empty_list)
 
     def __call__(self, value: Any) -> Any:
         if value is None:
+            if self.null_is_empty_list:
+                return []
             if self.nullable:
                 return None
             raise Invalid("None is not a valid value")
@@ -220,10 +223,11 @@ def _dict_with(keys: dict[str, Callable[[Any], Any]], required: set[str]) -> Cal
     return convert
 
 
-def host_routes() -> Validator:
-    """Host routes: a list of {destination: CIDR, nexthop: IP}."""
+def host_routes(null_is_empty_list: bool = False) -> Validator:
+    """Host routes: a list of {destination: CIDR, nexthop: IP} (a router's `routes` may be
+    null for none, as in Neutron)."""
     item = _dict_with({"destination": to_cidr, "nexthop": to_ip}, {"destination", "nexthop"})
-    return Validator(_list_of(item), {
+    return Validator(_list_of(item), null_is_empty_list=null_is_empty_list, schema={
         "type": "array",
         "items": {"type": "object", "required": ["destination", "nexthop"],
                   "properties": {"destination": {"type": "string"},

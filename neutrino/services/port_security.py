@@ -112,7 +112,8 @@ def requested_groups(body: dict[str, Any]) -> list[str] | None:
     return list(body["security_groups"] or [])
 
 
-def check_groups_allowed(groups: list[str], enabled: bool, has_ip: bool) -> None:
-    """Groups asked for need port security and an address."""
-    if groups and not (enabled and has_ip):
+def check_groups_allowed(groups: list[str], enabled: bool) -> None:
+    """Groups asked for need port security (not an address: Neutron's ML2 takes groups on a
+    port of a network without subnets, and so does tempest)."""
+    if groups and not enabled:
         raise exc.PortSecurityAndIPRequiredForSecurityGroups()

@@ -293,7 +293,7 @@ class PortService(ResourceServiceBase):
             wanted += auto_addressed(subnets, wanted)
         fixed = self._allocate(conn, network.id, port_id, subnets, wanted, mac)
         tags = insert_tags(conn, port_id, body.get("tags", []))
-        groups = self._new_groups(conn, ctx, project, body, secured, bool(fixed))
+        groups = self._new_groups(conn, ctx, project, body, secured)
         psec.bind_groups(conn, port_id, groups, replace=False)
         stored_pairs = psec.set_pairs(conn, port_id, mac, pairs, replace=False)
         dhcp_opts = extra_dhcp_opts.set_opts(conn, port_id, body.get("extra_dhcp_opts") or [],
@@ -309,7 +309,7 @@ class PortService(ResourceServiceBase):
         return render(row, fixed, tags, groups, stored_pairs, dhcp_opts)
 
     def _new_groups(self, conn: Connection, ctx: Context, project: str, body: dict[str, Any],
-                    secured: bool, has_ip: bool) -> list[str]:
+                    secured: bool) -> list[str]:
         """A new port's groups: those asked for, else its project's default group when it
         has port security."""
         requested = psec.requested_groups(body)
@@ -318,7 +318,7 @@ class PortService(ResourceServiceBase):
                 return []
             default = self.security_groups.ensure_default(conn, ctx, project)
             return [default] if default is not None else []
-        psec.check_groups_allowed(requested, secured, has_ip)
+        psec.check_groups_allowed(requested, secured)
         psec.check_groups(conn, ctx, project, requested)
         return sorted(set(requested))
 
@@ -458,9 +458,7 @@ class PortService(ResourceServiceBase):
         requested = psec.requested_groups(body)
         new_groups = old_groups
         if requested is not None:
-            has_ip = conn.execute(select(ALLOCS.c.ip_address).where(
-                ALLOCS.c.port_id == row.id).limit(1)).first() is not None
-            psec.check_groups_allowed(requested, secured, has_ip)
+            psec.check_groups_allowed(requested, secured)
             psec.check_groups(conn, ctx, row.project_id, requested)
             new_groups = sorted(set(requested))
             if new_groups != old_groups:

@@ -12,9 +12,12 @@ import netaddr
 from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select
 
 from neutrino import exceptions as exc
+from neutrino.db import listing
 from neutrino.db.listing import Page
 from neutrino.db.models import ALLOCS, NETWORKS, PORTS, SUBNETS
+from neutrino.schema import validators as v
 from neutrino.schema.policy import Context
+from neutrino.schema.request import Query
 from neutrino.schema.resources import SUBNET
 from neutrino.services import changes, ipam, network_access
 from neutrino.services.common import (
@@ -158,6 +161,22 @@ class SubnetService(ResourceServiceBase):
         with self.core.db.read() as conn:
             row, _ = self.fetch(conn, ctx, subnet_id)
             return self._render_one(conn, row)
+
+    def list_page(self, ctx: Context, query: Query) -> tuple[list[dict[str, Any]], bool]:
+        """A page of subnets and whether more follow; `shared=true|false` keeps those of
+        networks shared (or not) with the caller, as Neutron's filter does."""
+        where = self.scope(ctx)
+        shared = SUBNETS.c.network_id.in_(select(NETWORKS.c.id).where(
+            network_access.shared_with(ctx.project_id or "")))
+        for raw in query.extra_filters.get("shared", []):
+            try:
+                wanted = v.to_bool(raw)
+            except v.Invalid as err:
+                raise exc.BadRequest(resource="subnet", msg=f"shared: {err}") from None
+            where.append(shared if wanted else ~shared)
+        with self.core.db.read() as conn:
+            page = listing.list_rows(conn, SUBNET, SUBNETS, query, where)
+            return self._render_for(conn, ctx, page), page.more
 
     def _check_overlap(self, conn: Connection, network_id: str, project_id: str,
                        cidr: str) -> None:

@@ -95,6 +95,13 @@ def test_a_network_shared_with_one_project(alice: httpx.Client, bob: httpx.Clien
         "networks"]] == []  # filters read the stored value: shared with everyone
     assert [s["cidr"] for s in ok(bob.get("/v2.0/subnets", params={
         "network_id": net["id"]}))["subnets"]] == ["10.70.0.0/24"]
+    # Neutron's `shared` filter on subnets: the networks shared with the caller.
+    assert [s["network_id"] for s in ok(bob.get("/v2.0/subnets", params={
+        "shared": "true"}))["subnets"]] == [net["id"]]
+    assert ok(bob.get("/v2.0/subnets", params={"shared": "false"}))["subnets"] == []
+    assert [s["network_id"] for s in ok(alice.get("/v2.0/subnets", params={
+        "shared": "false"}))["subnets"]] == [net["id"]]
+    error(bob.get("/v2.0/subnets", params={"shared": "maybe"}), 400, "BadRequest")
     port = ok(bob.post("/v2.0/ports", json={"port": {"network_id": net["id"]}}), 201)["port"]
     assert port["project_id"] == "project-b"
     error(bob.post("/v2.0/subnets", json={"subnet": {

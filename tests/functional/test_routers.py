@@ -168,6 +168,8 @@ def test_router_errors_and_policy(alice: httpx.Client, admin: httpx.Client,
     assert shown["ha"] is False and shown["distributed"] is False
     error(alice.put(url, json={"router": {"routes": [
         {"destination": "10.0.0.0/8", "nexthop": "192.168.52.1"}]}}), 400, "InvalidRoutes")
+    # `routes: null` clears them, as Neutron (and tempest's extra route tests) have it.
+    assert ok(alice.put(url, json={"router": {"routes": None}}))["router"]["routes"] == []
     ok(alice.put(url, json={"router": {"external_gateway_info": {}}}))
     assert ok(alice.get(url))["router"]["external_gateway_info"] is None
     ok(alice.put(f"{url}/remove_router_interface", json={"subnet_id": subnet["id"]}))
