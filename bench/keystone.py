@@ -76,9 +76,10 @@ def run(count: int, work: Path) -> dict[str, Any]:
         for name, auth, extra in (("noauth", "noauth", {}),
                                   ("keystone", "keystone",
                                    {"keystone_authtoken": keystone.authtoken_options()})):
-            (work / name).mkdir()
-            servers.append(Server(work / name, f"sqlite:///{work / name / 'n.sqlite'}",
-                                  auth=auth, options={**no_quotas(), **extra}))
+            where = work / f"server-{name}"
+            where.mkdir()
+            servers.append(Server(where, f"sqlite:///{where / 'n.sqlite'}", auth=auth,
+                                  options={**no_quotas(), **extra}))
         keystone.seed(servers[1].url)
         for server in servers:
             server.start()
