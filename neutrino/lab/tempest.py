@@ -153,6 +153,19 @@ def reasons(work: Path, failures: dict[str, str]) -> dict[str, str]:
     return found
 
 
+def markdown(counts: dict[str, Counter[str]], failures: dict[str, str]) -> str:
+    """The counts per module and the failures, as docs/compatibility.md shows them."""
+    lines = ["| module | passed | failed | skipped |", "|---|---|---|---|"]
+    for module in sorted(counts):
+        c = counts[module]
+        lines.append(f"| `{module}` | {c['pass']} | {c['fail']} | {c['skip']} |")
+    if failures:
+        lines += ["", "| failed test | reason |", "|---|---|"]
+        lines += [f"| `{test}` | {reason.replace('|', '/')[:200]} |"
+                  for test, reason in sorted(failures.items())]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Set up, run, report."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -203,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED {test}: {reason}")
     (base / "tempest-results.json").write_text(json.dumps(
         {"counts": {m: dict(c) for m, c in counts.items()}, "failures": failures}, indent=2))
-    print(f"results in {base / 'tempest-results.json'}")
+    (base / "tempest-results.md").write_text(markdown(counts, failures))
+    print(f"results in {base / 'tempest-results.json'} and tempest-results.md")
     if not totals:
         print("no test ran: see tempest-run.log in the work directory")
         return 1
