@@ -35,7 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import CLK_TCK, git_commit, machine, proc_cpu  # noqa: E402
+from bench.common import CLK_TCK, git_commit, machine, percentile, proc_cpu  # noqa: E402
 from bench.common import write_doc as write_section  # noqa: E402
 from tests.support import Server, backend_unavailable, database_url  # noqa: E402
 
@@ -123,15 +123,6 @@ class Result:
 
 
 # -- measuring helpers --------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank `q` percentile (0-100) of `values`."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def summary(values: Sequence[float], qs: Sequence[int] = (50, 90, 99)) -> dict[str, float]:

@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, no_quotas, publish  # noqa: E402
+from bench.common import git_commit, machine, no_quotas, percentile, publish  # noqa: E402
 from neutrino.lab.keystone import Keystone  # noqa: E402
 from tests.support import Server  # noqa: E402
 
@@ -38,12 +38,6 @@ BEGIN = "<!-- bench/keystone.py:begin -->"
 END = "<!-- bench/keystone.py:end -->"
 GOAL_MS = 1.0
 ROUND = 50
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def creates(client: httpx.Client, network: str, count: int) -> list[float]:
@@ -100,8 +94,8 @@ def run(count: int, work: Path) -> dict[str, Any]:
         for server in servers:
             server.stop()
         keystone.stop()
-    figures = {name: {f"p{q}": percentile(values, q) for q in (50, 90, 99)}
-               for name, values in got.items()}
+    figures: dict[str, Any] = {name: {f"p{q}": percentile(values, q) for q in (50, 90, 99)}
+                              for name, values in got.items()}
     figures["creates_each"] = len(got["noauth"])
     figures["p50_difference_ms"] = figures["keystone"]["p50"] - figures["noauth"]["p50"]
     return figures

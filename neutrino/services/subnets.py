@@ -151,8 +151,11 @@ class SubnetService(ResourceServiceBase):
         row = conn.execute(select(SUBNETS).where(SUBNETS.c.id == subnet_id)).first()
         if row is not None:
             network = conn.execute(select(NETWORKS).where(NETWORKS.c.id == row.network_id)).one()
-            shared = network_access.is_shared_for(conn, network, ctx.project_id)
-            if self.core.policy.check(ctx, "get_subnet", subnet_target(row, network, shared)):
+            # The grants are read only for a caller the plain target does not admit.
+            if self.core.policy.check(ctx, "get_subnet", subnet_target(row, network)) or (
+                    network_access.is_shared_for(conn, network, ctx.project_id)
+                    and self.core.policy.check(ctx, "get_subnet",
+                                               subnet_target(row, network, True))):
                 return row, network
         raise exc.SubnetNotFound(subnet_id=subnet_id)
 
