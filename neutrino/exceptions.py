@@ -26,8 +26,8 @@
     │       SubnetPoolNotFound, AddressScopeNotFound, RbacPolicyNotFound
     ├── Conflict                     409
     │   ├── InUse: NetworkInUse, SubnetInUse, MacAddressInUse, PortInUse, ServicePortInUse,
-    │   │   GatewayConflictWithAllocationPools, RouterInUse, RouterInterfaceInUseBy*,
-    │   │   RouterExternalGatewayInUseByFloatingIp, ExternalNetworkInUse,
+    │   │   GatewayConflictWithAllocationPools, GatewayIpInUse, RouterInUse,
+    │   │   RouterInterfaceInUseBy*, RouterExternalGatewayInUseByFloatingIp, ExternalNetworkInUse,
     │   │   FloatingIPPortAlreadyAssociated, SecurityGroupInUse, SecurityGroupCannot*Default,
     │   │   SecurityGroupDefaultAlreadyExists, SecurityGroupRuleExists,
     │   │   DuplicateSecurityGroupRuleInPost, AddressGroupInUse, PortSecurityPortHasSecurityGroup,
@@ -39,7 +39,7 @@
     │       RouterHostedByL3Agent, DVRL3CannotAssignToDvrAgent, DVRL3CannotRemoveFromDvrAgent,
     │       SecurityGroupConflict, AddressPairAndPortSecurityRequired, SubnetAllocationError,
     │       AddressScopePrefixConflict, SubnetPoolQuotaExceeded (an OverQuota),
-    │       RbacPolicyInUse, DuplicateRbacPolicy
+    │       RbacPolicyInUse, DuplicateRbacPolicy, NetworkMTUSubnetConflict
     ├── HTTPMethodNotAllowed         405
     ├── RevisionNumberConstraintFailed 412 (If-Match: revision_number=N)
     ├── TooManyRequests              429  (failed logins throttled; with Retry-After)
@@ -171,6 +171,12 @@ class ConcurrentChange(Conflict):
     message = "The request conflicted with concurrent changes and was not applied; retry it."
 
 
+class NetworkMTUSubnetConflict(Conflict):
+    """A network's MTU is below what one of its subnets' IP versions needs."""
+
+    message = "MTU of %(net_id)s is not valid, subnet requires a minimum of %(mtu)s"
+
+
 class InUse(Conflict):
     """A resource is still used by others."""
 
@@ -269,6 +275,13 @@ class OutOfBoundsAllocationPool(BadRequest):
     message = (
         "The allocation pool %(pool)s spans beyond the subnet cidr %(subnet_cidr)s."
     )
+
+
+class GatewayIpInUse(InUse):
+    """A router port holds the subnet's gateway address."""
+
+    message = ("Current gateway ip %(ip_address)s already in use by port %(port_id)s. "
+               "Unable to update.")
 
 
 class GatewayConflictWithAllocationPools(InUse):
@@ -802,13 +815,6 @@ class AddressScopePrefixConflict(Conflict):
 
     message = ("Failed to associate address scope: subnetpools within an address scope must "
                "have unique prefixes.")
-
-
-class IllegalSubnetPoolAssociationToAddressScope(BadRequest):
-    """A scope the caller may not put pools in."""
-
-    message = ("Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot be "
-               "associated with address scope %(address_scope_id)s.")
 
 
 class IllegalSubnetPoolIpVersionAssociationToAddressScope(BadRequest):

@@ -236,15 +236,18 @@ class AgentProcess:
 
     def __init__(self, server: Server, kind: str, host: str, *, zone: str = "nova",
                  report_interval: float = 0.5, local_ip: str = "",
-                 agent_mode: str = "legacy") -> None:
+                 agent_mode: str = "legacy",
+                 sections: dict[str, dict[str, str]] | None = None) -> None:
         self.kind, self.host = kind, host
         self.config = server.dir / f"{kind}-{host}.conf"
+        extra = "".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+                        for name, values in (sections or {}).items())
         self.config.write_text(
             f"[DEFAULT]\nhost = {host}\nagent_mode = {agent_mode}\n"
             f"[AGENT]\nserver_url = {server.url}\nserver_username = {AGENT_USER[0]}\n"
             f"server_password = {AGENT_USER[1]}\nreport_interval = {report_interval}\n"
             f"availability_zone = {zone}\nwatch_timeout = 5\nresync_interval = 5\n"
-            f"[VXLAN]\nlocal_ip = {local_ip}\n")
+            f"[VXLAN]\nlocal_ip = {local_ip}\n" + extra)
         self.log = server.dir / f"{kind}-{host}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

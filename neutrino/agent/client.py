@@ -1,11 +1,18 @@
-"""The agent's side of the channel: report, watch and status over HTTP, as a service user."""
+"""The agent's side of the channel: report, watch and status over HTTP, as a service user:
+HTTP Basic against the server's users file, or a Keystone token (`KeystoneToken`) when the
+agent's `[service_auth]` section names a keystoneauth plugin, as Neutron's `[nova]` does."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Generator
 from typing import Any
 
 import httpx
 import orjson
+from oslo_config import cfg
+
+SERVICE_AUTH_GROUP = "service_auth"
 
 
 class ChannelError(Exception):
@@ -16,12 +23,50 @@ class ChannelError(Exception):
         self.status = status
 
 
+class KeystoneToken(httpx.Auth):
+    """A Keystone token on every call, from a keystoneauth plugin, which keeps it until it
+    is about to expire; a 401 (the token was revoked) gets a new token and one retry."""
+
+    def __init__(self, plugin: Any) -> None:
+        from keystoneauth1 import session
+
+        self._plugin = plugin
+        self._session = session.Session(auth=plugin)
+        self._lock = threading.Lock()  # the agent's threads share one token
+
+    def _token(self) -> str:
+        with self._lock:
+            token: str = self._plugin.get_token(self._session)
+            return token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Send the request with the token; once more with a fresh one after a 401."""
+        request.headers["X-Auth-Token"] = self._token()
+        response = yield request
+        if response.status_code == 401:
+            with self._lock:
+                self._plugin.invalidate()
+            request.headers["X-Auth-Token"] = self._token()
+            yield request
+
+
+def channel_auth(conf: cfg.ConfigOpts) -> httpx.Auth | tuple[str, str]:
+    """How an agent logs in: a Keystone token when `[service_auth] auth_type` is set (a
+    user with the `service` role), else HTTP Basic as `[AGENT] server_username`."""
+    from keystoneauth1 import loading
+
+    plugin = loading.load_auth_from_conf_options(conf, SERVICE_AUTH_GROUP)
+    if plugin is not None:
+        return KeystoneToken(plugin)
+    return (conf.AGENT.server_username, conf.AGENT.server_password)
+
+
 class ServerClient:
     """Calls to neutrino-server's agent channel."""
 
-    def __init__(self, url: str, username: str, password: str) -> None:
+    def __init__(self, url: str, auth: httpx.Auth | tuple[str, str]) -> None:
         self.base = url.rstrip("/") + "/agent-channel/v1"
-        self._http = httpx.Client(auth=(username, password), timeout=httpx.Timeout(10.0))
+        self._http = httpx.Client(auth=auth, timeout=httpx.Timeout(10.0))
 
     def _call(self, method: str, path: str, *, body: Any = None,
               params: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:

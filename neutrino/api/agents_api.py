@@ -1,9 +1,10 @@
 """Routes of the agent API, availability zones, and the channel agents talk to the server
 through (`/agent-channel/v1/...`); the schedulers' sub-collections are in `subresources`.
 
-The channel always authenticates with HTTP Basic as a user with the `service` (or admin)
-role, whatever `auth_strategy` the API uses: a forged DHCP agent could otherwise take over a
-network's DHCP.
+The channel's callers need the `service` (or admin) role: a forged DHCP agent could otherwise
+take over a network's DHCP. They log in with HTTP Basic against the users file whatever
+`auth_strategy` the API uses, or, with `auth_strategy = keystone`, with a Keystone token of a
+service user.
 """
 
 from __future__ import annotations
@@ -122,7 +123,11 @@ def agent_routes(api: API) -> list[Route]:
     # -- the channel ---------------------------------------------------------------------
 
     async def agent_caller(request: Request) -> Context:
-        ctx = await api.basic_caller(request, api.channel_auth)
+        if api.keystone is not None and "x-auth-token" in request.headers:
+            ctx = await api.keystone.context(request.method, request.url.path,
+                                             request.headers)
+        else:
+            ctx = await api.basic_caller(request, api.channel_auth)
         svc.core.policy.enforce(ctx, "agent_channel", {})
         return ctx
 

@@ -63,7 +63,7 @@ class API:
     def __init__(self, conf: cfg.ConfigOpts, services: Services) -> None:
         self.conf = conf
         self.services = services
-        # Agents always log in through this file, whatever auth_strategy says.
+        # Agents may always log in through this file, whatever auth_strategy says.
         self.channel_users = auth.UserFile(conf.http_basic_auth_user_file)
         self.channel_auth = auth.Authenticator.from_conf(conf, self.channel_users)
         self.users = self.channel_auth if conf.auth_strategy == "http_basic" else None

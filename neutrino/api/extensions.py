@@ -33,6 +33,8 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                                  "2015-01-01T10:00:00-00:00"),
     "l3_agent_scheduler": ("L3 Agent Scheduler", "Schedule routers among l3 agents",
                            "2013-02-07T10:00:00-00:00"),
+    "l3-ha": ("HA Router extension", "Adds HA capability to routers.",
+              "2014-04-26T00:00:00-00:00"),
     "fip-port-details": ("Floating IP Port Details Extension",
                          "Add port_details attribute to Floating IP resource",
                          "2018-04-09T10:00:00-00:00"),

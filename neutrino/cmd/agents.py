@@ -12,7 +12,7 @@ from typing import Any
 from oslo_config import cfg
 
 from neutrino import registry
-from neutrino.agent.client import ServerClient
+from neutrino.agent.client import ServerClient, channel_auth
 from neutrino.agent.contract import Driver
 from neutrino.agent.dhcp.driver import DnsmasqDriver
 from neutrino.agent.fake import FakeDhcp, FakeL2, FakeL3
@@ -42,8 +42,7 @@ def run(kind: registry.AgentKind, argv: Sequence[str] | None) -> int:
         LOG.error("%s has no %s data plane yet", kind.binary, conf.AGENT.dataplane)
         return 2
     driver: Driver = DRIVERS[kind.name][conf.AGENT.dataplane](conf)
-    client = ServerClient(conf.AGENT.server_url, conf.AGENT.server_username,
-                          conf.AGENT.server_password)
+    client = ServerClient(conf.AGENT.server_url, channel_auth(conf))
     agent = conf.AGENT
     runner = AgentRunner(conf.host, driver, client, report_interval=agent.report_interval,
                          availability_zone=agent.availability_zone,

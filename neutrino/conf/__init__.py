@@ -187,7 +187,16 @@ l3_server_opts = [
     cfg.BoolOpt("router_distributed", default=False,
                 help="Distributed routers by default (not supported yet: must stay False)."),
     cfg.BoolOpt("l3_ha", default=False,
-                help="HA routers by default (not supported yet: must stay False)."),
+                help="HA routers (VRRP between L3 agents) when a create does not say."),
+    cfg.IntOpt("max_l3_agents_per_router", default=3, min=0,
+               help="L3 agents an HA router is hosted by (0: every eligible agent)."),
+    cfg.StrOpt("l3_ha_net_cidr", default="169.254.192.0/18",
+               help="The subnet of the HA networks, on which VRRP runs."),
+    cfg.StrOpt("l3_ha_network_type", default="",
+               help="The network type of HA networks; empty: the first of "
+               "tenant_network_types."),
+    cfg.StrOpt("l3_ha_network_physical_name", default="",
+               help="The physical network of HA networks of a flat or VLAN type."),
 ]
 
 l3_agent_opts = [
@@ -213,7 +222,8 @@ agent_opts = [
     cfg.URIOpt("server_url", default="http://127.0.0.1:9696",
                help="Where the agent reaches neutrino-server."),
     cfg.StrOpt("server_username", default="neutrino-agent",
-               help="The service user the agent logs in as (a user with the service role)."),
+               help="The service user the agent logs in as (a user with the service role) "
+               "over HTTP Basic, unless [service_auth] names a Keystone user."),
     cfg.StrOpt("server_password", default="", secret=True,
                help="That user's password."),
     cfg.FloatOpt("watch_timeout", default=30.0, min=1.0,
@@ -342,6 +352,18 @@ ml2_type_flat_opts = [
     ),
 ]
 
+def _service_auth_opts(plugin: bool = False) -> list[cfg.Opt]:
+    """`[service_auth]`: the Keystone user an agent logs in as (keystoneauth's options, as
+    Neutron's `[nova]`); with no `auth_type` the agent uses HTTP Basic instead. Only
+    `auth_type` and `auth_section` are registered up front: keystoneauth registers the
+    named plugin's options (some of them required) when it loads it; the sample lists the
+    password plugin's."""
+    from keystoneauth1 import loading
+
+    opts = loading.get_auth_common_conf_options()
+    return opts + loading.get_auth_plugin_conf_options("password") if plugin else opts
+
+
 OPT_GROUPS: list[tuple[str | None, Sequence[cfg.Opt]]] = [
     (None, core_opts),
     (None, agent_server_opts),
@@ -349,6 +371,7 @@ OPT_GROUPS: list[tuple[str | None, Sequence[cfg.Opt]]] = [
     (None, l3_agent_opts),
     ("database", database_opts),
     ("AGENT", agent_opts),
+    ("service_auth", _service_auth_opts()),
     (None, dhcp_agent_opts),
     ("VXLAN", vxlan_opts),
     ("LINUX_BRIDGE", linux_bridge_opts),
@@ -373,7 +396,9 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Return the options for oslo-config-generator."""
-    return [(group or "DEFAULT", list(opts)) for group, opts in OPT_GROUPS]
+    return [(group or "DEFAULT", list(_service_auth_opts(plugin=True)
+                                      if group == "service_auth" else opts))
+            for group, opts in OPT_GROUPS]
 
 
 def unused_options(conf: cfg.ConfigOpts, files: Sequence[str]) -> list[tuple[str, str]]:

@@ -322,6 +322,9 @@ class Router(StandardAttrs, Base):
     routes: Mapped[list[Any]] = mapped_column(JSONText, default=list)
     distributed: Mapped[bool] = mapped_column(Boolean, default=False)
     ha: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An HA router's VRRP router id on its project's HA network (unique there: see
+    # HaRouterVrid); None for others, or when none was free (the router is then ERROR).
+    ha_vr_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     availability_zone_hints: Mapped[list[Any]] = mapped_column(JSONText, default=list)
 
 
@@ -335,6 +338,31 @@ class RouterL3AgentBinding(Base):
     agent_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True, index=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # An HA router's VRRP state on that agent's host, as the agent last reported it
+    # (active, standby, fault); legacy routers keep 'standby', never shown.
+    ha_state: Mapped[str] = mapped_column(String(16), default="standby",
+                                          server_default="standby")
+
+
+class HaRouterNetwork(Base):
+    """A project's HA network: the hidden network its HA routers' VRRP runs on (one per
+    project: the key absorbs concurrent first HA routers)."""
+
+    __tablename__ = "ha_router_networks"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id", ondelete="CASCADE"), unique=True)
+
+
+class HaRouterVrid(Base):
+    """A VRRP router id taken on an HA network (1-254: VRRP's 255 is the address owner)."""
+
+    __tablename__ = "ha_router_vrid_allocations"
+
+    network_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True)
+    vr_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class FloatingIP(Base):
@@ -535,6 +563,8 @@ AGENTS = _table(Agent)
 DHCP_BINDINGS = _table(DhcpAgentBinding)
 ROUTERS = _table(Router)
 L3_BINDINGS = _table(RouterL3AgentBinding)
+HA_NETWORKS = _table(HaRouterNetwork)
+HA_VRIDS = _table(HaRouterVrid)
 FLOATINGIPS = _table(FloatingIP)
 SECURITY_GROUPS = _table(SecurityGroup)
 DEFAULT_SECURITY_GROUPS = _table(DefaultSecurityGroup)

@@ -141,7 +141,8 @@ class LabBase:
         return Keystone(self.dir / "keystone", self.state["keystone"]["port"], passwords={
             "admin": self.state["admin_password"], "demo": self.state["demo_password"],
             "demo-reader": self.state["demo_password"],
-            "neutron": self.state["agent_password"]})
+            "neutron": self.state["agent_password"],
+            "neutrino-agent": self.state["agent_password"]})
 
     def api(self) -> httpx.Client:
         """An HTTP client logged in as the lab's admin."""

@@ -160,6 +160,8 @@ class Hosts(Wiring):
             "LINUX_BRIDGE": {"physical_interface_mappings":
                              f"{self.topology.physical_network}:ext0"},
         }
+        if self.state.get("keystone"):  # the agents log in to Keystone, not the users file
+            sections["service_auth"] = self.keystone().service_auth_options()
         if kind == "l2":  # linuxbridge_agent.ini's [securitygroup] as the seeds write it
             sections["securitygroup"] = {
                 "enable_security_group": True,

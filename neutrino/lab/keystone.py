@@ -24,11 +24,14 @@ from neutrino.lab.base import free_port
 REGION = "RegionOne"
 MARKER = "keystone.wsgi"  # in the server's command line: how its pid is recognised
 # (project, user, roles) besides the bootstrap's admin: the seeds' demo user, a reader of
-# demo, and the service user neutrino validates tokens as (Neutron's `neutron`).
+# demo, the service user neutrino validates tokens as (Neutron's `neutron`), and the one the
+# agents log in as (the `service` role alone: all the agent channel asks for).
+AGENT_USER = "neutrino-agent"
 ACCOUNTS = (("demo", "demo", ("member", "reader")), ("demo", "demo-reader", ("reader",)),
-            ("service", "neutron", ("service", "admin")))
+            ("service", "neutron", ("service", "admin")), ("service", AGENT_USER, ("service",)))
 DEFAULT_PASSWORDS = {"admin": "admin-secret", "demo": "demo-secret",
-                     "demo-reader": "reader-secret", "neutron": "neutron-secret"}
+                     "demo-reader": "reader-secret", "neutron": "neutron-secret",
+                     AGENT_USER: "agent-secret"}
 
 
 @dataclass
@@ -169,6 +172,12 @@ class Keystone:
                         "service_id": service["id"], "interface": interface,
                         "url": neutrino_url, "region_id": REGION}}).raise_for_status()
         return projects
+
+    def service_auth_options(self) -> dict[str, str]:
+        """An agent's `[service_auth]`: it logs in as the agents' Keystone user."""
+        return {"auth_type": "password", "auth_url": self.url, "username": AGENT_USER,
+                "password": self.passwords[AGENT_USER], "project_name": "service",
+                "user_domain_name": "Default", "project_domain_name": "Default"}
 
     def authtoken_options(self) -> dict[str, str]:
         """neutrino's `[keystone_authtoken]`, as Neutron's would read."""

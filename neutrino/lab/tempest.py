@@ -22,12 +22,10 @@ from typing import Any
 
 import httpx
 
-from neutrino.api.auth import UserFile
 from neutrino.api.extensions import EXTENSIONS
 from neutrino.lab.base import BIN, free_port, ini
 from neutrino.lab.keystone import REGION, Keystone
 
-AGENT_USER, AGENT_PASSWORD = "neutrino-agent", "tempest-agent-secret"
 DEFAULT_REGEX = r"^(tempest\.api\.network|neutron_tempest_plugin\.api)\."
 RESULT = re.compile(r"^\{\d+\} (?P<test>[\w.]+(?:\[[^\]]*\])?) .*?\.\.\. (?P<status>ok|FAILED|"
                     r"SKIPPED|skip)(?P<rest>.*)$")
@@ -39,14 +37,15 @@ def start_server(work: Path, keystone: Keystone) -> tuple[subprocess.Popen[bytes
     server = work / "neutrino"
     server.mkdir(parents=True, exist_ok=True)
     conf = server / "neutrino.conf"
-    UserFile(str(server / "users.json")).add(AGENT_USER, AGENT_PASSWORD, "service",
-                                             ["service"])
     conf.write_text(ini({
         "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": port, "auth_strategy": "keystone",
-                    "state_path": server, "allow_overlapping_ips": True,
-                    "http_basic_auth_user_file": server / "users.json"},
+                    "state_path": server, "allow_overlapping_ips": True},
         "database": {"connection": f"sqlite:///{server / 'neutrino.sqlite'}"},
-        "keystone_authtoken": keystone.authtoken_options()}))
+        "keystone_authtoken": keystone.authtoken_options(),
+        # tempest's classes make more routers and groups than Neutron's defaults allow: the
+        # limits neutron-tempest-plugin's gate jobs set.
+        "QUOTAS": {"quota_router": 100, "quota_floatingip": 500,
+                   "quota_security_group": 150, "quota_security_group_rule": 1000}}))
     with open(server / "server.log", "ab") as log:
         proc = subprocess.Popen([str(BIN / "neutrino-server"), "--config-file", str(conf)],
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -62,17 +61,18 @@ def start_server(work: Path, keystone: Keystone) -> tuple[subprocess.Popen[bytes
     raise RuntimeError(f"neutrino-server did not start; see {server / 'server.log'}")
 
 
-def start_agents(work: Path, url: str) -> list[subprocess.Popen[bytes]]:
-    """DHCP, Linux bridge and L3 agents on one host, with the no-op data plane: they report,
-    take networks and routers and set ports ACTIVE, as tempest's router tests wait for."""
+def start_agents(work: Path, url: str, keystone: Keystone) -> list[subprocess.Popen[bytes]]:
+    """DHCP, Linux bridge and L3 agents on one host, with the no-op data plane, logged in as
+    the Keystone service user: they report, take networks and routers and set ports ACTIVE,
+    as tempest's router tests wait for."""
     procs = []
     for kind, binary in (("dhcp", "neutrino-dhcp-agent"), ("l2", "neutrino-linuxbridge-agent"),
                          ("l3", "neutrino-l3-agent")):
         conf = work / f"{kind}.conf"
         conf.write_text(ini({
             "DEFAULT": {"host": "tempest-host", "state_path": work / kind},
-            "AGENT": {"server_url": url, "server_username": AGENT_USER,
-                      "server_password": AGENT_PASSWORD}}))
+            "AGENT": {"server_url": url},
+            "service_auth": keystone.service_auth_options()}))
         with open(work / f"{kind}.log", "ab") as log:
             procs.append(subprocess.Popen([str(BIN / binary), "--config-file", str(conf)],
                                           stdout=log, stderr=subprocess.STDOUT))
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     agents: list[subprocess.Popen[bytes]] = []
     try:
         server, url = start_server(base, keystone)
-        agents = start_agents(base / "neutrino", url)
+        agents = start_agents(base / "neutrino", url, keystone)
         keystone.seed(url)
         public = public_network(url, keystone.token())
         work = base / "workspace"

@@ -42,6 +42,9 @@ def unwrap(resource: Resource, body: Any, *, bulk: bool) -> list[dict[str, Any]]
         if not isinstance(items, list) or not items:
             raise _bad(resource, f"Resources required: '{resource.collection}' must be a "
                                  "non-empty list")
+        # Neutron takes a bulk item bare or wrapped as `{"network": {...}}` (tempest wraps).
+        items = [item[resource.name] if isinstance(item, dict) and list(item) == [resource.name]
+                 else item for item in items]
     elif resource.name in body:
         items = [body[resource.name]]
     else:

@@ -156,7 +156,7 @@ NETWORK = Resource("network", "networks", _standard() + (
     Attr("shared", "shared", v.boolean(), default=False, post=True, put=True, policy=True),
     Attr("router:external", "external", v.boolean(), default=False, post=True, put=True,
          policy=True),
-    Attr("mtu", "mtu", v.integer(68, 65535), post=True, put=True, computed_default=True),
+    Attr("mtu", "mtu", v.integer(0, 65535), post=True, put=True, computed_default=True),
     Attr("provider:network_type", "network_type", v.one_of(*NETWORK_TYPES), post=True,
          policy=True, computed_default=True),
     Attr("provider:physical_network", "physical_network", v.string(64, nullable=True),
@@ -174,7 +174,7 @@ NETWORK = Resource("network", "networks", _standard() + (
 
 SUBNET = Resource("subnet", "subnets", _standard() + (
     Attr("network_id", "network_id", v.uuid_(), post=True),
-    Attr("ip_version", "ip_version", v.one_of(4, 6), post=True),
+    Attr("ip_version", "ip_version", v.ip_version(), post=True),
     Attr("cidr", "cidr", v.cidr(), post=True, computed_default=True,
          doc="Required unless the subnet is taken from a subnet pool."),
     Attr("prefixlen", None, v.integer(0, 128), post=True, visible=False, filter=False,
@@ -268,7 +268,7 @@ ADDRESS_SCOPE = Resource("address_scope", "address_scopes", (
     Attr("project_id", "project_id", v.project_id(), post=True, computed_default=True),
     Attr("tenant_id", "project_id", v.project_id(), post=True, computed_default=True),
     Attr("shared", "shared", v.boolean(), default=False, post=True, put=True, policy=True),
-    Attr("ip_version", "ip_version", v.one_of(4, 6), post=True),
+    Attr("ip_version", "ip_version", v.ip_version(), post=True),
 ), tags=False, path="address-scopes")
 
 RBAC_POLICY = Resource("rbac_policy", "rbac_policies", (

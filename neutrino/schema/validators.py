@@ -306,6 +306,22 @@ def any_dict(max_chars: int = PROFILE_MAX_CHARS, max_depth: int = PROFILE_MAX_DE
     return Validator(convert, {"type": "object"})
 
 
+def ip_version() -> Validator:
+    """4 or 6; numeric strings are accepted, as Neutron converts them to integers."""
+    whole = integer()
+
+    def convert(value: Any) -> int:
+        try:
+            number = whole.convert(value)
+        except Invalid:
+            number = None
+        if number not in (4, 6):
+            raise Invalid(f"'{value}' is not in [4, 6]")
+        return number
+
+    return Validator(convert, {"enum": [4, 6]})
+
+
 def one_of(*choices: Any, nullable: bool = False) -> Validator:
     """One of a fixed set of values."""
 
@@ -582,11 +598,13 @@ def remote_ip_prefix() -> Validator:
     return Validator(convert, {"type": "string"}, nullable=True)
 
 
-def cidr_list() -> Validator:
-    """An address group's addresses: CIDRs, in network form, without duplicates."""
+def cidr_list(bare_addresses: bool = False) -> Validator:
+    """An address group's addresses: CIDRs, in network form, without duplicates; with
+    `bare_addresses`, an address alone stands for its host prefix (Neutron's add_addresses
+    and remove_addresses take it so)."""
 
     def item(value: Any) -> str:
-        if not isinstance(value, str) or "/" not in value:
+        if not isinstance(value, str) or ("/" not in value and not bare_addresses):
             raise Invalid(f"'{value}' is not a valid IP subnet")
         net = to_prefix(value)
         return f"{net.network}/{net.prefixlen}"

@@ -21,6 +21,7 @@ from neutrino.services.dhcp import DhcpScheduler
 from neutrino.services.floatingips import FloatingIPService, report_statuses
 from neutrino.services.ip_availability import IpAvailabilityService
 from neutrino.services.l3 import L3Projection, L3Scheduler
+from neutrino.services.l3_ha import HaRouters
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
 from neutrino.services.quotas import QuotaService
@@ -108,7 +109,9 @@ class Services:
         subnetpools = SubnetPoolService(core, address_scopes)
         subnets = SubnetService(core, networks, subnetpools)
         routers = RouterService(core, networks, ports.insert)
+        routers.ha = HaRouters(core, networks.insert, subnets.insert, ports.insert)
         l3 = L3Scheduler(core, agents, routers)
+        channel.status_handlers["routers"] = routers.ha.report_states
         views = {**projections.builtin(), L3Projection.agent_type: L3Projection()}
 
         def dhcp_agent_registered(agent_id: str, report: Report) -> None:

@@ -37,7 +37,7 @@ def parse_addresses(body: Any) -> list[str]:
         raise exc.BadRequest(resource="address_group",
                              msg="Body must be {'addresses': [...]}")
     try:
-        return list(v.cidr_list()(body["addresses"]) or [])
+        return list(v.cidr_list(bare_addresses=True)(body["addresses"]) or [])
     except v.Invalid as err:
         raise exc.InvalidInput(error_message=f"Invalid input for addresses. Reason: {err}") \
             from None

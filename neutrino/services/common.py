@@ -173,6 +173,12 @@ class ResourceServiceBase:
         """Create one resource within the caller's transaction; return its API view."""
         raise NotImplementedError
 
+    def insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
+               now: str) -> dict[str, Any]:
+        """Create one resource within the caller's transaction, without a quota check (the
+        server's own resources: DHCP ports, HA networks); its API view."""
+        return self._insert(conn, ctx, body, now)
+
     def _describe(self, item: dict[str, Any]) -> str:
         """What the log says of a new resource besides its id."""
         return ""

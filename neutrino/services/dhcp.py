@@ -157,6 +157,11 @@ class DhcpPlacement:
         port = self.create_port(conn, Context.admin(), body, utcnow())
         return str(port["id"])
 
+    @staticmethod
+    def movable(conn: Connection, network_id: str) -> bool:
+        """Every network moves off a dead agent."""
+        return True
+
     def release(self, conn: Connection, network_id: str, agent: Row[Any]) -> None:
         """Unbind a network from an agent; its DHCP port is kept in reserve."""
         binding = conn.execute(select(DHCP_BINDINGS).where(

@@ -169,7 +169,11 @@ class FloatingIPService(ResourceServiceBase):
         raise exc.ExternalIpAddressExhausted(net_id=network_id)
 
     def update(self, ctx: Context, fip_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Associate (port_id), disassociate (port_id null), or describe a floating IP."""
+        """Associate (port_id), disassociate (port_id null), or describe a floating IP.
+        An empty body disassociates, as it did before floating IPs had other attributes
+        (Neutron keeps that meaning)."""
+        if not body:
+            body = {"port_id": None}
 
         def txn(conn: Connection) -> dict[str, Any]:
             row = self.fetch(conn, ctx, fip_id)

@@ -29,13 +29,16 @@ from neutrino.db.models import (
 )
 from neutrino.registry import L3
 from neutrino.schema.policy import Context
+from neutrino.services import changes
 from neutrino.services.agents import AgentService
 from neutrino.services.changes import Scope
 from neutrino.services.common import Core
+from neutrino.services.l3_ha import HA_INTERFACE, HaRouters, shown_state
 from neutrino.services.routers import (
     INTERFACE_OWNERS,
     ROUTER_GATEWAY,
     RouterService,
+    active_host,
     bind_ports,
     record,
 )
@@ -44,6 +47,16 @@ from neutrino.services.scheduler import Scheduler, scheduler_kind
 LOG = logging.getLogger(__name__)
 ROUTER = "router"
 HOSTING_MODES = ("legacy", "dvr_snat")
+ALL_AGENTS = 1_000_000  # max_l3_agents_per_router = 0: as many as there are
+
+
+def record_router_networks(conn: Connection, router_id: str, host: str) -> None:
+    """An HA router came to or left a host: the L2 agents of its networks rewire (that
+    host plugs or unplugs its ports, the others' flooding lists gain or lose the host)."""
+    for port_id, network_id in conn.execute(select(PORTS.c.id, PORTS.c.network_id).where(
+            PORTS.c.device_id == router_id,
+            PORTS.c.device_owner.in_((*INTERFACE_OWNERS, ROUTER_GATEWAY)))).all():
+        changes.record(conn, "port", port_id, changes.network(network_id), hosts=[host, None])
 
 
 def agent_mode(agent: Row[Any]) -> str:
@@ -59,23 +72,41 @@ class L3Placement:
     bindings = L3_BINDINGS
     resource_column = "router_id"
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, ha: HaRouters) -> None:
         conf = core.conf
         self.core = core
+        self.ha = ha
         self.kind = scheduler_kind(conf.router_scheduler_driver)
         self.auto_schedule = conf.router_auto_schedule
         self.fill_always = False
         self.failover = conf.allow_automatic_l3agent_failover
         self.grace = float(conf.dhcp_failover_grace)
 
+    def _wants(self, ha: bool, status: str) -> int:
+        if not ha:
+            return 1
+        if status == "ERROR":
+            return 0  # an HA router without a VRID cannot run anywhere
+        # 0: every eligible agent (the scheduler binds as many as there are).
+        return self.core.conf.max_l3_agents_per_router or ALL_AGENTS
+
     def wanted(self, conn: Connection, resource_id: str) -> int:
-        """A legacy router wants one agent."""
-        exists = conn.execute(select(ROUTERS.c.id).where(ROUTERS.c.id == resource_id)).first()
-        return 1 if exists is not None else 0
+        """A legacy router wants one agent; an HA router `max_l3_agents_per_router`."""
+        row = conn.execute(select(ROUTERS.c.ha, ROUTERS.c.status).where(
+            ROUTERS.c.id == resource_id)).first()
+        return self._wants(row.ha, row.status) if row is not None else 0
 
     def needing(self, conn: Connection) -> dict[str, int]:
-        """Every router, each wanting one agent."""
-        return dict.fromkeys(conn.execute(select(ROUTERS.c.id)).scalars(), 1)
+        """Every router, with how many agents it wants."""
+        return {r.id: self._wants(r.ha, r.status) for r in conn.execute(
+            select(ROUTERS.c.id, ROUTERS.c.ha, ROUTERS.c.status))}
+
+    @staticmethod
+    def movable(conn: Connection, resource_id: str) -> bool:
+        """Whether failover moves the router off a dead agent: not an HA one, whose other
+        agents take over by VRRP at once (a frozen agent's keepalived may still be
+        serving: moving its share would make another copy)."""
+        return not conn.execute(select(ROUTERS.c.ha).where(ROUTERS.c.id == resource_id)).scalar()
 
     def hints(self, conn: Connection, resource_id: str) -> list[str]:
         """The router's availability zone hints."""
@@ -100,20 +131,33 @@ class L3Placement:
             select(L3_BINDINGS.c.agent_id, func.count()).group_by(L3_BINDINGS.c.agent_id))})
 
     def bind(self, conn: Connection, router_id: str, agent: Row[Any]) -> None:
-        """Host a router on an agent; its ports are bound to the agent's host."""
+        """Host a router on an agent; a legacy router's ports are bound to the agent's
+        host, an HA router gets an HA port there (its ports follow the active host)."""
+        router = conn.execute(select(ROUTERS).where(ROUTERS.c.id == router_id)).one()
         conn.execute(insert(L3_BINDINGS).values(router_id=router_id, agent_id=agent.id,
                                                 created_at=time.time()))
-        bind_ports(conn, router_id, agent.host)
+        if router.ha:
+            self.ha.add_port(conn, router, agent.host)
+            record_router_networks(conn, router_id, agent.host)
+        else:
+            bind_ports(conn, router_id, agent.host)
         record(conn, router_id, "l3_binding", hosts=[agent.host])
         LOG.info("Router %s scheduled to L3 agent %s on %s", router_id, agent.id, agent.host)
 
     def release(self, conn: Connection, router_id: str, agent: Row[Any]) -> None:
-        """Stop hosting a router on an agent; its ports are unbound."""
+        """Stop hosting a router on an agent; its ports are unbound (an HA router's move to
+        the host still active, if any)."""
+        router = conn.execute(select(ROUTERS).where(ROUTERS.c.id == router_id)).first()
         gone = conn.execute(delete(L3_BINDINGS).where(L3_BINDINGS.c.router_id == router_id,
                                                       L3_BINDINGS.c.agent_id == agent.id))
-        if not gone.rowcount:
+        if not gone.rowcount or router is None:
             return
-        bind_ports(conn, router_id, "")
+        if router.ha:
+            self.ha.remove_port(conn, router_id, agent.host)
+            record_router_networks(conn, router_id, agent.host)
+            bind_ports(conn, router_id, active_host(conn, router_id) or "")
+        else:
+            bind_ports(conn, router_id, "")
         record(conn, router_id, "l3_binding", hosts=[agent.host])
         LOG.info("Router %s removed from L3 agent %s on %s", router_id, agent.id, agent.host)
 
@@ -125,14 +169,20 @@ class L3Scheduler:
         self.core = core
         self.agents = agents
         self.routers = routers
-        self.placement = L3Placement(core)
+        self.placement = L3Placement(core, routers.ha)
         self.scheduler = Scheduler(core, agents, self.placement)
         routers.schedule = self.on_router_created
+        routers.unschedule = self.unschedule
 
     def on_router_created(self, conn: Connection, router_id: str) -> None:
         """A new router goes to an agent at once, if one is alive (else the fill pass)."""
         if self.placement.auto_schedule:
             self.scheduler.schedule(conn, router_id, time.time())
+
+    def unschedule(self, conn: Connection, router_id: str) -> None:
+        """Take a router off every agent (before it changes kind)."""
+        for agent in self.scheduler.bound(conn, router_id):
+            self.placement.release(conn, router_id, agent)
 
     def list_l3_routers(self, ctx: Context, agent_id: str) -> list[dict[str, Any]]:
         """The routers an agent hosts."""
@@ -150,8 +200,16 @@ class L3Scheduler:
         with self.core.db.read() as conn:
             self.routers.fetch(conn, ctx, router_id)
             rows = self.scheduler.bound(conn, router_id)
+            router = conn.execute(select(ROUTERS.c.ha).where(ROUTERS.c.id == router_id)).one()
+            states = dict(conn.execute(select(L3_BINDINGS.c.agent_id, L3_BINDINGS.c.ha_state)
+                                       .where(L3_BINDINGS.c.router_id == router_id)).all())
         now = time.time()
-        return [{**self.agents.render(r._mapping, now), "ha_state": None} for r in rows]
+        agents = [self.agents.render(r._mapping, now) for r in rows]
+        if not router.ha:
+            return [{**a, "ha_state": None} for a in agents]
+        any_alive = any(a["alive"] for a in agents)
+        return [{**a, "ha_state": shown_state(states.get(a["id"], "standby"), a["alive"],
+                                              any_alive)} for a in agents]
 
     def add_l3_routers(self, ctx: Context, agent_id: str, router_id: str) -> None:
         """Host a router on an agent (Neutron's checks, in Neutron's order)."""
@@ -242,6 +300,14 @@ class L3Projection:
                    FLOATINGIPS.c.fixed_ip_address).where(
                 FLOATINGIPS.c.router_id == router_id,
                 FLOATINGIPS.c.fixed_ip_address.is_not(None)).order_by(FLOATINGIPS.c.id))]
+        ha = None
+        if router.ha:
+            ha_port = conn.execute(select(PORTS).where(
+                PORTS.c.device_id == router_id, PORTS.c.device_owner == HA_INTERFACE,
+                PORTS.c.binding_host_id == agent.host)).first()
+            ha = {"vr_id": router.ha_vr_id,
+                  "port": _port_state(conn, ha_port) if ha_port is not None else None}
         return {"id": router.id, "name": router.name, "admin_state_up": router.admin_state_up,
                 "revision_number": router.revision_number, "interfaces": interfaces,
-                "gateway": gateway, "routes": list(router.routes or []), "floatingips": fips}
+                "gateway": gateway, "routes": list(router.routes or []), "floatingips": fips,
+                "ha": ha}

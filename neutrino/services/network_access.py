@@ -120,14 +120,18 @@ def check_no_ports_depend(conn: Connection, network: Row[Any], target: str) -> N
         raise exc.InvalidSharedSetting(network=network.id)
 
 
-def check_no_routers_depend(conn: Connection, network: Row[Any], target: str) -> None:
-    """Losing the external grant to `target` must not strand routers whose gateway is on
-    the network: those of the owner and of projects with grants of their own stay."""
+def check_no_routers_depend(conn: Connection, network: Row[Any], target: str,
+                            new_target: str | None = None) -> None:
+    """Losing the external grant to `target` (moving it to `new_target`) must not strand
+    routers whose gateway is on the network: those of the owner, of projects with grants of
+    their own and of the new target stay."""
     grants = NETWORK_RBACS.c
     gateways = select(PORTS.c.id).where(PORTS.c.network_id == network.id,
                                         PORTS.c.device_owner == "network:router_gateway")
     routers = select(ROUTERS.c.id).where(ROUTERS.c.gw_port_id.in_(gateways),
                                          ROUTERS.c.project_id != network.project_id)
+    if new_target is not None:
+        routers = routers.where(ROUTERS.c.project_id != new_target)
     if target == WILDCARD:
         routers = routers.where(ROUTERS.c.project_id.not_in(select(grants.target_project).where(
             grants.object_id == network.id, grants.action == EXTERNAL,

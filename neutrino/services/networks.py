@@ -15,6 +15,7 @@ from neutrino.db.models import (
     AGENTS,
     ALLOCS,
     DHCP_BINDINGS,
+    FLOATINGIPS,
     NETWORK_RBACS,
     NETWORKS,
     PORTS,
@@ -40,6 +41,8 @@ from neutrino.services.common import (
 
 LOG = logging.getLogger(__name__)
 DHCP_OWNER = "network:dhcp"
+IPV4_MIN_MTU = 68  # RFC 791
+IPV6_MIN_MTU = 1280  # RFC 8200
 # Built once: SQLAlchemy then computes their cache keys once, not on every request.
 _BY_ID = select(NETWORKS).where(NETWORKS.c.id == bindparam("id"))
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
@@ -67,6 +70,31 @@ def check_not_a_gateway(conn: Connection, network_id: str) -> None:
         PORTS.c.device_owner == "network:router_gateway").limit(1)).first()
     if gateways is not None:
         raise exc.ExternalNetworkInUse(net_id=network_id)
+
+
+def check_mtu_for_subnet(network_id: str, mtu: int | None, ip_version: int) -> None:
+    """A subnet of `ip_version` needs its network's MTU at IPv4's or IPv6's minimum (68 or
+    1280); an MTU of 0 (none set) leaves it to the segment."""
+    minimum = IPV4_MIN_MTU if ip_version == 4 else IPV6_MIN_MTU
+    if mtu and mtu < minimum:
+        raise exc.NetworkMTUSubnetConflict(net_id=network_id, mtu=minimum)
+
+
+def delete_unassociated_fips(conn: Connection, network_id: str) -> list[str]:
+    """Delete the floating IPs of a network that no port uses, with their ports; their
+    ids."""
+    rows = conn.execute(select(FLOATINGIPS.c.id, FLOATINGIPS.c.floating_port_id).where(
+        FLOATINGIPS.c.floating_network_id == network_id,
+        FLOATINGIPS.c.fixed_port_id.is_(None))).all()
+    if not rows:
+        return []
+    fip_ids = [r.id for r in rows]
+    port_ids = [r.floating_port_id for r in rows]
+    conn.execute(delete(FLOATINGIPS).where(FLOATINGIPS.c.id.in_(fip_ids)))
+    conn.execute(delete(ALLOCS).where(ALLOCS.c.port_id.in_(port_ids)))
+    conn.execute(delete(PORTS).where(PORTS.c.id.in_(port_ids)))
+    delete_tags(conn, fip_ids + port_ids)
+    return sorted(fip_ids)
 
 
 class NetworkService(ResourceServiceBase):
@@ -215,6 +243,10 @@ class NetworkService(ResourceServiceBase):
                 if body["mtu"] > limit:
                     raise exc.InvalidInput(
                         error_message=f"Requested MTU is too big, maximum is {limit}")
+                versions = conn.execute(select(SUBNETS.c.ip_version).where(
+                    SUBNETS.c.network_id == network_id)).scalars().all()
+                for version in sorted(set(versions)):
+                    check_mtu_for_subnet(network_id, body["mtu"], version)
             values.pop("shared", None)  # the grants below set both
             values.pop("external", None)
             self._change_grants(conn, row, body)
@@ -252,11 +284,14 @@ class NetworkService(ResourceServiceBase):
                 network_access.revoke(conn, row.id, network_access.EXTERNAL)
 
     def delete(self, ctx: Context, network_id: str) -> None:
-        """Delete a network that has no ports but DHCP ports."""
+        """Delete a network that has no ports but DHCP ports; on an external network,
+        floating IPs that point nowhere go with it, as in Neutron."""
+        fips: list[str] = []
 
         def txn(conn: Connection) -> None:
             row = self.fetch(conn, ctx, network_id, for_update=True)
             self.core.policy.enforce(ctx, "delete_network", network_target(row))
+            fips[:] = delete_unassociated_fips(conn, network_id)
             in_use = list(conn.execute(select(PORTS.c.id).where(
                 PORTS.c.network_id == network_id, PORTS.c.device_owner != DHCP_OWNER)
                 .order_by(PORTS.c.id)).scalars())
@@ -278,4 +313,5 @@ class NetworkService(ResourceServiceBase):
 
         self.core.db.write(txn)
         self.core.notify()
-        LOG.info("Deleted network %s", network_id)
+        LOG.info("Deleted network %s%s", network_id,
+                 f" and its unassociated floating IPs {fips}" if fips else "")

@@ -246,11 +246,6 @@ class PortService(ResourceServiceBase):
                 self.core.policy.enforce(ctx, f"{action}_port:allowed_address_pairs:{key}",
                                          target)
 
-    def insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
-               now: str) -> dict[str, Any]:
-        """Create one port within the caller's transaction (the DHCP scheduler's too)."""
-        return self._insert(conn, ctx, body, now)
-
     def _insert(self, conn: Connection, ctx: Context, body: dict[str, Any],
                 now: str) -> dict[str, Any]:
         network = self.networks.fetch(conn, ctx, body["network_id"])
@@ -497,8 +492,10 @@ class PortService(ResourceServiceBase):
             if (subnet_id, address) not in keep:
                 conn.execute(delete(ALLOCS).where(ALLOCS.c.subnet_id == subnet_id,
                                                   ALLOCS.c.ip_address == address))
-        kept_subnets = {s for s, _a in keep}
-        new = [w for w in new if w.get("subnet_id") not in kept_subnets or "ip_address" in w]
+        # `{subnet_id}` alone asks for one address more on that subnet, except on an
+        # auto-addressed one, where the port has its one EUI-64 address already.
+        kept_auto = {s for s, _a in keep if s in auto}
+        new = [w for w in new if w.get("subnet_id") not in kept_auto or "ip_address" in w]
         if new:
             self._allocate(conn, network_id, port_id, subnets, new, port.mac_address)
 

@@ -37,6 +37,7 @@ from neutrino.schema.policy import Context
 from neutrino.services.common import Core
 
 LOG = logging.getLogger(__name__)
+DB_INTEGER_MAX = 2**31 - 1  # a quota limit is a signed 32-bit column in Neutron
 
 # The resources quotas count, and where (each row has a project_id).
 COUNTED: dict[str, Table] = {
@@ -227,5 +228,8 @@ def parse_quota_body(body: Any) -> tuple[dict[str, int], bool]:
         if limit < -1:
             raise exc.InvalidInput(error_message=f"Invalid input for {resource}. Reason: "
                                    f"Quota limit {limit} must be equal to or greater than -1")
+        if limit > DB_INTEGER_MAX:
+            raise exc.InvalidInput(error_message=f"Invalid input for {resource}. Reason: "
+                                   f"'{limit}' is not in range -1 through {DB_INTEGER_MAX}")
         out[resource] = limit
     return out, flags.get("force") is True

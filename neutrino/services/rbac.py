@@ -16,11 +16,12 @@ from sqlalchemy import ColumnElement, Connection, Row, delete, select, update
 
 from neutrino import exceptions as exc
 from neutrino.db.listing import Page
-from neutrino.db.models import NETWORK_RBACS
+from neutrino.db.models import NETWORK_RBACS, NETWORKS
 from neutrino.schema.policy import Context
 from neutrino.schema.resources import RBAC_POLICY
+from neutrino.services import changes
 from neutrino.services import network_access as access
-from neutrino.services.common import Core, ResourceServiceBase
+from neutrino.services.common import Core, ResourceServiceBase, bump_revision, utcnow
 from neutrino.services.networks import NetworkService, check_not_a_gateway
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +32,13 @@ def rbac_target(project_id: str, target_project: str) -> dict[str, Any]:
     """The policy target of an RBAC policy (`wildcard`: whether it names every project)."""
     return {"project_id": project_id, "tenant_id": project_id,
             "wildcard": target_project == access.WILDCARD}
+
+
+def touch_network(conn: Connection, network_id: str) -> None:
+    """A grant made, moved or taken: the network's revision goes up, as in Neutron, and
+    its agents hear of it."""
+    bump_revision(conn, NETWORKS, network_id, utcnow())
+    changes.record(conn, "network", network_id, changes.network(network_id))
 
 
 class RbacPolicyService(ResourceServiceBase):
@@ -90,15 +98,18 @@ class RbacPolicyService(ResourceServiceBase):
             raise exc.DuplicateRbacPolicy()
 
     @staticmethod
-    def _check_nothing_depends(conn: Connection, network: Row[Any], policy: Row[Any]) -> None:
-        """Taking the grant of `policy` away strands nothing of its target's."""
+    def _check_nothing_depends(conn: Connection, network: Row[Any], policy: Row[Any],
+                               new_target: str | None = None) -> None:
+        """Taking the grant of `policy` away (or moving it to `new_target`) strands nothing
+        of its target's."""
         if policy.target_project == network.project_id:
             return  # an owner's grant to itself gives nothing
         try:
             if policy.action == access.SHARED:
                 access.check_no_ports_depend(conn, network, policy.target_project)
             else:
-                access.check_no_routers_depend(conn, network, policy.target_project)
+                access.check_no_routers_depend(conn, network, policy.target_project,
+                                               new_target)
         except exc.InvalidSharedSetting:
             raise exc.RbacPolicyInUse(object_id=network.id, details=(
                 "Ports of the project use the network through this policy")) from None
@@ -116,6 +127,7 @@ class RbacPolicyService(ResourceServiceBase):
         network = self._network(conn, ctx, body["object_id"])
         self._check_new(conn, network.id, body["target_tenant"], action)
         row = access.grant(conn, network.id, project, body["target_tenant"], action)
+        touch_network(conn, network.id)
         return RBAC_POLICY.render(row)
 
     def update(self, ctx: Context, policy_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -129,14 +141,16 @@ class RbacPolicyService(ResourceServiceBase):
             self.core.policy.enforce(ctx, "update_rbac_policy:target_tenant", target)
             network = self._network(conn, ctx, row.object_id)
             if new_target != row.target_project:
-                self._check_nothing_depends(conn, network, row)
+                self._check_nothing_depends(conn, network, row, new_target)
                 self._check_new(conn, network.id, new_target, row.action)
                 conn.execute(update(NETWORK_RBACS).where(NETWORK_RBACS.c.id == policy_id)
                              .values(target_project=new_target))
                 access.sync(conn, network.id)
+                touch_network(conn, network.id)
             return self._render_one(conn, self.fetch(conn, ctx, policy_id))
 
         item = self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Updated RBAC policy %s: %s", policy_id, sorted(body))
         return item
 
@@ -157,6 +171,8 @@ class RbacPolicyService(ResourceServiceBase):
                 check_not_a_gateway(conn, network.id)  # the network would turn internal
             conn.execute(delete(NETWORK_RBACS).where(NETWORK_RBACS.c.id == policy_id))
             access.sync(conn, network.id)
+            touch_network(conn, network.id)
 
         self.core.db.write(txn)
+        self.core.notify()
         LOG.info("Deleted RBAC policy %s", policy_id)

@@ -24,9 +24,9 @@ from neutrino.services import port_security as psec
 from neutrino.services.common import bump_revision, delete_tags, utcnow
 from neutrino.services.routers import (
     INTERFACE_OWNERS,
-    ROUTER_INTERFACE,
     RouterService,
-    hosts_of,
+    interface_owner,
+    port_host,
     record,
     router_target,
 )
@@ -128,12 +128,11 @@ class RouterInterfaces:
             raise _bad(f"IPv6 subnet {subnet_id} configured to receive RAs from an external "
                        "router cannot be added to Neutron Router.")
         self._check_new_subnet(conn, router, subnet_id, subnet.cidr)
-        hosts = hosts_of(conn, router.id)
         port_body = parse_item(PORT, {
-            "network_id": subnet.network_id, "device_owner": ROUTER_INTERFACE,
+            "network_id": subnet.network_id, "device_owner": interface_owner(router),
             "device_id": router.id, "project_id": router.project_id,
             "fixed_ips": [{"subnet_id": subnet_id, "ip_address": subnet.gateway_ip}],
-            "binding:host_id": hosts[0] if hosts else ""}, create=True)
+            "binding:host_id": port_host(conn, router)}, create=True)
         port = self.routers.create_port(conn, Context.admin(), port_body, utcnow())
         return interface_info(router, port["id"], subnet.network_id, [subnet_id], True)
 
@@ -161,12 +160,12 @@ class RouterInterfaces:
                            f"{f.subnet_id}, which is not owned by the project making the "
                            "request")
             self._check_new_subnet(conn, router, f.subnet_id, f.cidr)
-        hosts = hosts_of(conn, router.id)
-        host = hosts[0] if hosts else ""
+        host = port_host(conn, router)
         vif = ("bridge", {"connectivity": "l2", "port_filter": False}) if host else \
             ("unbound", {})
         bump_revision(conn, PORTS, port_id, utcnow(), {
-            "device_id": router.id, "device_owner": ROUTER_INTERFACE, "binding_host_id": host,
+            "device_id": router.id, "device_owner": interface_owner(router),
+            "binding_host_id": host,
             "binding_vif_type": vif[0], "binding_vif_details": vif[1]})
         changes.record(conn, "port", port_id, changes.network(port.network_id),
                        hosts=[port.binding_host_id, host])

@@ -52,7 +52,8 @@ LOG = logging.getLogger(__name__)
 ROUTER_INTERFACE = "network:router_interface"
 ROUTER_GATEWAY = "network:router_gateway"
 FLOATINGIP_OWNER = "network:floatingip"
-INTERFACE_OWNERS = (ROUTER_INTERFACE, "network:ha_router_replicated_interface",
+REPLICATED_INTERFACE = "network:ha_router_replicated_interface"
+INTERFACE_OWNERS = (ROUTER_INTERFACE, REPLICATED_INTERFACE,
                     "network:router_interface_distributed")
 L3_OWNED = (*INTERFACE_OWNERS, ROUTER_GATEWAY, FLOATINGIP_OWNER)
 GATEWAY_KEYS = ("network_id", "enable_snat", "external_fixed_ips")
@@ -74,6 +75,29 @@ def hosts_of(conn: Connection, router_id: str) -> list[str]:
     return list(conn.execute(select(AGENTS.c.host).join(
         L3_BINDINGS, L3_BINDINGS.c.agent_id == AGENTS.c.id).where(
         L3_BINDINGS.c.router_id == router_id).order_by(AGENTS.c.host)).scalars())
+
+
+def active_host(conn: Connection, router_id: str) -> str | None:
+    """A host whose L3 agent reports the (HA) router active; None when none does."""
+    found = conn.execute(select(AGENTS.c.host).join(
+        L3_BINDINGS, L3_BINDINGS.c.agent_id == AGENTS.c.id).where(
+        L3_BINDINGS.c.router_id == router_id, L3_BINDINGS.c.ha_state == "active")
+        .order_by(AGENTS.c.host).limit(1)).scalar()
+    return str(found) if found is not None else None
+
+
+def port_host(conn: Connection, router: Row[Any]) -> str:
+    """Where a router's interface and gateway ports are bound: its agent's host; for an HA
+    router, the host serving it (active), none until one reports so."""
+    if router.ha:
+        return active_host(conn, router.id) or ""
+    hosts = hosts_of(conn, router.id)
+    return hosts[0] if hosts else ""
+
+
+def interface_owner(router: Row[Any]) -> str:
+    """The device_owner of a router's interfaces (Neutron's, legacy or HA)."""
+    return REPLICATED_INTERFACE if router.ha else ROUTER_INTERFACE
 
 
 def record(conn: Connection, router_id: str, kind: str = "router",
@@ -114,8 +138,11 @@ class RouterService(ResourceServiceBase):
         super().__init__(core)
         self.networks = networks
         self.create_port = create_port
-        # Set by the L3 scheduler: schedule a router within a transaction.
+        # Set by the L3 scheduler: schedule a router within a transaction, or take it off
+        # every agent.
         self.schedule: Callable[[Connection, str], None] = lambda conn, router_id: None
+        self.unschedule: Callable[[Connection, str], None] = lambda conn, router_id: None
+        self.ha: Any = None  # l3_ha.HaRouters, set when the services are wired
 
     # -- reading --------------------------------------------------------------------------
 
@@ -177,11 +204,10 @@ class RouterService(ResourceServiceBase):
         for name in ("distributed", "ha"):
             if body.get(name) is not None:
                 self.core.policy.enforce(ctx, f"{action}_router:{name}", target)
-                if body[name]:
-                    kind = "Distributed" if name == "distributed" else "HA"
-                    raise exc.BadRequest(resource="router", msg=(
-                        f"{kind} routers are not supported by this server yet: only "
-                        f"'{name}': false is accepted"))
+        if body.get("distributed"):
+            raise exc.BadRequest(resource="router", msg=(
+                "Distributed routers are not supported by this server yet: only "
+                "'distributed': false is accepted"))
         info = body.get("external_gateway_info")
         if info:
             self.core.policy.enforce(ctx, f"{action}_router:external_gateway_info", target)
@@ -210,6 +236,9 @@ class RouterService(ResourceServiceBase):
             distributed=False, ha=False,
             availability_zone_hints=body["availability_zone_hints"]))
         insert_tags(conn, router_id, body.get("tags", []))
+        ha = body.get("ha")
+        if ha if ha is not None else self.core.conf.l3_ha:
+            self.ha.make_ha(conn, self.fetch(conn, Context.admin(), router_id))
         self.schedule(conn, router_id)
         if body.get("external_gateway_info"):
             self.set_gateway(conn, self.fetch(conn, Context.admin(), router_id),
@@ -228,6 +257,8 @@ class RouterService(ResourceServiceBase):
             if "routes" in body:
                 self.check_routes(conn, row, body["routes"])
                 values["routes"] = body["routes"]
+            if body.get("ha") is not None and body["ha"] != row.ha:
+                self._migrate_ha(conn, row, body["ha"])
             bump_revision(conn, ROUTERS, router_id, utcnow(), values)
             if "external_gateway_info" in body:
                 self.set_gateway(conn, self.fetch(conn, ctx, router_id),
@@ -257,6 +288,8 @@ class RouterService(ResourceServiceBase):
             hosts = hosts_of(conn, router_id)
             self.set_gateway(conn, row, None)
             conn.execute(delete(L3_BINDINGS).where(L3_BINDINGS.c.router_id == router_id))
+            if row.ha:
+                self.ha.make_legacy(conn, row)  # its VRID, HA ports and maybe HA network
             conn.execute(delete(ROUTERS).where(ROUTERS.c.id == router_id))
             delete_tags(conn, [router_id])
             record(conn, router_id, hosts=hosts)
@@ -264,6 +297,21 @@ class RouterService(ResourceServiceBase):
         self.core.db.write(txn)
         self.core.notify()
         LOG.info("Deleted router %s", router_id)
+
+    def _migrate_ha(self, conn: Connection, row: Row[Any], ha: bool) -> None:
+        """Make a router HA or legacy: only while it is down (it was, before this request:
+        Neutron's rule), then it leaves every agent and is scheduled again."""
+        if row.admin_state_up:
+            raise exc.BadRequest(resource="router", msg=(
+                "Cannot change HA attribute of active routers. Please set router "
+                "admin_state_up to False prior to upgrade"))
+        self.unschedule(conn, row.id)
+        if ha:
+            self.ha.make_ha(conn, row)
+        else:
+            self.ha.make_legacy(conn, row)
+        self.schedule(conn, row.id)
+        LOG.info("Router %s is now %s", row.id, "HA" if ha else "legacy")
 
     # -- the gateway ----------------------------------------------------------------------
 
@@ -286,15 +334,17 @@ class RouterService(ResourceServiceBase):
                                                                    row.project_id):
             raise exc.NetworkNotFound(net_id=wanted)  # external for other projects only
         if not network.external:
+            if network.project_id != row.project_id and not network_access.granted(
+                    conn, network.id, row.project_id):
+                raise exc.NetworkNotFound(net_id=wanted)  # not the project's to see
             raise exc.BadRequest(resource="router",
                                  msg=f"Network {wanted} is not an external network")
         fixed = self._gateway_ips(conn, network, (info or {}).get("external_fixed_ips"))
         self._check_gateway_overlap(conn, router_id, wanted)
-        hosts = hosts_of(conn, router_id)
         body = parse_item(PORT, {
             "network_id": wanted, "device_owner": ROUTER_GATEWAY, "device_id": router_id,
             "project_id": "", "fixed_ips": fixed,
-            "binding:host_id": hosts[0] if hosts else ""}, create=True)
+            "binding:host_id": port_host(conn, row)}, create=True)
         port = self.create_port(conn, Context.admin(), body, utcnow())
         bump_revision(conn, ROUTERS, router_id, utcnow(), {
             "gw_port_id": port["id"], "gw_network_id": wanted,
@@ -306,7 +356,8 @@ class RouterService(ResourceServiceBase):
     def _gateway_ips(self, conn: Connection, network: Row[Any],
                      requested: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         """The gateway port's addresses: those asked for, else the lowest free one of the
-        first IPv4 subnet that has one (as the seeds expect: "usually the lowest")."""
+        first IPv4 subnet that has one (as the seeds expect: "usually the lowest"); none
+        on a network without IPv4 subnets."""
         subnets = [dict(s._mapping) for s in conn.execute(select(SUBNETS).where(
             SUBNETS.c.network_id == network.id).order_by(*SUBNET_CREATION_ORDER))]
         if requested:
@@ -316,11 +367,13 @@ class RouterService(ResourceServiceBase):
                     raise exc.BadRequest(resource="router", msg=(
                         f"External IP {ip['ip_address']} is the same as the gateway IP"))
             return requested
-        for subnet in subnets:
-            if subnet["ip_version"] == 4:
-                address = ipam.lowest_free(conn, subnet)
-                if address is not None:
-                    return [{"subnet_id": subnet["id"], "ip_address": address}]
+        ipv4 = [s for s in subnets if s["ip_version"] == 4]
+        if not ipv4:
+            return []  # as Neutron: a gateway port without addresses, until a subnet comes
+        for subnet in ipv4:
+            address = ipam.lowest_free(conn, subnet)
+            if address is not None:
+                return [{"subnet_id": subnet["id"], "ip_address": address}]
         raise exc.IpAddressGenerationFailure(net_id=network.id)
 
     def _check_gateway_overlap(self, conn: Connection, router_id: str, network_id: str) -> None:

@@ -108,6 +108,9 @@ class Placement(Protocol):
     def release(self, conn: Connection, resource_id: str, agent: Row[Any]) -> None:
         """Unbind the resource from an agent."""
 
+    def movable(self, conn: Connection, resource_id: str) -> bool:
+        """Whether failover moves the resource off a dead agent."""
+
 
 class Scheduler:
     """Scheduling, failover and fill for one placement."""
@@ -207,6 +210,8 @@ class Scheduler:
         agent = conn.execute(select(AGENTS).where(AGENTS.c.id == agent_id)).first()
         if agent is None or self.agents.heartbeat(agent._mapping) >= deadline:
             return 0  # deleted, or came back meanwhile
+        if not self.placement.movable(conn, resource_id):
+            return 0
         if not self.candidates(conn, resource_id, now):
             return 0
         self.placement.release(conn, resource_id, agent)

@@ -11,7 +11,7 @@ the group's change (`changes.record_group`) in its transaction; rules are in
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -214,6 +214,9 @@ class SecurityGroupService(ResourceServiceBase):
         project = self.core.project_for(ctx, body)
         self.core.policy.enforce(ctx, "create_security_group", group_target(project))
         self.ensure_default(conn, ctx, project)
+        # The group's template rules count against the rules quota, as in Neutron.
+        self.core.quota_check(conn, "security_group_rule", Counter(
+            {project: len(template_rules("", project, False, now))}))
         group_id = insert_group(conn, project, body["name"], body["description"],
                                 body["stateful"], False, now)
         insert_tags(conn, group_id, body.get("tags", []))

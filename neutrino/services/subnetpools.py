@@ -146,6 +146,14 @@ def parse_prefixes(body: Any) -> list[str]:
             from None
 
 
+def _as_neutron_renders(pool: dict[str, Any]) -> dict[str, Any]:
+    """Neutron answers a pool's prefix lengths as strings (tempest compares them with the
+    strings it sent); clients convert them back to integers."""
+    for key in ("default_prefixlen", "min_prefixlen", "max_prefixlen"):
+        pool[key] = str(pool[key])
+    return pool
+
+
 class SubnetPoolService(ResourceServiceBase):
     """The rules of subnet pools, and taking subnets from them."""
 
@@ -199,8 +207,9 @@ class SubnetPoolService(ResourceServiceBase):
                 .where(page.holds(SUBNETPOOL_PREFIXES.c.subnetpool_id))):
             prefixes[pool_id].append(cidr)
         tags = load_tags(conn, page)
-        return [SUBNETPOOL.render(r, prefixes=list(compact(prefixes.get(r["id"], []))),
-                                  tags=tags.get(r["id"], [])) for r in page.rows]
+        return [_as_neutron_renders(SUBNETPOOL.render(
+            r, prefixes=list(compact(prefixes.get(r["id"], []))), tags=tags.get(r["id"], [])))
+            for r in page.rows]
 
     def _describe(self, item: dict[str, Any]) -> str:
         return f"({item['name']}: {item['prefixes']})"
@@ -224,11 +233,7 @@ class SubnetPoolService(ResourceServiceBase):
         whose other pools share none of its addresses, if no network then mixes scopes."""
         if scope_id is None:
             return
-        try:
-            scope = self.scopes.fetch(conn, ctx, scope_id)
-        except exc.AddressScopeNotFound:
-            raise exc.IllegalSubnetPoolAssociationToAddressScope(
-                subnetpool_id=pool_id, address_scope_id=scope_id) from None
+        scope = self.scopes.fetch(conn, ctx, scope_id)  # 404 for one the caller cannot see
         if scope.ip_version != shape.ip_version:
             raise exc.IllegalSubnetPoolIpVersionAssociationToAddressScope(
                 subnetpool_id=pool_id, address_scope_id=scope_id, ip_version=scope.ip_version)

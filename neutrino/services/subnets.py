@@ -30,7 +30,7 @@ from neutrino.services.common import (
     new_id,
     utcnow,
 )
-from neutrino.services.networks import DHCP_OWNER, NetworkService
+from neutrino.services.networks import DHCP_OWNER, NetworkService, check_mtu_for_subnet
 from neutrino.services.routers import INTERFACE_OWNERS
 from neutrino.services.subnetpools import SubnetPoolService
 
@@ -87,8 +87,11 @@ def check_shape(conf: Any, values: dict[str, Any], subnet_id: str) -> None:
     ipam.validate_pools(cidr, values["gateway_ip"], values["allocation_pools"])
 
 
-# The device owner prefixes a subnet's service type may name, as Neutron's.
-SERVICE_TYPE_PREFIXES = ("network:", "neutron:", "compute:")
+# The device owner prefixes a subnet's service type may begin with, as neutron-lib checks
+# them: it adds "compute:" to its prefix list as a string, letter by letter, so that a
+# service type beginning with any letter of "compute:" passes too (neutron-tempest-plugin's
+# tests use "test:type_1"); clients rely on what Neutron accepts.
+SERVICE_TYPE_PREFIXES = ("network:", "neutron:", *"compute:")
 
 
 def check_service_types(service_types: list[str]) -> None:
@@ -205,6 +208,7 @@ class SubnetService(ResourceServiceBase):
         network = self.networks.fetch(conn, ctx, body["network_id"], for_update=True)
         project = self.core.project_for(ctx, body)
         body = self._with_cidr(conn, ctx, project, body)
+        check_mtu_for_subnet(network.id, network.mtu, int(body["ip_version"]))
         subnet_id = new_id()
         values = {k: body[k] for k in (
             "name", "description", "network_id", "cidr", "dns_nameservers", "host_routes",
@@ -282,6 +286,8 @@ class SubnetService(ResourceServiceBase):
             current = dict(row._mapping)
             updates = {SUBNET.attr_map[k].column or k: v for k, v in body.items()}
             merged = {**current, **updates}
+            if "gateway_ip" in body and body["gateway_ip"] != current["gateway_ip"]:
+                self._check_gateway_free(conn, subnet_id, current["gateway_ip"])
             if "gateway_ip" in body and "allocation_pools" not in body \
                     and body["gateway_ip"] is not None:
                 # A gateway moved into the default pools carves itself out of them.
@@ -304,6 +310,18 @@ class SubnetService(ResourceServiceBase):
         self.core.notify()
         LOG.info("Updated subnet %s: %s", subnet_id, sorted(body))
         return subnet
+
+    @staticmethod
+    def _check_gateway_free(conn: Connection, subnet_id: str, gateway: str | None) -> None:
+        """The gateway may move (or go) unless a router's interface holds it."""
+        if gateway is None:
+            return
+        holder = conn.execute(
+            select(ALLOCS.c.port_id).join(PORTS, PORTS.c.id == ALLOCS.c.port_id)
+            .where(ALLOCS.c.subnet_id == subnet_id, ALLOCS.c.ip_address == gateway,
+                   PORTS.c.device_owner.in_(INTERFACE_OWNERS)).limit(1)).scalar()
+        if holder is not None:
+            raise exc.GatewayIpInUse(ip_address=gateway, port_id=holder)
 
     def delete(self, ctx: Context, subnet_id: str) -> None:
         """Delete a subnet whose only addresses belong to DHCP ports or, on an

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from neutrino.agent.client import ChannelError, KeystoneToken, ServerClient
 from neutrino.lab.keystone import Keystone
-from tests.support import Server, openstack_cli
+from tests.support import AgentProcess, Server, openstack_cli, wait_for
 
 pytestmark = [pytest.mark.skipif(
     importlib.util.find_spec("keystone") is None,
@@ -110,3 +111,59 @@ def test_openstacksdk_with_password_auth(cloud: dict[str, Any]) -> None:
     assert net.project_id == cloud["projects"]["demo"]
     assert [n.id for n in conn.network.networks(name="ks-sdk")] == [net.id]
     conn.network.delete_network(net)
+
+
+def test_agents_log_in_as_a_keystone_service_user(cloud: dict[str, Any]) -> None:
+    """An agent with `[service_auth]` and no users file reports with the service user's
+    token and comes up alive; a member's token and no token are refused on the channel;
+    a revoked agent token is replaced and the call goes through."""
+    keystone, server = cloud["keystone"], cloud["server"]
+    agent = AgentProcess(server, "dhcp", "ks-host", sections={
+        "service_auth": keystone.service_auth_options()})
+    # A wrong users-file password: only the Keystone login can work.
+    agent.config.write_text(agent.config.read_text().replace(
+        "server_password = ", "server_password = not-the-password-"))
+    agent.start()
+    try:
+        with _as(cloud, "admin", "admin") as admin:
+            def alive() -> bool:
+                agents = admin.get("/v2.0/agents", params={"host": "ks-host"}).json()["agents"]
+                return bool(agents) and agents[0]["alive"]
+
+            wait_for(alive, 30, what="the Keystone-authenticated agent alive")
+    finally:
+        agent.stop()
+    channel = server.url + "/agent-channel/v1/watch"
+    params = {"agent_type": "DHCP agent", "host": "ks-host", "since": 0, "timeout": 0}
+    assert httpx.get(channel, params=params).status_code == 401
+    member = httpx.get(channel, params=params,
+                       headers={"X-Auth-Token": keystone.token("demo", "demo")})
+    assert member.status_code == 403, member.text
+
+    from keystoneauth1 import loading
+
+    options = keystone.service_auth_options()
+    plugin = loading.get_plugin_loader("password").load_from_options(
+        **{k: v for k, v in options.items() if k != "auth_type"})
+    token_auth = KeystoneToken(plugin)
+    client = ServerClient(server.url, token_auth)
+    try:
+        # Revoked before neutrino has seen (and cached) it: neutrino refuses it.
+        first = token_auth._token()
+        httpx.delete(keystone.url + "/auth/tokens", headers={
+            "X-Auth-Token": keystone.token(), "X-Subject-Token": first}).raise_for_status()
+        client.watch("DHCP agent", "ks-host", 0, 0)  # a 401, a new token, then the answer
+        assert token_auth._token() != first
+    finally:
+        client.close()
+    refused = ServerClient(server.url, KeystoneToken(loading.get_plugin_loader(
+        "password").load_from_options(**{**{k: v for k, v in options.items()
+                                            if k != "auth_type"}, "username": "demo",
+                                         "password": keystone.passwords["demo"],
+                                         "project_name": "demo"})))
+    try:
+        with pytest.raises(ChannelError) as err:
+            refused.watch("DHCP agent", "ks-host", 0, 0)
+        assert err.value.status == 403
+    finally:
+        refused.close()

@@ -157,11 +157,9 @@ def test_router_errors_and_policy(alice: httpx.Client, admin: httpx.Client,
         "router:external": False}}), 409, "ExternalNetworkInUse")
     error(admin.delete(f"/v2.0/networks/{external['network']['id']}"), 409, "NetworkInUse")
 
-    # HA and distributed: admin-only, and only False until those land.
+    # HA and distributed: admin-only; distributed only False until it lands.
     error(alice.post("/v2.0/routers", json={"router": {"ha": False}}), 403,
           "PolicyNotAuthorized")
-    assert "HA routers are not supported" in error(admin.post("/v2.0/routers", json={
-        "router": {"ha": True}}), 400, "BadRequest")
     assert "Distributed routers are not supported" in error(admin.post("/v2.0/routers", json={
         "router": {"distributed": True}}), 400, "BadRequest")
     shown = ok(admin.get(url))["router"]
