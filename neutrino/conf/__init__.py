@@ -212,6 +212,18 @@ l3_agent_opts = [
                "or VXLAN network like any other."),
     cfg.BoolOpt("handle_internal_only_routers", default=True,
                 help="Host routers without an external gateway too."),
+    cfg.StrOpt("ha_confs_path", default="$state_path/ha_confs",
+               help="Where each HA router's keepalived files go (a directory per router)."),
+    cfg.FloatOpt("ha_vrrp_advert_int", default=0.2, min=0.01, max=255,
+                 help="Seconds between VRRP adverts (Neutron: 2); a backup takes over after "
+                 "about three missed ones. Fractional values use VRRPv3."),
+    cfg.StrOpt("ha_vrrp_auth_type", default="PASS", choices=["PASS"],
+               help="VRRP authentication type (VRRPv2 only: VRRPv3 has none)."),
+    cfg.StrOpt("ha_vrrp_auth_password", secret=True,
+               help="VRRP password (its first 8 characters; VRRPv2 only)."),
+    cfg.IntOpt("ha_vrrp_health_check_interval", default=0, min=0,
+               help="Seconds between keepalived's pings of the router's gateways on the "
+               "primary node; after two misses it gives the router up (0: no check)."),
 ]
 
 agent_opts = [

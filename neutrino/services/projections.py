@@ -17,16 +17,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, or_, select
 
 from neutrino.agent.contract import Key
 from neutrino.db.listing import Page
-from neutrino.db.models import AGENTS, DHCP_BINDINGS, EXTRA_DHCP_OPTS, NETWORKS, PORTS, SUBNETS
+from neutrino.db.models import (
+    AGENTS,
+    DHCP_BINDINGS,
+    EXTRA_DHCP_OPTS,
+    L3_BINDINGS,
+    NETWORKS,
+    PORTS,
+    ROUTERS,
+    SUBNETS,
+)
 from neutrino.registry import DHCP, L2
 from neutrino.services import extra_dhcp_opts
 from neutrino.services import security_projection as security
 from neutrino.services.changes import SECURITY_GROUP, Change, Scope
 from neutrino.services.ports import fixed_ips_of
+from neutrino.services.routers import REPLICATED_INTERFACE, ROUTER_GATEWAY
 
 NETWORK = "network"
 
@@ -111,6 +121,36 @@ def interest(projection: Projection, conn: Connection, agent: Row[Any]) -> Inter
 
 
 # -- rows shared by the network projections ------------------------------------------------
+
+def _ha_router_ports(host: str) -> Any:
+    """The interface and gateway ports of the HA routers an L3 agent on `host` hosts."""
+    hosted = select(L3_BINDINGS.c.router_id).join(
+        AGENTS, AGENTS.c.id == L3_BINDINGS.c.agent_id).join(
+        ROUTERS, ROUTERS.c.id == L3_BINDINGS.c.router_id).where(
+        AGENTS.c.host == host, ROUTERS.c.ha.is_(True))
+    return select(PORTS.c.id).where(PORTS.c.device_id.in_(hosted), PORTS.c.device_owner.in_(
+        (REPLICATED_INTERFACE, ROUTER_GATEWAY)))
+
+
+def here(host: str) -> Any:
+    """The ports a host's L2 agent wires: those bound to it, and the ports of the HA routers
+    it hosts, which every hosting host plugs (the router's namespace has them everywhere;
+    only the active host's keepalived gives them their addresses), whichever host they are
+    bound to."""
+    return or_(PORTS.c.binding_host_id == host, PORTS.c.id.in_(_ha_router_ports(host)))
+
+
+def ha_router_hosts(conn: Connection, network_id: str) -> set[str]:
+    """Hosts with an HA router on a network: each is a flooding destination of it, so that
+    a failover needs no new forwarding entry anywhere."""
+    routers = select(PORTS.c.device_id).where(
+        PORTS.c.network_id == network_id,
+        PORTS.c.device_owner.in_((REPLICATED_INTERFACE, ROUTER_GATEWAY)))
+    return set(conn.execute(select(AGENTS.c.host).distinct().join(
+        L3_BINDINGS, L3_BINDINGS.c.agent_id == AGENTS.c.id).join(
+        ROUTERS, ROUTERS.c.id == L3_BINDINGS.c.router_id).where(
+        ROUTERS.c.ha.is_(True), L3_BINDINGS.c.router_id.in_(routers))).scalars())
+
 
 def ports_where(conn: Connection, where: Any) -> list[dict[str, Any]]:
     """Ports with their fixed IPs, as agents get them."""
@@ -203,7 +243,7 @@ class L2Projection:
         """The networks with ports on the agent's host, and the security groups, remote
         groups' members and address groups its filtered ports need."""
         found = _by_network(conn.execute(select(PORTS.c.network_id).distinct().where(
-            PORTS.c.binding_host_id == agent.host)).scalars())
+            here(agent.host))).scalars())
         found.update(security.scopes(conn, agent.host))
         return found
 
@@ -227,15 +267,15 @@ class L2Projection:
         if key[0] in security.KINDS:
             return security.state(conn, key, agent)
         network_id, host = key[1], agent.host
-        local = ports_where(conn, (PORTS.c.network_id == network_id)
-                            & (PORTS.c.binding_host_id == host))
+        local = ports_where(conn, (PORTS.c.network_id == network_id) & here(host))
         security.port_security(conn, local)
         network = network_row(conn, network_id) if local else None
         if network is None:
             return None
-        hosts = conn.execute(select(PORTS.c.binding_host_id).distinct().where(
+        hosts = sorted(set(conn.execute(select(PORTS.c.binding_host_id).distinct().where(
             PORTS.c.network_id == network_id, PORTS.c.binding_host_id != "",
-            PORTS.c.binding_host_id != host)).scalars().all()
+            PORTS.c.binding_host_id != host)).scalars()) | (
+            ha_router_hosts(conn, network_id) - {host}))
         endpoints = []
         if hosts:
             for agent_host, configurations in conn.execute(

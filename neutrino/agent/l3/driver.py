@@ -12,24 +12,29 @@ compared first: a second pass changes nothing.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import struct
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
 
 from neutrino import registry
-from neutrino.agent.contract import Key, Status
-from neutrino.agent.l3.plan import RouterPlan, namespace, plan
+from neutrino.agent.contract import Key, Notify, Status
+from neutrino.agent.l3 import keepalived
+from neutrino.agent.l3.ha_monitor import ACTIVE, HaMonitor, Watched
+from neutrino.agent.l3.plan import HaSettings, RouterPlan, namespace, plan
 from neutrino.agent.linux import netns
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.agent.linux.netfilter import Netfilter
+from neutrino.agent.linux.process import Daemon, Daemons
 
 LOG = logging.getLogger(__name__)
 ROUTER = "router"
-PORT_PREFIXES = ("qr-", "qg-")
+PORT_PREFIXES = ("qr-", "qg-", "ha-")
 
 
 def l3_configurations(conf: cfg.ConfigOpts, plans: list[RouterPlan]) -> dict[str, Any]:
@@ -104,6 +109,13 @@ class RouterDriver:
         self._lock = threading.Lock()
         self._applied: dict[str, RouterPlan] = {}
         self._nft: dict[str, Netfilter] = {}
+        self.ha_settings = HaSettings(
+            advert_int=conf.ha_vrrp_advert_int, auth_password=conf.ha_vrrp_auth_password,
+            health_check_interval=conf.ha_vrrp_health_check_interval,
+            confs_path=conf.ha_confs_path)
+        self.daemons = Daemons()
+        self.monitor = HaMonitor(on_dead=self._release)
+        self._waiting_wiring: set[str] = set()  # HA routers whose keepalived waits for L2
 
     # -- the Driver contract --------------------------------------------------------------
 
@@ -121,7 +133,7 @@ class RouterDriver:
     def apply(self, key: Key, state: dict[str, Any] | None) -> bool:
         """Make a router as its state says, or remove it (None, or admin down)."""
         router_id = key[1]
-        wanted = plan(state, self.host_netns) if state else None
+        wanted = plan(state, self.host_netns, self.ha_settings) if state else None
         if wanted is None:
             return self._remove(router_id)
         with self._lock:
@@ -132,16 +144,32 @@ class RouterDriver:
         return changed
 
     def status(self) -> Status:
-        """Floating IPs in the kernel here are ACTIVE."""
+        """Floating IPs served here are ACTIVE (an HA router's where it is active), and
+        each HA router's VRRP state here."""
         with self._lock:
             plans = list(self._applied.values())
-        return Status(floatingips={f.id: "ACTIVE" for p in plans for f in p.floating_ips})
+        states = self.monitor.states()
+        serving = [p for p in plans if not p.vrrp or states.get(p.router_id) == ACTIVE]
+        return Status(floatingips={f.id: "ACTIVE" for p in serving for f in p.floating_ips},
+                      routers={p.router_id: states.get(p.router_id, "standby")
+                               for p in plans if p.vrrp})
 
     def drifted(self) -> set[Key]:
-        """Routers whose namespace went away since they were applied."""
+        """Routers whose namespace went away since they were applied, whose keepalived
+        died, or whose keepalived waits for the L2 agent to wire its HA port."""
         names = netns.names()
+        dead = self.daemons.dead()
         with self._lock:
-            return {(ROUTER, r) for r, p in self._applied.items() if p.namespace not in names}
+            found = {(ROUTER, r) for r, p in self._applied.items()
+                     if p.namespace not in names or (
+                         p.ha is not None and self._paths(r).pid in dead)}
+            found |= {(ROUTER, r) for r in self._waiting_wiring if r in self._applied}
+        return found
+
+    def events(self, notify: Notify, stop: threading.Event) -> None:
+        """Until `stop`: an HA router whose VRRP state changes here is queued at once, so
+        that its status goes to the server in the pass that follows."""
+        self.monitor.run(lambda router_id: notify({(ROUTER, router_id)}), stop)
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -158,6 +186,10 @@ class RouterDriver:
             with self._lock:
                 self._nft.pop(wanted.router_id, None)  # a new namespace: a new context
         changed = made
+        if wanted.ha is None and Path(self._paths(wanted.router_id).pid).exists():
+            # No longer HA here (made legacy, or its HA port went): keepalived goes first,
+            # taking its addresses with it, before the driver sets the legacy ones.
+            changed |= self._stop_keepalived(wanted.router_id, wanted.namespace)
         now = time.monotonic()
         incremental = before is not None and not made and \
             now - self._verified.get(wanted.router_id, 0.0) < self.verify_interval
@@ -183,24 +215,104 @@ class RouterDriver:
                     changed = True
                 changed |= self.host.ensure_link(port.outer, up=True, mtu=port.mtu)
                 changed |= inside.ensure_link(port.device, up=True, mac=port.mac, mtu=port.mtu)
+                if wanted.vrrp and port is not wanted.ha_port:
+                    continue  # keepalived adds and removes the router's own addresses
                 # What was applied is assumed to be there only if the device was already.
                 known = old_ports.get(port.device) if incremental and port.device in links \
                     else None
                 changed |= inside.ensure_addresses(
                     port.device, port.addresses,
                     assume=known.addresses if known is not None else None)
-            changed |= inside.ensure_routes(wanted.routes)
+            if not wanted.vrrp:
+                changed |= inside.ensure_routes(wanted.routes)
         changed |= self._netfilter(wanted).apply(wanted.table)
-        self._announce(wanted, before, plugged)
+        if wanted.ha is not None:
+            changed |= self._keepalived(wanted)
+        self._announce(wanted, before, plugged, garp=not wanted.vrrp)
         return changed
 
+    # -- HA routers ------------------------------------------------------------------------
+
+    def _paths(self, router_id: str) -> keepalived.Paths:
+        return keepalived.Paths(f"{self.conf.ha_confs_path}/{router_id}")
+
+    def _wired(self, wanted: RouterPlan) -> bool:
+        """The HA port's host end is in a bridge: the L2 agent wired it. keepalived must not
+        start before (Neutron bug 1597461): alone on its link it would hear no adverts,
+        make itself primary and, once wired, serve beside the real primary."""
+        assert wanted.ha_port is not None
+        link = self.host.link(wanted.ha_port.outer)
+        return link is not None and link.master is not None
+
+    def _keepalived(self, wanted: RouterPlan) -> bool:
+        """keepalived for an HA router: its files written, started once the HA port is
+        wired (reloaded when they change, adopted across agent restarts), followed by the
+        monitor."""
+        router_id, ha = wanted.router_id, wanted.ha
+        assert ha is not None
+        paths = self._paths(router_id)
+        if not self._wired(wanted):
+            with self._lock:
+                first = router_id not in self._waiting_wiring
+                self._waiting_wiring.add(router_id)
+            if first:
+                LOG.info("HA router %s: keepalived waits for HA port %s to be wired",
+                         router_id, wanted.ha_port.id if wanted.ha_port else "-")
+            return False
+        with self._lock:
+            self._waiting_wiring.discard(router_id)
+        base = Path(paths.base)
+        base.mkdir(parents=True, exist_ok=True)
+        changed = _write(Path(paths.conf), keepalived.render(ha))
+        if ha.health_checked:
+            changed |= _write(Path(paths.health_check), keepalived.health_check_text(ha),
+                              mode=0o700)
+        if ha.password_ignored:
+            LOG.warning("HA router %s: VRRPv3 (advert_int %s) has no authentication; "
+                        "ha_vrrp_auth_password is not used", router_id, ha.advert_int)
+        daemon = keepalived.daemon(ha, paths, wanted.namespace)
+        if self.daemons.pid(daemon) is None:
+            # A stale VRRP pid file naming a reused pid would keep keepalived from starting.
+            Path(paths.vrrp_pid).unlink(missing_ok=True)
+        outcome = self.daemons.ensure(daemon, keepalived.RELOAD_SIGNAL if changed else None)
+        self.monitor.watch(Watched(router_id, wanted.namespace, ha.ha_device,
+                                   keepalived.vip_address(ha.vrid), paths.vrrp_pid))
+        return changed or outcome.changed
+
+    def _release(self, router_id: str) -> None:
+        """keepalived died here: the router's addresses (and the VRID's) go at once, as a
+        live keepalived gives them up, so that the host taking over is the only one that
+        holds them. The next pass starts keepalived again, as a backup."""
+        with self._lock:
+            applied = self._applied.get(router_id)
+        if applied is None or applied.ha is None:
+            return
+        ha, inside = applied.ha, Kernel(applied.namespace, owned=True)
+        with inside.session():
+            for port in applied.ports:
+                if port is not applied.ha_port:
+                    inside.ensure_addresses(port.device, ())
+            inside.ensure_addresses(ha.ha_device, [ha.ha_cidr])
+        LOG.warning("HA router %s: keepalived died here; its addresses were removed",
+                    router_id)
+
+    def _stop_keepalived(self, router_id: str, namespace_name: str) -> bool:
+        self.monitor.forget(router_id)
+        paths = self._paths(router_id)
+        # Found by its pid file and marker alone: after an agent restart no plan is known.
+        stopped = self.daemons.stop(Daemon(f"keepalived for router {router_id}", (),
+                                           paths.pid, paths.conf, namespace_name))
+        shutil.rmtree(paths.base, ignore_errors=True)
+        return stopped
+
     def _announce(self, wanted: RouterPlan, before: RouterPlan | None,
-                  plugged: set[str]) -> None:
+                  plugged: set[str], garp: bool = True) -> None:
         """Gratuitous ARPs for the addresses of ports just plugged and for floating IPs
-        added; conntrack cleared for each floating IP removed."""
+        added (not for HA routers: keepalived sends them); conntrack cleared for each
+        floating IP removed."""
         old = {f.address: f for f in (before.floating_ips if before else ())}
         new = {f.address: f for f in wanted.floating_ips}
-        for port in wanted.ports:
+        for port in wanted.ports if garp else ():
             fresh = sorted(a.split("/")[0] for a in port.addresses
                            if port.device in plugged or (
                                port is wanted.gateway and a.endswith("/32")
@@ -228,7 +340,25 @@ class RouterDriver:
         if nft is not None:
             nft.close()
         name = old.namespace if old else namespace(router_id, self.host_netns)
-        if netns.remove(name):
+        with self._lock:
+            self._waiting_wiring.discard(router_id)
+        stopped = self._stop_keepalived(router_id, name)
+        if netns.remove(name) or stopped:
             LOG.info("Removed router %s (namespace %s)", router_id, name)
             return True
         return False
+
+
+def _write(path: Path, text: str, mode: int = 0o600) -> bool:
+    """Write a file if its text differs; True if it did (atomically: keepalived may read it
+    at any time)."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    tmp.replace(path)
+    return True

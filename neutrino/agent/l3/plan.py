@@ -10,6 +10,12 @@ says everything the driver makes, as Neutron's L3 agent builds a legacy router o
 - the NAT table: SNAT of the attached subnets behind the gateway IP (when `enable_snat`),
   and per floating IP, DNAT in and SNAT out, as elements of two maps so that one floating IP
   more is one element more, whatever the table's size.
+
+An HA router has the same namespace, devices and NAT table on every host hosting it, plus
+an `ha-` device on the HA network with this host's HA address; its real addresses and
+routes are keepalived's to add (on the host VRRP makes primary) and to remove (elsewhere):
+`RouterPlan.ha` is keepalived's plan (`keepalived.HaPlan`). Until the host's HA port
+exists the router is plumbed but serves nowhere here (`ha` None, `vrrp` True).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import netaddr
 
 from neutrino import registry
+from neutrino.agent.l3.keepalived import Address, HaPlan
 from neutrino.agent.linux.kernel import Route
 from neutrino.agent.linux.netfilter import Chain, NamedSet, Table
 
@@ -65,11 +72,15 @@ class RouterPlan:
     table: Table
     floating_ips: tuple[FloatingIp, ...]
     sysctls: tuple[tuple[str, str], ...] = SYSCTLS
+    vrrp: bool = False  # an HA router: keepalived, not the driver, sets addresses and routes
+    ha_port: PortPlan | None = None  # this host's port on the HA network (ha-...)
+    ha: HaPlan | None = None  # keepalived's plan; None until the HA port exists
 
     @property
     def ports(self) -> tuple[PortPlan, ...]:
-        """Every port, the gateway last."""
-        return self.internal + ((self.gateway,) if self.gateway else ())
+        """Every port, the gateway and then the HA port last."""
+        return self.internal + ((self.gateway,) if self.gateway else ()) + \
+            ((self.ha_port,) if self.ha_port else ())
 
 
 def namespace(router_id: str, host_namespace: str | None = None) -> str:
@@ -132,7 +143,35 @@ def nat_table(gateway: PortPlan | None, gateway_ip: str | None, enable_snat: boo
     return Table("ip", NAT_TABLE, tuple(chains), (dnat, snat))
 
 
-def plan(state: dict[str, Any], host_namespace: str | None = None) -> RouterPlan | None:
+@dataclass(frozen=True)
+class HaSettings:
+    """The L3 agent's keepalived settings (`ha_vrrp_*`)."""
+
+    advert_int: float = 2.0
+    auth_password: str | None = None
+    health_check_interval: int = 0
+    confs_path: str = ""  # where each router's keepalived files go (its own directory)
+
+
+def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPlan, ...],
+            gateway: PortPlan | None, routes: frozenset[Route],
+            settings: HaSettings) -> HaPlan:
+    """keepalived's plan for a router: every real address and route is VRRP's to give."""
+    excluded = tuple(sorted(Address(a, p.device) for p in (*internal, *(
+        (gateway,) if gateway else ())) for a in p.addresses))
+    base = f"{settings.confs_path}/{router_id}" if settings.confs_path else ""
+    checked = settings.health_check_interval > 0 and bool(base)
+    return HaPlan(router_id=router_id, vrid=vrid, ha_device=ha_port.device,
+                  ha_cidr=min(ha_port.addresses), advert_int=settings.advert_int,
+                  auth_password=settings.auth_password, excluded=excluded,
+                  routes=tuple(sorted(routes, key=lambda r: (r.dst, r.gateway or "",
+                                                             r.dev or ""))),
+                  health_check_interval=settings.health_check_interval if checked else 0,
+                  health_check_script=f"{base}/ha_check_script.sh" if checked else None)
+
+
+def plan(state: dict[str, Any], host_namespace: str | None = None,
+         ha_settings: HaSettings | None = None) -> RouterPlan | None:
     """The router this host should have; None when it should have none (admin down)."""
     if not state.get("admin_state_up", True):
         return None
@@ -154,5 +193,14 @@ def plan(state: dict[str, Any], host_namespace: str | None = None) -> RouterPlan
                     if netaddr.IPNetwork(ip["cidr"]).version == 4})
     table = nat_table(gateway, gateway_ip, bool(gw_state and gw_state.get("enable_snat", True)),
                       cidrs, fips)
+    vrrp = state.get("ha")
+    if not vrrp:
+        return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
+                          frozenset(routes), table, fips)
+    ha_port = _port(vrrp["port"], "ha-") if vrrp.get("port") and vrrp["port"]["fixed_ips"] \
+        else None
+    keepalived = ha_plan(router_id, vrrp["vr_id"], ha_port, internal, gateway,
+                         frozenset(routes), ha_settings or HaSettings()) \
+        if ha_port is not None and vrrp.get("vr_id") else None
     return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
-                      frozenset(routes), table, fips)
+                      frozenset(routes), table, fips, vrrp=True, ha_port=ha_port, ha=keepalived)

@@ -1,0 +1,254 @@
+"""HA routers with real keepalived, through the L3 agent's driver on two throwaway hosts.
+
+Two host namespaces hold the bridges the L2 agent would make (a tenant network, the
+external network and the HA network), each bridge joined to its twin on the other host by
+a veth pair; a VM sits on the tenant network, an "outside" namespace on the external one.
+Each host's driver builds the same HA router; keepalived picks the host that serves it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neutrino.agent.l3.driver import RouterDriver
+from neutrino.agent.linux import netns
+from neutrino.agent.linux.kernel import Kernel, Route
+from neutrino.cmd.common import load_config
+from tests.support import root_network_snapshot, wait_for
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("keepalived") is None or shutil.which("nft") is None,
+    reason="needs root, keepalived and nftables (tools/install installs them)")
+
+ROUTER = "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+IFACE = "21111111-2222-4333-8444-555555555555"
+GATEWAY = "26666666-7777-4888-9999-aaaaaaaaaaaa"
+HA_PORTS = {"h1": "3aaaaaaa-1111-4111-8111-111111111111",
+            "h2": "3bbbbbbb-2222-4222-8222-222222222222"}
+HA_IPS = {"h1": "169.254.192.1", "h2": "169.254.192.2"}
+VRID = 7
+ROUTER_ADDRESSES = {"10.60.0.1/24", "203.0.113.101/24"}
+
+
+def state(host: str) -> dict[str, Any]:
+    """The router as the server sends it to `host`'s L3 agent."""
+    return {"id": ROUTER, "admin_state_up": True, "routes": [],
+            "interfaces": [{"id": IFACE, "mac_address": "fa:16:3e:bb:00:01", "mtu": 1450,
+                            "network_id": "n1", "fixed_ips": [{
+                                "subnet_id": "s1", "ip_address": "10.60.0.1",
+                                "cidr": "10.60.0.0/24", "gateway_ip": "10.60.0.1"}]}],
+            "gateway": {"id": GATEWAY, "mac_address": "fa:16:3e:bb:00:02", "mtu": 1500,
+                        "network_id": "ext", "enable_snat": True, "fixed_ips": [{
+                            "subnet_id": "s2", "ip_address": "203.0.113.101",
+                            "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1"}]},
+            "floatingips": [],
+            "ha": {"vr_id": VRID, "port": {
+                "id": HA_PORTS[host], "mac_address": f"fa:16:3e:cc:00:0{host[-1]}",
+                "mtu": 1500, "network_id": "ha", "fixed_ips": [{
+                    "subnet_id": "s3", "ip_address": HA_IPS[host],
+                    "cidr": "169.254.192.0/18", "gateway_ip": None}]}}}
+
+
+def sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Hosts h1 and h2 with twin bridges, a VM (10.60.0.10) and outside (203.0.113.1), and
+    a driver per host."""
+    before = root_network_snapshot()
+    tag = uuid.uuid4().hex[:6]
+    hosts = {"h1": f"ntha1{tag}", "h2": f"ntha2{tag}"}
+    vm, outside = f"nthav{tag}", f"nthao{tag}"
+    for name in (*hosts.values(), vm, outside):
+        netns.create(name)
+    drivers: dict[str, RouterDriver] = {}
+    stop = threading.Event()
+    events: dict[str, list[set[Any]]] = {"h1": [], "h2": []}
+    watchers: list[threading.Thread] = []
+    try:
+        for ns in hosts.values():
+            k = Kernel(ns, owned=True)
+            for bridge in ("brqtenant", "brqext", "brqha"):
+                k.ensure_bridge(bridge)
+        for bridge in ("brqtenant", "brqext", "brqha"):
+            link = f"lk{bridge[3:]}"
+            sh("ip", "link", "add", link, "netns", hosts["h1"], "type", "veth", "peer",
+               "name", link, "netns", hosts["h2"])
+            for ns in hosts.values():
+                Kernel(ns, owned=True).ensure_in_bridge(link, bridge)
+        k1 = Kernel(hosts["h1"], owned=True)
+        for bridge, peer_ns, cidr in (("brqtenant", vm, "10.60.0.10/24"),
+                                      ("brqext", outside, "203.0.113.1/24")):
+            k1.ensure_veth(f"tap{bridge[3:]}", "eth0", peer_ns)
+            k1.ensure_in_bridge(f"tap{bridge[3:]}", bridge)
+            inner = Kernel(peer_ns, owned=True)
+            inner.ensure_link("eth0", up=True)
+            inner.ensure_addresses("eth0", [cidr])
+        Kernel(vm, owned=True).ensure_routes([Route("default", "10.60.0.1")])
+        for host, ns in hosts.items():
+            conf = tmp_path / f"{host}.conf"
+            (tmp_path / host).mkdir()
+            conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / host}\n"
+                            "ha_vrrp_advert_int = 0.2\n")
+            drivers[host] = RouterDriver(load_config(["--config-file", str(conf)], "test"),
+                                         host_netns=ns)
+            # As the agent runs it: the driver's events, here only recorded.
+            watchers.append(threading.Thread(target=drivers[host].events, args=(
+                events[host].append, stop), daemon=True))
+            watchers[-1].start()
+        yield {"drivers": drivers, "hosts": hosts, "vm": vm, "outside": outside,
+               "tmp": tmp_path, "events": events}
+    finally:
+        stop.set()
+        for watcher in watchers:
+            watcher.join(5)
+        for driver in drivers.values():
+            driver.apply(("router", ROUTER), None)  # stops keepalived by its pid file
+            driver.monitor.close()
+        for name in netns.names():
+            if name.startswith((*hosts.values(), vm, outside)):
+                netns.remove(name)
+        left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+        assert left.stdout == "", f"keepalived left behind: {left.stdout}"
+        assert root_network_snapshot() == before
+
+
+def plug(world: dict[str, Any], host: str) -> None:
+    """What the L2 agent does on a host: the router's host ends into their bridges."""
+    k = Kernel(world["hosts"][host], owned=True)
+    for port, bridge in ((IFACE, "brqtenant"), (GATEWAY, "brqext"),
+                         (HA_PORTS[host], "brqha")):
+        k.ensure_in_bridge(f"tap{port[:11]}", bridge)
+
+
+def holders(world: dict[str, Any]) -> set[str]:
+    """The hosts whose router namespace holds any of the router's addresses."""
+    found = set()
+    for host, ns in world["hosts"].items():
+        inside = Kernel(f"{ns}-qrouter-{ROUTER}", owned=True)
+        held = inside.addresses(f"qr-{IFACE[:11]}") | inside.addresses(f"qg-{GATEWAY[:11]}")
+        if held & ROUTER_ADDRESSES:
+            found.add(host)
+    return found
+
+
+def ping(world: dict[str, Any]) -> bool:
+    return subprocess.run(["ip", "netns", "exec", world["vm"], "ping", "-c", "1", "-W", "1",
+                           "203.0.113.1"], capture_output=True).returncode == 0
+
+
+def keepalived_pid(world: dict[str, Any], host: str) -> int:
+    return int((world["tmp"] / host / "ha_confs" / ROUTER / "keepalived.pid").read_text())
+
+
+def test_keepalived_waits_for_wiring_then_one_host_serves(world: dict[str, Any]) -> None:
+    """No keepalived before the HA port is wired; then exactly one host holds the router's
+    addresses and reports itself active, the other standby; the VM reaches outside through
+    it; a second pass changes nothing."""
+    drivers = world["drivers"]
+    for host, driver in drivers.items():
+        driver.apply(("router", ROUTER), state(host))
+        assert ("router", ROUTER) in driver.drifted()  # waiting for the L2 agent
+        assert not (world["tmp"] / host / "ha_confs" / ROUTER / "keepalived.pid").exists()
+    assert holders(world) == set()
+    for host, driver in drivers.items():
+        plug(world, host)
+        driver.apply(("router", ROUTER), state(host))
+        assert ("router", ROUTER) not in driver.drifted()
+    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
+    [active] = holders(world)
+    standby = "h2" if active == "h1" else "h1"
+    wait_for(lambda: drivers[active].status().routers == {ROUTER: "active"}, 5,
+             what="the monitor seeing the primary")
+    assert drivers[standby].status().routers == {ROUTER: "standby"}
+    inside = Kernel(f"{world['hosts'][active]}-qrouter-{ROUTER}", owned=True)
+    assert Route("default", "203.0.113.1", f"qg-{GATEWAY[:11]}") in inside.routes()
+    assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")
+    for host, driver in drivers.items():
+        assert driver.apply(("router", ROUTER), state(host)) is False
+
+
+def test_failover_when_keepalived_dies_without_preemption(world: dict[str, Any]) -> None:
+    """keepalived killed on the serving host: the other takes over within about three
+    adverts (printed), the monitor reports it at once; the first host's keepalived,
+    started again by the driver, stays standby (nopreempt)."""
+    drivers = world["drivers"]
+    for host, driver in drivers.items():
+        driver.apply(("router", ROUTER), state(host))
+        plug(world, host)
+        driver.apply(("router", ROUTER), state(host))
+    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
+    [active] = holders(world)
+    other = "h2" if active == "h1" else "h1"
+    wait_for(lambda: drivers[active].status().routers == {ROUTER: "active"}, 5,
+             what="the monitor seeing the primary")
+    world["events"][other].clear()
+    started = time.monotonic()
+    os.kill(keepalived_pid(world, active), signal.SIGTERM)
+    wait_for(lambda: holders(world) == {other}, 10, what="the other host taking over")
+    took = time.monotonic() - started
+    wait_for(lambda: world["events"][other], 5, what="the monitor's event on the new primary")
+    print(f"\nfailover after keepalived's stop: {took:.2f} s")
+    assert world["events"][other][0] == {("router", ROUTER)}
+    assert drivers[other].status().routers == {ROUTER: "active"}
+    wait_for(lambda: ("router", ROUTER) in drivers[active].drifted(), 5,
+             what="the driver finding its keepalived gone")
+    drivers[active].apply(("router", ROUTER), state(active))  # the agent's next pass
+    time.sleep(1.5)  # several adverts: a preempting node would have taken over by now
+    assert holders(world) == {other}
+    assert drivers[active].status().routers == {ROUTER: "standby"}
+
+
+def test_kill_9_of_keepalived_never_leaves_two_hosts_serving(world: dict[str, Any]) -> None:
+    """Both keepalived processes of the serving host killed with SIGKILL (they cannot give
+    the addresses up): the driver removes them the moment the VRRP process is gone, so that
+    no sample (every 20 ms) finds both hosts holding them; the other host takes over (the
+    time without a holder is printed) and the restarted keepalived stays standby."""
+    drivers = world["drivers"]
+    for host, driver in drivers.items():
+        driver.apply(("router", ROUTER), state(host))
+        plug(world, host)
+        driver.apply(("router", ROUTER), state(host))
+    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
+    [active] = holders(world)
+    other = "h2" if active == "h1" else "h1"
+    wait_for(lambda: drivers[active].status().routers == {ROUTER: "active"}, 5,
+             what="the monitor seeing the primary")
+    base = world["tmp"] / active / "ha_confs" / ROUTER
+    time.sleep(0.5)  # the monitor holds the VRRP process's pidfd by now
+    pids = [int((base / name).read_text()) for name in ("keepalived-vrrp.pid",
+                                                        "keepalived.pid")]
+    samples: list[tuple[float, frozenset[str]]] = []
+    started = time.monotonic()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = started + 10
+    while time.monotonic() < deadline:
+        samples.append((time.monotonic() - started, frozenset(holders(world))))
+        if samples[-1][1] == {other}:
+            break
+        time.sleep(0.02)
+    both = [t for t, held in samples if len(held) > 1]
+    assert not both, f"both hosts held the router's addresses at {both[:5]}..."
+    assert samples[-1][1] == {other}, samples[-5:]
+    gap = samples[-1][0] - max((t for t, held in samples if held == {active}), default=0.0)
+    print(f"\nkill -9: the other host served after {samples[-1][0]:.2f} s "
+          f"(no holder for {gap:.2f} s, {len(samples)} samples)")
+    wait_for(lambda: ("router", ROUTER) in drivers[active].drifted(), 5,
+             what="the driver finding its keepalived gone")
+    drivers[active].apply(("router", ROUTER), state(active))
+    time.sleep(1.5)
+    assert holders(world) == {other}
