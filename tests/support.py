@@ -295,8 +295,8 @@ def root_network_snapshot() -> dict[str, str]:
 
 
 def our_processes() -> list[str]:
-    """Running (not zombie) dnsmasq, neutrino and Keystone processes: pid and command
-    line."""
+    """Running (not zombie) dnsmasq, keepalived, neutrino and Keystone processes: pid and
+    command line."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -306,6 +306,7 @@ def our_processes() -> list[str]:
             continue
         if text[text.rfind(")") + 2] in "ZX" or int(stat.parent.name) == os.getpid():
             continue
-        if "dnsmasq" in cmdline or "bin/neutrino" in cmdline or "keystone.wsgi" in cmdline:
+        if "dnsmasq" in cmdline or "bin/neutrino" in cmdline or "keystone.wsgi" in cmdline \
+                or "keepalived" in cmdline:
             out.append(f"{stat.parent.name} {cmdline.strip()}")
     return sorted(out)

@@ -125,7 +125,20 @@ def agent(args: argparse.Namespace) -> int:
         lab.agent_start(args.host, args.kind)
     else:
         sig = signal.SIGKILL if args.action == "kill" else signal.SIGTERM
-        lab.agent_stop(args.host, args.kind, with_dnsmasq=args.with_dnsmasq, sig=sig)
+        lab.agent_stop(args.host, args.kind, with_dnsmasq=args.with_dnsmasq, sig=sig,
+                       with_keepalived=args.with_keepalived)
+    return 0
+
+
+def host_link(args: argparse.Namespace) -> int:
+    """Cut or heal a host's underlay and external links."""
+    _lab(args).host_link(args.host, up=args.state == "up")
+    return 0
+
+
+def host_freeze(args: argparse.Namespace) -> int:
+    """SIGSTOP or SIGCONT every process of a host."""
+    _lab(args).host_freeze(args.host, frozen=args.action == "freeze")
     return 0
 
 
@@ -193,6 +206,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("host")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(func=host_exec)
+    p = host.add_parser("link", help="cut (down) or heal (up) the host's underlay and "
+                        "external links")
+    p.add_argument("state", choices=["down", "up"])
+    p.add_argument("host")
+    p.set_defaults(func=host_link)
+    for action, text in (("freeze", "SIGSTOP every process of the host"),
+                         ("thaw", "SIGCONT every process of the host")):
+        p = host.add_parser(action, help=text)
+        p.add_argument("host")
+        p.set_defaults(func=host_freeze, action=action)
 
     outside = sub.add_parser("outside", help="the world outside the cloud").add_subparsers(
         dest="outside_command", required=True)
@@ -206,6 +229,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("kind", choices=list(topology.AGENT_KINDS))
     p.add_argument("--with-dnsmasq", action="store_true",
                    help="also stop (or kill) the host's dnsmasq processes")
+    p.add_argument("--with-keepalived", action="store_true",
+                   help="also stop (or kill) the host's keepalived processes")
     p.set_defaults(func=agent)
 
     p = sub.add_parser("openstack", help="the openstack client, set up for the lab")

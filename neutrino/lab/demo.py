@@ -240,13 +240,14 @@ def dhcp_ha(demo: Demo) -> Record:
 
 
 def _scenarios() -> dict[str, Callable[[Demo], Record]]:
+    from neutrino.lab.demo_l3_ha import l3_ha
     from neutrino.lab.demo_router import router
 
-    return {"dhcp-ha": dhcp_ha, "router": router}
+    return {"dhcp-ha": dhcp_ha, "router": router, "l3-ha": l3_ha}
 
 
 SCENARIOS: dict[str, Callable[[Demo], Record]] = _scenarios()
-TOPOLOGIES = {"dhcp-ha": "seed-000", "router": "seed-004"}
+TOPOLOGIES = {"dhcp-ha": "seed-000", "router": "seed-004", "l3-ha": "seed-003"}
 
 
 def run(scenario: str, lab: Lab, out: Callable[[str], None] = print) -> Record:

@@ -7,6 +7,7 @@ found again and stopped by pid (`agent.linux.process`). Agents act in their host
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import httpx
 
 from neutrino import registry
 from neutrino.agent.linux import netns, process
+from neutrino.agent.linux.kernel import Kernel
 from neutrino.api.auth import UserFile
 from neutrino.lab.base import BIN, LabError, free_port, ini
 from neutrino.lab.keystone import MARKER, REGION
@@ -202,8 +204,9 @@ class Hosts(Wiring):
             self.wait_agents_alive([(host, kind)])
 
     def agent_stop(self, host: str, kind: str, with_dnsmasq: bool = False,
-                   sig: int = signal.SIGTERM) -> None:
-        """Stop (or kill, with SIGKILL) an agent; its dnsmasq processes too if asked."""
+                   sig: int = signal.SIGTERM, with_keepalived: bool = False) -> None:
+        """Stop (or kill, with SIGKILL) an agent; its dnsmasq or keepalived processes too if
+        asked."""
         self.require_up()
         key = self._agent_key(host, kind)
         entry = self.state["agents"].get(key)
@@ -214,6 +217,8 @@ class Hosts(Wiring):
         self.save()
         if with_dnsmasq:
             self.stop_dnsmasq(host, sig)
+        if with_keepalived:
+            self.stop_keepalived(host, sig)
 
     def wait_agents_alive(self, which: Sequence[tuple[str, str]] | None = None,
                           timeout: float = 60) -> None:
@@ -275,3 +280,70 @@ class Hosts(Wiring):
             process.stop(pid, network_id, sig=sig)
             self.out(f"{'Killed' if sig == signal.SIGKILL else 'Stopped'} dnsmasq of network "
                      f"{network_id} on {host} (pid {pid})")
+
+    def keepalived_pids(self, host: str) -> dict[str, list[int]]:
+        """Running keepalived processes of a host's L3 agent (the parent and its VRRP
+        process), by router id."""
+        out: dict[str, list[int]] = {}
+        for conf in (self.dir / "hosts" / host / "ha_confs").glob("*/keepalived.conf"):
+            for name in ("keepalived.pid", "keepalived-vrrp.pid"):
+                try:
+                    pid = int((conf.parent / name).read_text().strip())
+                except (OSError, ValueError):
+                    continue
+                if process.running(pid, str(conf)):
+                    out.setdefault(conf.parent.name, []).append(pid)
+        return out
+
+    def stop_keepalived(self, host: str, sig: int = signal.SIGTERM) -> None:
+        """Stop (or kill) the keepalived processes of a host, by their pid files."""
+        for router_id, pids in sorted(self.keepalived_pids(host).items()):
+            for pid in pids:
+                process.stop(pid, router_id, sig=sig)
+            self.out(f"{'Killed' if sig == signal.SIGKILL else 'Stopped'} keepalived of "
+                     f"router {router_id} on {host} (pids {pids})")
+
+    # -- failures of a whole host ----------------------------------------------------------
+
+    def host_link(self, host: str, up: bool) -> None:
+        """Cut (or heal) a host's underlay and external links: its tunnels and its flat
+        uplink go dark, as a pulled cable would; its processes run on."""
+        self.require_up()
+        self.topology.host(host)
+        k = Kernel(self.host_namespace(host), owned=True)
+        for link in ("ul0", "ext0"):
+            k.ensure_link(link, up=up)
+        self.out(f"{host}: underlay and external links {'up' if up else 'down'}")
+
+    def host_processes(self, host: str) -> list[int]:
+        """Every process of a host: its agents, and whatever runs in its namespaces."""
+        self.require_up()
+        self.topology.host(host)
+        pids = {entry["pid"] for key, entry in self.state["agents"].items()
+                if key.startswith(f"{host}/") and process.running(entry["pid"],
+                                                                  entry["marker"])}
+        prefix = self.host_namespace(host)
+        inodes = set()
+        for name in netns.names():
+            if name == prefix or name.startswith(prefix + "-"):
+                try:
+                    inodes.add(os.stat(netns.path(name)).st_ino)
+                except OSError:
+                    continue
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                if os.stat(entry / "ns" / "net").st_ino in inodes:
+                    pids.add(int(entry.name))
+            except (OSError, ValueError):
+                continue
+        return sorted(pids)
+
+    def host_freeze(self, host: str, frozen: bool) -> list[int]:
+        """SIGSTOP (or SIGCONT) every process of a host; their pids."""
+        pids = self.host_processes(host)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+        self.out(f"{host}: {'froze' if frozen else 'thawed'} {len(pids)} processes "
+                 f"({', '.join(map(str, pids))})")
+        return pids

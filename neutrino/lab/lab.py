@@ -7,6 +7,7 @@ says how a lab goes up, comes down and reports its status.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -89,11 +90,16 @@ class Lab(Hosts, Vms):
             self.out(f"Lab {self.name} is not up; {len(removed)} leftover namespaces removed"
                      if removed else f"Lab {self.name} is not up; nothing to remove")
             return
+        for host in self.topology.hosts:  # a frozen host's processes could not stop
+            for pid in self.host_processes(host.name):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
         for key in list(self.state["agents"]):
             host, kind = key.split("/")
             self.agent_stop(host, kind)
         for host in self.topology.hosts:
             self.stop_dnsmasq(host.name)
+            self.stop_keepalived(host.name)
         self.stop_server()
         self.stop_keystone()
         removed = self.remove_namespaces()

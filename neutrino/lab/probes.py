@@ -3,6 +3,7 @@ end saw (the addresses NAT left on them)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -138,3 +139,118 @@ class Pinger:
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
+
+
+# An echo server for one long connection.
+_ECHO_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1); s.settimeout(float(sys.argv[2]))
+print("ready", flush=True)
+c, _peer = s.accept(); c.settimeout(None)
+while True:
+    data = c.recv(4096)
+    if not data:
+        break
+    c.sendall(data)
+"""
+# A client that sends a byte every `interval` and waits for its echo, until its stdin
+# closes; then prints the longest time between two echoes and whether the connection broke.
+_ECHO_CLIENT = """
+import json, socket, sys, threading, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+c.settimeout(30)
+interval, done = float(sys.argv[3]), threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+last = time.monotonic(); gap = 0.0; echoes = 0; broken = None
+print("connected", flush=True)
+while not done.is_set():
+    try:
+        c.sendall(b"x")
+        if c.recv(1) != b"x":
+            broken = "closed"; break
+    except OSError as err:
+        broken = str(err); break
+    now = time.monotonic(); gap = max(gap, now - last); last = now; echoes += 1
+    time.sleep(interval)
+print(json.dumps({"max_gap": gap, "broken": broken, "echoes": echoes}), flush=True)
+"""
+
+
+@dataclass(frozen=True)
+class FlowReport:
+    """What a long ping and a long TCP connection saw across a fault."""
+
+    ping_gap: float  # the longest time without a ping reply, in seconds
+    ping_replies: int
+    tcp_gap: float  # the longest time between two echoes on the connection
+    tcp_survived: bool
+    tcp_error: str | None
+
+    def __str__(self) -> str:
+        tcp = "survived" if self.tcp_survived else f"BROKE ({self.tcp_error})"
+        return (f"ping: longest gap {self.ping_gap:.2f} s ({self.ping_replies} replies); "
+                f"TCP connection {tcp}, longest gap {self.tcp_gap:.2f} s")
+
+
+class Flows:
+    """A ping every 50 ms and one TCP connection echoing a byte every 50 ms, from
+    `client_ns` to `address` (a listener in `server_ns`), kept running while a fault is
+    made (`start`, then `stop` for the report)."""
+
+    def __init__(self, server_ns: str, client_ns: str, address: str, port: int = 5001,
+                 interval: float = 0.05) -> None:
+        self.server_ns, self.client_ns, self.address = server_ns, client_ns, address
+        self.port, self.interval = port, interval
+        self._procs: list[subprocess.Popen[str]] = []
+
+    def start(self) -> Flows:
+        """Start the ping and open the connection (raises if it cannot be opened)."""
+        server = subprocess.Popen(netns.command(self.server_ns, [
+            sys.executable, "-c", _ECHO_SERVER, str(self.port), "10"]),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._procs.append(server)
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "ready":
+            self.stop()
+            raise RuntimeError("the echo server did not start")
+        client = subprocess.Popen(netns.command(self.client_ns, [
+            sys.executable, "-c", _ECHO_CLIENT, self.address, str(self.port),
+            str(self.interval)]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self._procs.append(client)
+        assert client.stdout is not None
+        if client.stdout.readline().strip() != "connected":
+            self.stop()
+            raise RuntimeError(f"no TCP connection to {self.address}:{self.port}")
+        self._procs.append(subprocess.Popen(netns.command(self.client_ns, [
+            "ping", "-D", "-i", str(self.interval), "-W", "1", self.address]),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        return self
+
+    def stop(self) -> FlowReport:
+        """Stop everything; what was seen."""
+        server, client, pinger = (self._procs + [None, None, None])[:3]
+        ping_gap, replies, tcp = 0.0, 0, None
+        if pinger is not None:
+            pinger.terminate()
+            out, _err = pinger.communicate(timeout=10)
+            stamps = [float(line[1:line.index("]")]) for line in out.splitlines()
+                      if line.startswith("[") and "bytes from" in line]
+            replies = len(stamps)
+            ping_gap = max((b - a for a, b in itertools.pairwise(stamps)), default=0.0)
+        if client is not None:
+            try:
+                out, _err = client.communicate(input="", timeout=40)
+                tcp = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
+            except (subprocess.TimeoutExpired, ValueError):
+                client.kill()
+                client.wait()
+        if server is not None:
+            server.kill()
+            server.wait()
+        self._procs = []
+        if tcp is None:
+            return FlowReport(ping_gap, replies, 0.0, False, "no report")
+        return FlowReport(ping_gap, replies, float(tcp["max_gap"]), tcp["broken"] is None,
+                          tcp["broken"])

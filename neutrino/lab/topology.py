@@ -70,6 +70,9 @@ SEED_004 = {
 SEED_003 = {
     "name": "seed-003",
     "controller": "controller",
+    # neutron.conf as seed 003 writes it (its DVR half is not implemented yet).
+    "server_options": {"DEFAULT": {"l3_ha": True, "l3_ha_net_cidr": "169.254.192.0/18",
+                                   "max_l3_agents_per_router": 3}},
     "hosts": [{"name": "network1", "agents": ["l2", "dhcp", "l3"]},
               {"name": "network2", "agents": ["l2", "dhcp", "l3"]},
               {"name": "compute1", "agents": ["l2"]},
@@ -78,7 +81,8 @@ SEED_003 = {
     "outside_gateway": "203.0.113.1/24",
     "internet": "192.0.2.1/24",
 }
-BUILTIN = {"seed-000": SEED_000, "seed-003": SEED_003, "seed-004": SEED_004}
+BUILTIN: dict[str, dict[str, Any]] = {"seed-000": SEED_000, "seed-003": SEED_003,
+                                     "seed-004": SEED_004}
 
 
 def check_lab_name(name: str) -> str:

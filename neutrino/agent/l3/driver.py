@@ -27,7 +27,7 @@ from neutrino.agent.contract import Key, Notify, Status
 from neutrino.agent.l3 import keepalived
 from neutrino.agent.l3.ha_monitor import ACTIVE, HaMonitor, Watched
 from neutrino.agent.l3.plan import HaSettings, RouterPlan, namespace, plan
-from neutrino.agent.linux import netns
+from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.agent.linux.netfilter import Netfilter
 from neutrino.agent.linux.process import Daemon, Daemons
@@ -113,6 +113,7 @@ class RouterDriver:
             advert_int=conf.ha_vrrp_advert_int, auth_password=conf.ha_vrrp_auth_password,
             health_check_interval=conf.ha_vrrp_health_check_interval,
             confs_path=conf.ha_confs_path)
+        process.become_subreaper()  # keepalived's exits come back to the agent
         self.daemons = Daemons()
         self.monitor = HaMonitor(on_dead=self._release)
         self._waiting_wiring: set[str] = set()  # HA routers whose keepalived waits for L2
