@@ -24,6 +24,31 @@ NODES = ("network1", "network2")
 def l3_ha(demo: Demo) -> Record:
     """Seed 003's HA router, and its failovers with real packets."""
     lab = demo.lab
+    router_id, vm_ns, address, active = build(demo)
+    facts: dict[str, Any] = {"router": router_id, "floating_ip": address}
+    for fault in ("agent-and-keepalived", "link"):
+        active = _failover(demo, router_id, vm_ns, address, active, fault, facts)
+    demo.record.facts.update(facts)
+
+    demo.say("Delete everything.")
+    lab.vm_delete("demo-instance1")
+    demo.openstack("floating", "ip", "delete", address, user="demo")
+    demo.openstack("router", "unset", "--external-gateway", "demo-router", user="demo")
+    demo.openstack("router", "remove", "subnet", "demo-router", "demo-subnet", user="demo")
+    demo.openstack("router", "delete", "demo-router", user="demo")
+    for host in NODES:
+        demo.wait(lambda h=host: f"qrouter-{router_id}" not in lab.host_netns(h)  # type: ignore[misc]
+                  and not lab.keepalived_pids(h), f"{host} has no router namespace and no "
+                  "keepalived left", timeout=30)
+    return demo.record
+
+
+def build(demo: Demo, static_fallback: bool = False) -> tuple[str, str, str, str]:
+    """The networks, the HA router (one active node), a VM with a floating IP that answers
+    from outside: the router's id, the VM's namespace, the floating IP, the active node.
+    `static_fallback` (benchmarks of the router, not of DHCP): a VM without a lease after
+    30 s takes its port's address by hand, and says so."""
+    lab = demo.lab
     demo.say("Verify the agents: L3, DHCP and Linux bridge agents on network1 and network2, "
              "Linux bridge agents on the computes.")
     demo.openstack("network", "agent", "list")
@@ -53,9 +78,9 @@ def l3_ha(demo: Demo) -> Record:
     demo.expect(shown["ha"] is True, "the admin sees demo-router as an HA router")
 
     demo.say("One router on both network nodes: one active, one standby.")
-    states = demo.wait(lambda: _one_active(demo), "one L3 agent active, the other standby")
+    seen = demo.wait(lambda: _one_active(demo), "one L3 agent active, the other standby")
     demo.openstack("network", "agent", "list", "--router", "demo-router", "--long")
-    active = next(host for host, state in states.items() if state == "active")
+    active = next(host for host, state in seen.items() if state == "active")
     standby = next(host for host in NODES if host != active)
     for host in NODES:
         demo.expect(f"qrouter-{router_id}" in lab.host_netns(host),
@@ -67,8 +92,21 @@ def l3_ha(demo: Demo) -> Record:
     demo.say("A VM on compute1 with a floating IP; its security group lets in ping and TCP.")
     vm = lab.vm_boot("demo-instance1", "demo-net", "compute1")
     vm_ns = lab.vm_namespace("demo-instance1")
-    demo.wait(lambda: demo.dhcp("demo-instance1", "vm").ip_address, "the VM gets its lease",
-              timeout=60)
+    if static_fallback:
+        deadline = time.monotonic() + 30
+        while not demo.dhcp("demo-instance1", "vm").ip_address:
+            if time.monotonic() > deadline:
+                lab.out(f"WARNING: demo-instance1 got no lease; configuring {vm['ip_address']} "
+                        "by hand")
+                lab.vm_exec("demo-instance1", ["ip", "addr", "add", f"{vm['ip_address']}/24",
+                                               "dev", "ens3"])
+                lab.vm_exec("demo-instance1", ["ip", "route", "add", "default", "via",
+                                               "192.168.1.1"])
+                break
+            time.sleep(1)
+    else:
+        demo.wait(lambda: demo.dhcp("demo-instance1", "vm").ip_address,
+                  "the VM gets its lease", timeout=60)
     for rule in (["--protocol", "icmp"], ["--protocol", "tcp", "--dst-port", "5001"]):
         demo.openstack("security", "group", "rule", "create", *rule, "default", "-f", "value",
                        "-c", "id", user="demo")
@@ -78,23 +116,8 @@ def l3_ha(demo: Demo) -> Record:
     demo.openstack("floating", "ip", "set", "--port", vm["port_id"], address, user="demo")
     demo.wait(lambda: probes.ping(lab.outside, address), f"{address} answers from outside",
               timeout=60)
-
-    facts: dict[str, Any] = {"router": router_id, "floating_ip": address}
-    for fault in ("agent-and-keepalived", "link"):
-        active = _failover(demo, router_id, vm_ns, address, active, fault, facts)
-    demo.record.facts.update(facts)
-
-    demo.say("Delete everything.")
-    lab.vm_delete("demo-instance1")
-    demo.openstack("floating", "ip", "delete", address, user="demo")
-    demo.openstack("router", "unset", "--external-gateway", "demo-router", user="demo")
-    demo.openstack("router", "remove", "subnet", "demo-router", "demo-subnet", user="demo")
-    demo.openstack("router", "delete", "demo-router", user="demo")
-    for host in NODES:
-        demo.wait(lambda h=host: f"qrouter-{router_id}" not in lab.host_netns(h)  # type: ignore[misc]
-                  and not lab.keepalived_pids(h), f"{host} has no router namespace and no "
-                  "keepalived left", timeout=30)
-    return demo.record
+    demo.record.facts["router"] = router_id
+    return router_id, vm_ns, address, active
 
 
 def _failover(demo: Demo, router_id: str, vm_ns: str, address: str, active: str,
@@ -122,7 +145,7 @@ def _failover(demo: Demo, router_id: str, vm_ns: str, address: str, active: str,
     demo.expect(report.ping_gap < 5, f"the ping's longest gap: {report.ping_gap:.2f} s")
     demo.out(f"the TCP connection {'survived' if report.tcp_survived else 'broke'} "
              f"({report.tcp_gap:.2f} s without an echo)")
-    demo.wait(lambda: _states(demo).get(other) == "active",
+    demo.wait(lambda: states(demo).get(other) == "active",
               f"{other}'s L3 agent reports the router active", timeout=30)
     demo.openstack("network", "agent", "list", "--router", "demo-router", "--long")
 
@@ -132,27 +155,27 @@ def _failover(demo: Demo, router_id: str, vm_ns: str, address: str, active: str,
         demo.say(f"Heal {active}'s links: VRRP leaves exactly one primary.")
         demo.out(f"$ neutrino lab host link up {active}")
         lab.host_link(active, up=True)
-        states = demo.wait(lambda: _one_active(demo), "one L3 agent active, the other "
-                           "standby", timeout=30)
+        seen = demo.wait(lambda: _one_active(demo), "one L3 agent active, the other "
+                         "standby", timeout=30)
         demo.openstack("network", "agent", "list", "--router", "demo-router", "--long")
-        winner = next(host for host, state in states.items() if state == "active")
+        winner = next(host for host, state in seen.items() if state == "active")
         demo.wait(lambda: probes.ping(lab.outside, address), f"{address} answers through "
                   f"{winner}", timeout=30)
         return winner
     demo.say(f"{active} comes back; it does not take the router back (nopreempt).")
     demo.out(f"$ neutrino lab agent start {active} l3")
     lab.agent_start(active, "l3")
-    demo.wait(lambda: _states(demo) == {other: "active", active: "standby"},
+    demo.wait(lambda: states(demo) == {other: "active", active: "standby"},
               f"{other} active, {active} standby", timeout=60)
     time.sleep(2)
     demo.openstack("network", "agent", "list", "--router", "demo-router", "--long")
-    demo.expect(_states(demo) == {other: "active", active: "standby"},
+    demo.expect(states(demo) == {other: "active", active: "standby"},
                 f"two seconds later {other} still serves the router")
     demo.expect(probes.ping(lab.outside, address), f"{address} still answers")
     return other
 
 
-def _states(demo: Demo, router_id: str | None = None) -> dict[str, str]:
+def states(demo: Demo, router_id: str | None = None) -> dict[str, str]:
     """host -> ha_state of the router's L3 agents, as the API (and the CLI's HA State
     column) shows them."""
     router_id = router_id or demo.record.facts.get("router") or _router_id(demo)
@@ -167,8 +190,8 @@ def _router_id(demo: Demo) -> str:
 
 
 def _one_active(demo: Demo) -> dict[str, str] | None:
-    states = _states(demo)
-    if sorted(states.values()) == ["active", "standby"]:
-        return states
+    found = states(demo)
+    if sorted(found.values()) == ["active", "standby"]:
+        return found
     time.sleep(0.25)
     return None

@@ -179,6 +179,10 @@ def test_keepalived_waits_for_wiring_then_one_host_serves(world: dict[str, Any])
     assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")
     for host, driver in drivers.items():
         assert driver.apply(("router", ROUTER), state(host)) is False
+        driver.verify_interval = 0  # a full pass, reading everything back: still nothing
+        assert driver.apply(("router", ROUTER), state(host)) is False
+    assert holders(world) == {active}
+    assert drivers[active].status().routers == {ROUTER: "active"}
 
 
 def test_failover_when_keepalived_dies_without_preemption(world: dict[str, Any]) -> None:

@@ -218,11 +218,18 @@ class RouterDriver:
                 changed |= inside.ensure_link(port.device, up=True, mac=port.mac, mtu=port.mtu)
                 if wanted.vrrp and port is not wanted.ha_port:
                     continue  # keepalived adds and removes the router's own addresses
+                addresses = port.addresses
+                if port is wanted.ha_port and wanted.ha is not None:
+                    # The VRID's address on the ha- device is keepalived's too.
+                    vip = keepalived.vip_address(wanted.ha.vrid)
+                    if incremental and port.device in links:
+                        continue  # nothing of ours changes on it between verifications
+                    addresses = addresses | (inside.addresses(port.device) & {vip})
                 # What was applied is assumed to be there only if the device was already.
                 known = old_ports.get(port.device) if incremental and port.device in links \
                     else None
                 changed |= inside.ensure_addresses(
-                    port.device, port.addresses,
+                    port.device, addresses,
                     assume=known.addresses if known is not None else None)
             if not wanted.vrrp:
                 changed |= inside.ensure_routes(wanted.routes)
