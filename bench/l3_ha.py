@@ -96,6 +96,9 @@ def settled(demo: Demo, lab: Lab, router_id: str, timeout: float = 60) -> str:
 def one_failover(demo: Demo, lab: Lab, router_id: str, vm_ns: str, address: str,
                  gateway: str, kind: str, active: str) -> dict[str, Any]:
     other = next(h for h in NODES if h != active)
+    deadline = time.monotonic() + 15
+    while not probes.ping(lab.outside, address, wait=0.5) and time.monotonic() < deadline:
+        time.sleep(0.2)  # settled in the API; the data plane must answer too
     flows = probes.Flows(vm_ns, lab.outside, address).start()
     time.sleep(0.5)
     started = time.monotonic()

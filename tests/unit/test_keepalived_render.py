@@ -93,6 +93,13 @@ def test_a_plain_router() -> None:
     assert render(plan()) == HEADER + instance() + VIPS + ROUTES + "}\n"
 
 
+def test_gratuitous_arps_repeated_while_primary() -> None:
+    """With a refresh, the primary repeats its gratuitous ARPs (bridges that learned the
+    router's MAC elsewhere learn it back)."""
+    assert render(plan(garp_master_refresh=1)) == (
+        HEADER + instance() + "    garp_master_refresh 1\n" + VIPS + ROUTES + "}\n")
+
+
 def test_a_password_is_cut_to_eight_characters_under_vrrpv2() -> None:
     """keepalived reads only the first 8 characters: only those are written."""
     assert render(plan(auth_password="s3cr3tpassw0rd", priority=100, advert_int=1)) == (

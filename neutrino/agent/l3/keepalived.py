@@ -80,6 +80,9 @@ class HaPlan:
     excluded: tuple[Address, ...] = ()  # every real address of the router
     routes: tuple[Route, ...] = ()  # default route, on-link and extra routes
     garp_master_delay: int = 60  # seconds after becoming primary to send GARPs again
+    # Seconds between gratuitous ARPs while primary (0: none): switches that learned the
+    # router's MAC on another host's port (a healed partition) learn it back at once.
+    garp_master_refresh: int = 0
     health_check_interval: int = 0  # seconds; 0: no health check
     health_check_script: str | None = None  # path of the script `health_check_text` writes
     notify_script: str | None = None  # called with: INSTANCE VR_<vrid> <STATE> <priority>
@@ -284,6 +287,8 @@ def _instance(plan: HaPlan) -> list[str]:
             f"    advert_int {_seconds(plan.advert_int)}",
             "    nopreempt",
             f"    garp_master_delay {plan.garp_master_delay}"]
+    if plan.garp_master_refresh:
+        body.append(f"    garp_master_refresh {plan.garp_master_refresh}")
     if plan.password is not None:
         body += _block("authentication", ["auth_type PASS", f"auth_pass {plan.password}"])
     elif plan.password_ignored:

@@ -37,6 +37,10 @@ SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.arp_ignore", "1"),
            ("net.ipv4.conf.all.arp_announce", "2"),
            ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"))
 EXTERNAL_MARK = "0x2"
+# While primary, keepalived repeats its gratuitous ARPs every second: after a partition
+# heals, the bridges may have learned the router's MAC where the other (former) primary
+# is, and would send its traffic there until the real primary speaks again.
+GARP_REFRESH = 1
 
 
 @dataclass(frozen=True, order=True)
@@ -166,6 +170,7 @@ def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPl
                   auth_password=settings.auth_password, excluded=excluded,
                   routes=tuple(sorted(routes, key=lambda r: (r.dst, r.gateway or "",
                                                              r.dev or ""))),
+                  garp_master_refresh=GARP_REFRESH,
                   health_check_interval=settings.health_check_interval if checked else 0,
                   health_check_script=f"{base}/ha_check_script.sh" if checked else None)
 
