@@ -139,9 +139,10 @@ class L3Placement:
         if router.ha:
             self.ha.add_port(conn, router, agent.host)
             record_router_networks(conn, router_id, agent.host)
+            record(conn, router_id, "l3_binding")  # every host: its keepalived's peers
         else:
             bind_ports(conn, router_id, agent.host)
-        record(conn, router_id, "l3_binding", hosts=[agent.host])
+            record(conn, router_id, "l3_binding", hosts=[agent.host])
         LOG.info("Router %s scheduled to L3 agent %s on %s", router_id, agent.id, agent.host)
 
     def release(self, conn: Connection, router_id: str, agent: Row[Any]) -> None:
@@ -156,6 +157,7 @@ class L3Placement:
             self.ha.remove_port(conn, router_id, agent.host)
             record_router_networks(conn, router_id, agent.host)
             bind_ports(conn, router_id, active_host(conn, router_id) or "")
+            record(conn, router_id, "l3_binding")  # the others' peers change
         else:
             bind_ports(conn, router_id, "")
         record(conn, router_id, "l3_binding", hosts=[agent.host])
@@ -305,7 +307,11 @@ class L3Projection:
             ha_port = conn.execute(select(PORTS).where(
                 PORTS.c.device_id == router_id, PORTS.c.device_owner == HA_INTERFACE,
                 PORTS.c.binding_host_id == agent.host)).first()
-            ha = {"vr_id": router.ha_vr_id,
+            peers = sorted(conn.execute(select(ALLOCS.c.ip_address).join(
+                PORTS, PORTS.c.id == ALLOCS.c.port_id).where(
+                PORTS.c.device_id == router_id, PORTS.c.device_owner == HA_INTERFACE,
+                PORTS.c.binding_host_id != agent.host)).scalars())
+            ha = {"vr_id": router.ha_vr_id, "peers": peers,
                   "port": _port_state(conn, ha_port) if ha_port is not None else None}
         return {"id": router.id, "name": router.name, "admin_state_up": router.admin_state_up,
                 "revision_number": router.revision_number, "interfaces": interfaces,

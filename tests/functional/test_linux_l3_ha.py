@@ -53,7 +53,8 @@ def state(host: str) -> dict[str, Any]:
                             "subnet_id": "s2", "ip_address": "203.0.113.101",
                             "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1"}]},
             "floatingips": [],
-            "ha": {"vr_id": VRID, "port": {
+            "ha": {"vr_id": VRID, "peers": [ip for h, ip in HA_IPS.items() if h != host],
+                   "port": {
                 "id": HA_PORTS[host], "mac_address": f"fa:16:3e:cc:00:0{host[-1]}",
                 "mtu": 1500, "network_id": "ha", "fixed_ips": [{
                     "subnet_id": "s3", "ip_address": HA_IPS[host],

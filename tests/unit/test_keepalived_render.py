@@ -100,6 +100,18 @@ def test_gratuitous_arps_repeated_while_primary() -> None:
         HEADER + instance() + "    garp_master_refresh 1\n" + VIPS + ROUTES + "}\n")
 
 
+def test_unicast_peers() -> None:
+    """With peers, adverts go to them alone, from this node's HA address."""
+    assert render(plan(unicast_peers=("169.254.192.12", "169.254.192.3"))) == (
+        HEADER + instance() + """\
+    unicast_src_ip 169.254.192.5
+    unicast_peer {
+        169.254.192.3
+        169.254.192.12
+    }
+""" + VIPS + ROUTES + "}\n")
+
+
 def test_a_password_is_cut_to_eight_characters_under_vrrpv2() -> None:
     """keepalived reads only the first 8 characters: only those are written."""
     assert render(plan(auth_password="s3cr3tpassw0rd", priority=100, advert_int=1)) == (

@@ -83,6 +83,10 @@ class HaPlan:
     # Seconds between gratuitous ARPs while primary (0: none): switches that learned the
     # router's MAC on another host's port (a healed partition) learn it back at once.
     garp_master_refresh: int = 0
+    # The other nodes' HA addresses: adverts go to them alone (VRRP unicast) instead of
+    # to the HA network's multicast group, which every router of the project shares, so
+    # that a keepalived wakes for its own router's adverts only. Empty: multicast.
+    unicast_peers: tuple[str, ...] = ()
     health_check_interval: int = 0  # seconds; 0: no health check
     health_check_script: str | None = None  # path of the script `health_check_text` writes
     notify_script: str | None = None  # called with: INSTANCE VR_<vrid> <STATE> <priority>
@@ -304,6 +308,11 @@ def _instance(plan: HaPlan) -> list[str]:
         body += [f'    notify_master "{plan.conntrackd_script} primary"',
                  f'    notify_backup "{plan.conntrackd_script} backup"',
                  f'    notify_fault "{plan.conntrackd_script} fault"']
+    if plan.unicast_peers:
+        own = str(ipaddress.ip_interface(plan.ha_cidr).ip)
+        body.append(f"    unicast_src_ip {own}")
+        body += _block("unicast_peer", sorted(set(plan.unicast_peers),
+                                              key=ipaddress.ip_address))
     body += _block("virtual_ipaddress", [f"{vip_address(plan.vrid)} dev {plan.ha_device}"])
     if plan.excluded:
         body += _block("virtual_ipaddress_excluded",

@@ -159,7 +159,7 @@ class HaSettings:
 
 def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPlan, ...],
             gateway: PortPlan | None, routes: frozenset[Route],
-            settings: HaSettings) -> HaPlan:
+            settings: HaSettings, peers: tuple[str, ...] = ()) -> HaPlan:
     """keepalived's plan for a router: every real address and route is VRRP's to give."""
     excluded = tuple(sorted(Address(a, p.device) for p in (*internal, *(
         (gateway,) if gateway else ())) for a in p.addresses))
@@ -170,7 +170,7 @@ def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPl
                   auth_password=settings.auth_password, excluded=excluded,
                   routes=tuple(sorted(routes, key=lambda r: (r.dst, r.gateway or "",
                                                              r.dev or ""))),
-                  garp_master_refresh=GARP_REFRESH,
+                  garp_master_refresh=GARP_REFRESH, unicast_peers=peers,
                   health_check_interval=settings.health_check_interval if checked else 0,
                   health_check_script=f"{base}/ha_check_script.sh" if checked else None)
 
@@ -205,7 +205,8 @@ def plan(state: dict[str, Any], host_namespace: str | None = None,
     ha_port = _port(vrrp["port"], "ha-") if vrrp.get("port") and vrrp["port"]["fixed_ips"] \
         else None
     keepalived = ha_plan(router_id, vrrp["vr_id"], ha_port, internal, gateway,
-                         frozenset(routes), ha_settings or HaSettings()) \
+                         frozenset(routes), ha_settings or HaSettings(),
+                         tuple(sorted(vrrp.get("peers", [])))) \
         if ha_port is not None and vrrp.get("vr_id") else None
     return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
                       frozenset(routes), table, fips, vrrp=True, ha_port=ha_port, ha=keepalived)
