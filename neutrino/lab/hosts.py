@@ -297,7 +297,12 @@ class Hosts(Wiring):
 
     def stop_keepalived(self, host: str, sig: int = signal.SIGTERM) -> None:
         """Stop (or kill) the keepalived processes of a host, by their pid files."""
-        for router_id, pids in sorted(self.keepalived_pids(host).items()):
+        found = sorted(self.keepalived_pids(host).items())
+        for _router_id, pids in found:  # all signalled first: hundreds stop together
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        for router_id, pids in found:
             for pid in pids:
                 process.stop(pid, router_id, sig=sig)
             self.out(f"{'Killed' if sig == signal.SIGKILL else 'Stopped'} keepalived of "

@@ -56,8 +56,10 @@ def setup_router(lab: Lab) -> dict[str, str]:
         "allocation_pools": [{"start": "203.0.113.101", "end": "203.0.113.200"}]}})
     net_id = lab.network_create("demo-net", "192.168.1.0/24")
     subnet = lab.api_get("/v2.0/subnets", network_id=net_id)["subnets"][0]
+    # Legacy even where the topology makes HA routers by default (seed-003's l3_ha).
     router = lab.api_call("POST", "/v2.0/routers", {"router": {
-        "name": "r", "external_gateway_info": {"network_id": ext["id"]}}})["router"]
+        "name": "r", "ha": False, "external_gateway_info": {"network_id": ext["id"]}}})[
+        "router"]
     lab.api_call("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
                  {"subnet_id": subnet["id"]})
     vm = lab.vm_boot("vm1", "demo-net", "compute1")

@@ -438,7 +438,13 @@ def test_address_groups(alice: httpx.Client) -> None:
           "AddressesAlreadyExist")
     error(alice.put(f"{url}/remove_addresses", json={"addresses": ["10.0.0.0/8"]}), 404,
           "AddressesNotFound")
-    error(alice.put(f"{url}/add_addresses", json={"addresses": ["10.0.0.1"]}), 400,
+    # An address alone is its host prefix in the actions, as Neutron takes it.
+    bare = ok(alice.put(f"{url}/add_addresses", json={"addresses": ["10.0.0.1"]}))[
+        "address_group"]
+    assert bare["addresses"] == ["10.0.0.1/32", "192.0.2.0/24", "198.51.100.1/32",
+                                 "203.0.113.0/25"]
+    ok(alice.put(f"{url}/remove_addresses", json={"addresses": ["10.0.0.1"]}))
+    error(alice.put(f"{url}/add_addresses", json={"addresses": ["not an address"]}), 400,
           "InvalidInput")
     error(alice.put(f"{url}/add_addresses", json={"address_group": {"addresses": []}}), 400,
           "BadRequest")
