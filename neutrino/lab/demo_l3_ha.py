@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from neutrino.lab import probes
-from neutrino.lab.demo_router import EXT_CIDR, POOL
+from neutrino.lab.demo_router import external_network
 
 if TYPE_CHECKING:
     from neutrino.lab.demo import Demo, Record
@@ -58,13 +58,7 @@ def build(demo: Demo, static_fallback: bool = False) -> tuple[str, str, str, str
 
     demo.say("The external network and, as the demo project, its network, subnet and "
              "router: with l3_ha = True (the seed's neutron.conf) every router is HA.")
-    demo.openstack("network", "create", "ext-net", "--external", "--provider-network-type",
-                   "flat", "--provider-physical-network", "external", "-f", "value",
-                   "-c", "id")
-    demo.openstack("subnet", "create", "ext-subnet", "--network", "ext-net",
-                   "--subnet-range", EXT_CIDR, "--allocation-pool",
-                   f"start={POOL[0]},end={POOL[1]}", "--no-dhcp", "--gateway", "203.0.113.1",
-                   "-f", "value", "-c", "id")
+    external_network(demo)
     demo.openstack("network", "create", "demo-net", "-f", "value", "-c", "id", user="demo")
     demo.openstack("subnet", "create", "demo-subnet", "--network", "demo-net",
                    "--subnet-range", DEMO_CIDR, "--gateway", "192.168.1.1", "-f", "value",

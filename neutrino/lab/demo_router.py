@@ -28,13 +28,7 @@ def router(demo: Demo) -> Record:
                 "network1 runs the L3 and DHCP agents; the hosts their Linux bridge agents")
 
     demo.say("Create the external network (flat, on the physical network 'external').")
-    demo.openstack("network", "create", "ext-net", "--external", "--provider-network-type",
-                   "flat", "--provider-physical-network", "external", "-f", "value",
-                   "-c", "id")
-    demo.openstack("subnet", "create", "ext-subnet", "--network", "ext-net",
-                   "--subnet-range", EXT_CIDR, "--allocation-pool",
-                   f"start={POOL[0]},end={POOL[1]}", "--no-dhcp", "--gateway", "203.0.113.1",
-                   "-f", "value", "-c", "id")
+    external_network(demo)
 
     demo.say("With the demo project's credentials: its VXLAN network (project networks are "
              "VXLAN here; the seed's admin `--tenant-id` needs Keystone to name the project), "
@@ -176,6 +170,17 @@ def router(demo: Demo) -> Record:
                              fixed_ip=vm["ip_address"], inbound=inbound, outbound=outbound,
                              snat=snat)
     return demo.record
+
+
+def external_network(demo: Demo) -> None:
+    """Seed 004's `ext-net` (flat, on 'external') and its subnet, through the CLI."""
+    demo.openstack("network", "create", "ext-net", "--external", "--provider-network-type",
+                   "flat", "--provider-physical-network", "external", "-f", "value",
+                   "-c", "id")
+    demo.openstack("subnet", "create", "ext-subnet", "--network", "ext-net",
+                   "--subnet-range", EXT_CIDR, "--allocation-pool",
+                   f"start={POOL[0]},end={POOL[1]}", "--no-dhcp", "--gateway", "203.0.113.1",
+                   "-f", "value", "-c", "id")
 
 
 def _fixed(port: dict[str, object]) -> list[dict[str, str]]:

@@ -32,16 +32,15 @@ from neutrino.db.models import (
     HA_NETWORKS,
     HA_VRIDS,
     L3_BINDINGS,
-    NETWORKS,
     PORTS,
     ROUTERS,
-    SUBNETS,
 )
 from neutrino.schema.policy import Context
 from neutrino.schema.request import parse_item
 from neutrino.schema.resources import NETWORK, PORT, SUBNET
 from neutrino.services import changes
 from neutrino.services.common import Core, bump_revision, delete_tags, utcnow
+from neutrino.services.networks import delete_network_rows
 from neutrino.services.routers import bind_ports
 
 LOG = logging.getLogger(__name__)
@@ -131,22 +130,9 @@ class HaRouters:
             ROUTERS.c.project_id == project_id, ROUTERS.c.ha.is_(True)).limit(1)).first()
         if others is not None:
             return
-        port_ids = list(conn.execute(select(PORTS.c.id).where(
-            PORTS.c.network_id == network_id)).scalars())
-        subnet_ids = list(conn.execute(select(SUBNETS.c.id).where(
-            SUBNETS.c.network_id == network_id)).scalars())
-        conn.execute(delete(ALLOCS).where(ALLOCS.c.network_id == network_id))
-        conn.execute(delete(PORTS).where(PORTS.c.network_id == network_id))
-        conn.execute(delete(SUBNETS).where(SUBNETS.c.network_id == network_id))
         conn.execute(delete(HA_VRIDS).where(HA_VRIDS.c.network_id == network_id))
         conn.execute(delete(HA_NETWORKS).where(HA_NETWORKS.c.project_id == project_id))
-        from neutrino.db.models import NETWORK_RBACS, SEGMENTS
-
-        conn.execute(delete(SEGMENTS).where(SEGMENTS.c.network_id == network_id))
-        conn.execute(delete(NETWORK_RBACS).where(NETWORK_RBACS.c.object_id == network_id))
-        conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
-        delete_tags(conn, [network_id, *port_ids, *subnet_ids])
-        changes.record(conn, "network", network_id, changes.network(network_id))
+        delete_network_rows(conn, network_id)
         LOG.info("Deleted HA network %s of project %s: its last HA router is gone",
                  network_id, project_id)
 

@@ -80,6 +80,23 @@ def check_mtu_for_subnet(network_id: str, mtu: int | None, ip_version: int) -> N
         raise exc.NetworkMTUSubnetConflict(net_id=network_id, mtu=minimum)
 
 
+def delete_network_rows(conn: Connection, network_id: str) -> None:
+    """Delete a network with its ports, addresses, subnets, segment, grants and tags, and
+    log it for the agents (the caller checked nothing depends on it)."""
+    port_ids = list(conn.execute(select(PORTS.c.id).where(
+        PORTS.c.network_id == network_id)).scalars())
+    subnet_ids = list(conn.execute(select(SUBNETS.c.id).where(
+        SUBNETS.c.network_id == network_id)).scalars())
+    conn.execute(delete(ALLOCS).where(ALLOCS.c.network_id == network_id))
+    conn.execute(delete(PORTS).where(PORTS.c.network_id == network_id))
+    conn.execute(delete(SUBNETS).where(SUBNETS.c.network_id == network_id))
+    conn.execute(delete(SEGMENTS).where(SEGMENTS.c.network_id == network_id))
+    conn.execute(delete(NETWORK_RBACS).where(NETWORK_RBACS.c.object_id == network_id))
+    conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
+    delete_tags(conn, [network_id, *port_ids, *subnet_ids])
+    changes.record(conn, "network", network_id, changes.network(network_id))
+
+
 def delete_unassociated_fips(conn: Connection, network_id: str) -> list[str]:
     """Delete the floating IPs of a network that no port uses, with their ports; their
     ids."""
@@ -297,19 +314,7 @@ class NetworkService(ResourceServiceBase):
                 .order_by(PORTS.c.id)).scalars())
             if in_use:
                 raise exc.NetworkInUse(net_id=network_id, port_ids=in_use)
-            port_ids = list(conn.execute(select(PORTS.c.id).where(
-                PORTS.c.network_id == network_id)).scalars())
-            subnet_ids = list(conn.execute(select(SUBNETS.c.id).where(
-                SUBNETS.c.network_id == network_id)).scalars())
-            conn.execute(delete(ALLOCS).where(ALLOCS.c.network_id == network_id))
-            conn.execute(delete(PORTS).where(PORTS.c.network_id == network_id))
-            conn.execute(delete(SUBNETS).where(SUBNETS.c.network_id == network_id))
-            conn.execute(delete(SEGMENTS).where(
-                SEGMENTS.c.network_id == network_id))
-            conn.execute(delete(NETWORK_RBACS).where(NETWORK_RBACS.c.object_id == network_id))
-            conn.execute(delete(NETWORKS).where(NETWORKS.c.id == network_id))
-            delete_tags(conn, [network_id, *port_ids, *subnet_ids])
-            changes.record(conn, "network", network_id, changes.network(network_id))
+            delete_network_rows(conn, network_id)
 
         self.core.db.write(txn)
         self.core.notify()

@@ -146,6 +146,20 @@ def holders(world: dict[str, Any]) -> set[str]:
     return found
 
 
+def serving(world: dict[str, Any]) -> tuple[str, str]:
+    """Both hosts' routers built and wired, one serving and seen so by its monitor: the
+    serving host and the other."""
+    for host, driver in world["drivers"].items():
+        driver.apply(("router", ROUTER), state(host))
+        plug(world, host)
+        driver.apply(("router", ROUTER), state(host))
+    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
+    [active] = holders(world)
+    wait_for(lambda: world["drivers"][active].status().routers == {ROUTER: "active"}, 5,
+             what="the monitor seeing the primary")
+    return active, "h2" if active == "h1" else "h1"
+
+
 def ping(world: dict[str, Any]) -> bool:
     return subprocess.run(["ip", "netns", "exec", world["vm"], "ping", "-c", "1", "-W", "1",
                            "203.0.113.1"], capture_output=True).returncode == 0
@@ -191,15 +205,7 @@ def test_failover_when_keepalived_dies_without_preemption(world: dict[str, Any])
     adverts (printed), the monitor reports it at once; the first host's keepalived,
     started again by the driver, stays standby (nopreempt)."""
     drivers = world["drivers"]
-    for host, driver in drivers.items():
-        driver.apply(("router", ROUTER), state(host))
-        plug(world, host)
-        driver.apply(("router", ROUTER), state(host))
-    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
-    [active] = holders(world)
-    other = "h2" if active == "h1" else "h1"
-    wait_for(lambda: drivers[active].status().routers == {ROUTER: "active"}, 5,
-             what="the monitor seeing the primary")
+    active, other = serving(world)
     world["events"][other].clear()
     started = time.monotonic()
     os.kill(keepalived_pid(world, active), signal.SIGTERM)
@@ -223,15 +229,7 @@ def test_kill_9_of_keepalived_never_leaves_two_hosts_serving(world: dict[str, An
     no sample (every 20 ms) finds both hosts holding them; the other host takes over (the
     time without a holder is printed) and the restarted keepalived stays standby."""
     drivers = world["drivers"]
-    for host, driver in drivers.items():
-        driver.apply(("router", ROUTER), state(host))
-        plug(world, host)
-        driver.apply(("router", ROUTER), state(host))
-    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
-    [active] = holders(world)
-    other = "h2" if active == "h1" else "h1"
-    wait_for(lambda: drivers[active].status().routers == {ROUTER: "active"}, 5,
-             what="the monitor seeing the primary")
+    active, other = serving(world)
     base = world["tmp"] / active / "ha_confs" / ROUTER
     time.sleep(0.5)  # the monitor holds the VRRP process's pidfd by now
     pids = [int((base / name).read_text()) for name in ("keepalived-vrrp.pid",

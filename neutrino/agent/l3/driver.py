@@ -275,7 +275,7 @@ class RouterDriver:
         if ha.health_checked:
             changed |= _write(Path(paths.health_check), keepalived.health_check_text(ha),
                               mode=0o700)
-        if ha.password_ignored:
+        if changed and ha.password_ignored:  # once per new configuration, not per pass
             LOG.warning("HA router %s: VRRPv3 (advert_int %s) has no authentication; "
                         "ha_vrrp_auth_password is not used", router_id, ha.advert_int)
         daemon = keepalived.daemon(ha, paths, wanted.namespace)
