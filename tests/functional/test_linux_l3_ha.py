@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from neutrino.agent.l3.driver import RouterDriver
+from neutrino.agent.l3.plan import FENCE_TABLE
 from neutrino.agent.linux import netns
 from neutrino.agent.linux.kernel import Kernel, Route
 from neutrino.cmd.common import load_config
@@ -138,7 +139,10 @@ def plug(world: dict[str, Any], host: str) -> None:
 def holders(world: dict[str, Any]) -> set[str]:
     """The hosts whose router namespace holds any of the router's addresses."""
     found = set()
+    names = netns.names()
     for host, ns in world["hosts"].items():
+        if f"{ns}-qrouter-{ROUTER}" not in names:
+            continue  # the router was removed from that host
         inside = Kernel(f"{ns}-qrouter-{ROUTER}", owned=True)
         held = inside.addresses(f"qr-{IFACE[:11]}") | inside.addresses(f"qg-{GATEWAY[:11]}")
         if held & ROUTER_ADDRESSES:
@@ -153,11 +157,29 @@ def serving(world: dict[str, Any]) -> tuple[str, str]:
         driver.apply(("router", ROUTER), state(host))
         plug(world, host)
         driver.apply(("router", ROUTER), state(host))
-    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
-    [active] = holders(world)
+    active = settled(world)
     wait_for(lambda: world["drivers"][active].status().routers == {ROUTER: "active"}, 5,
              what="the monitor seeing the primary")
     return active, "h2" if active == "h1" else "h1"
+
+
+def settled(world: dict[str, Any]) -> str:
+    """The one host serving the router, once no other has held it for two seconds: two
+    keepalived started at the same instant may both become primary until their first
+    adverts get through (a fresh port's first ARP can take a second here)."""
+    def one_for_a_while() -> bool:
+        found = holders(world)
+        if len(found) != 1:
+            return False
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            if holders(world) != found:
+                return False
+            time.sleep(0.05)
+        return True
+    wait_for(one_for_a_while, 15, what="one host serving the router")
+    [active] = holders(world)
+    return active
 
 
 def ping(world: dict[str, Any]) -> bool:
@@ -183,8 +205,7 @@ def test_keepalived_waits_for_wiring_then_one_host_serves(world: dict[str, Any])
         plug(world, host)
         driver.apply(("router", ROUTER), state(host))
         assert ("router", ROUTER) not in driver.drifted()
-    wait_for(lambda: len(holders(world)) == 1, 10, what="one host serving the router")
-    [active] = holders(world)
+    active = settled(world)
     standby = "h2" if active == "h1" else "h1"
     wait_for(lambda: drivers[active].status().routers == {ROUTER: "active"}, 5,
              what="the monitor seeing the primary")
@@ -255,3 +276,85 @@ def test_kill_9_of_keepalived_never_leaves_two_hosts_serving(world: dict[str, An
     drivers[active].apply(("router", ROUTER), state(active))
     time.sleep(1.5)
     assert holders(world) == {other}
+
+
+def fence_open(world: dict[str, Any], host: str) -> bool:
+    """Whether the kernel of `host` passes the router's traffic: its lease (renewed by each
+    advert it sends) is current and no other primary was heard since."""
+    ns = f"{world['hosts'][host]}-qrouter-{ROUTER}"
+    sets = {}
+    for name in ("lease", "heard"):
+        out = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "set", "inet",
+                              FENCE_TABLE, name], capture_output=True, text=True).stdout
+        sets[name] = "elements" in out
+    return sets["lease"] and not sets["heard"]
+
+
+def sample_serving(world: dict[str, Any], until: Any, limit: float = 10.0
+                   ) -> list[tuple[float, frozenset[str], frozenset[str]]]:
+    """(time, hosts holding the addresses, hosts also passing traffic) every ~20 ms until
+    `until(sample)` or `limit` seconds."""
+    samples: list[tuple[float, frozenset[str], frozenset[str]]] = []
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        held = frozenset(holders(world))
+        open_ = frozenset(h for h in held if fence_open(world, h))
+        samples.append((time.monotonic() - started, held, open_))
+        if until(samples[-1]):
+            break
+        time.sleep(0.02)
+    return samples
+
+
+def test_orphaned_primary_goes_dark_by_itself(world: dict[str, Any]) -> None:
+    """The serving host's keepalived killed with SIGKILL while its agent is gone too (no
+    monitor left to remove the addresses): the addresses stay in its kernel, but its fence
+    closes before the other host takes over, so no sample finds two hosts passing the
+    router's traffic; and with the other host's router removed, the orphan's addresses
+    answer nothing."""
+    drivers = world["drivers"]
+    active, other = serving(world)
+    assert fence_open(world, active) and not fence_open(world, other)
+    assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")
+    drivers[active].monitor.on_dead = None  # the agent is dead: nobody removes addresses
+    base = world["tmp"] / active / "ha_confs" / ROUTER
+    for name in ("keepalived-vrrp.pid", "keepalived.pid"):
+        os.kill(int((base / name).read_text()), signal.SIGKILL)
+    samples = sample_serving(world, lambda s: s[2] == {other})
+    both = [t for t, _held, open_ in samples if len(open_) > 1]
+    assert not both, f"two hosts passed the router's traffic at {both[:5]}"
+    assert samples[-1][2] == {other}, samples[-5:]
+    assert active in samples[-1][1]  # still holding the addresses, but fenced
+    dark = min(t for t, _held, open_ in samples if active not in open_)
+    print(f"\norphaned primary dark after {dark:.2f} s, the other serving after "
+          f"{samples[-1][0]:.2f} s")
+    drivers[other].apply(("router", ROUTER), None)  # only the orphan holds them now
+    assert holders(world) == {active}
+    assert not ping(world)
+
+
+def test_frozen_primary_never_serves_beside_the_new_one(world: dict[str, Any]) -> None:
+    """The serving host's keepalived frozen (SIGSTOP: its kernel goes on): the other host
+    takes over while the frozen one, addresses still set, passes nothing; thawed, it finds
+    the other primary and VRRP leaves one; at no sample do two hosts pass the traffic, and
+    the VM reaches outside again."""
+    active, other = serving(world)
+    base = world["tmp"] / active / "ha_confs" / ROUTER
+    pids = [int((base / name).read_text()) for name in ("keepalived-vrrp.pid",
+                                                        "keepalived.pid")]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        samples = sample_serving(world, lambda s: s[2] == {other})
+        assert samples[-1][2] == {other}, samples[-5:]
+        assert active in samples[-1][1]  # frozen with its addresses, fenced
+        time.sleep(1)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    thawed = sample_serving(world, lambda s: len(s[1]) == 1 and len(s[2]) == 1
+                            and s[0] > 2, limit=15)
+    for t, _held, open_ in samples + thawed:
+        assert len(open_) <= 1, f"two hosts passed the router's traffic at {t:.2f} s"
+    assert len(thawed[-1][1]) == 1 and thawed[-1][1] == thawed[-1][2], thawed[-5:]
+    assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")

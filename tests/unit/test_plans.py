@@ -69,3 +69,40 @@ def test_l2_plan(kind: str, local_ip: str, vxlan: str | None, remotes: set[str],
         "aaaa1111-0000": "ACTIVE", "bbbb2222-0000": "DOWN"}  # admin down stays DOWN
     assert l2.port_statuses([wanted], set()) == {"aaaa1111-0000": "DOWN",
                                                  "bbbb2222-0000": "DOWN"}
+
+
+def test_ha_router_fence_as_nft_writes_it() -> None:
+    """An HA router's fence, whole: adverts sent renew the lease for three intervals, adverts
+    heard from another primary close it as long; the HA network and loopback pass always."""
+    from neutrino.agent.l3.plan import fence_table
+    from neutrino.agent.linux.netfilter import render
+    text = render(fence_table(0.2))
+    assert text.split("\n", 2)[2] == """\
+\tset lease {
+\t\ttype devgroup
+\t\tflags timeout
+\t}
+\tset heard {
+\t\ttype devgroup
+\t\tflags timeout
+\t}
+\tchain prerouting {
+\t\ttype filter hook prerouting priority -300; policy accept;
+\t\tiifname "ha-*" ip protocol vrrp fib saddr type != local update @heard { iifgroup \
+timeout 600ms }
+\t\tiifname "ha-*" accept
+\t\tiifname "lo" accept
+\t\tiifgroup != @lease drop
+\t\tiifgroup @heard drop
+\t}
+\tchain output {
+\t\ttype filter hook output priority -300; policy accept;
+\t\toifname "ha-*" ip protocol vrrp update @lease { oifgroup timeout 600ms }
+\t\toifname "ha-*" accept
+\t\toifname "lo" accept
+\t\toifgroup != @lease drop
+\t\toifgroup @heard drop
+\t}
+}
+"""
+    assert "timeout 6000ms" in render(fence_table(2))

@@ -26,7 +26,7 @@ from neutrino import registry
 from neutrino.agent.contract import Key, Notify, Status
 from neutrino.agent.l3 import keepalived
 from neutrino.agent.l3.ha_monitor import ACTIVE, HaMonitor, Watched
-from neutrino.agent.l3.plan import HaSettings, RouterPlan, namespace, plan
+from neutrino.agent.l3.plan import FENCE_TABLE, HaSettings, RouterPlan, namespace, plan
 from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.agent.linux.netfilter import Netfilter
@@ -233,7 +233,12 @@ class RouterDriver:
                     assume=known.addresses if known is not None else None)
             if not wanted.vrrp:
                 changed |= inside.ensure_routes(wanted.routes)
-        changed |= self._netfilter(wanted).apply(wanted.table)
+        nft = self._netfilter(wanted)
+        changed |= nft.apply(wanted.table)
+        if wanted.fence is not None:
+            changed |= nft.apply(wanted.fence)
+        elif not incremental or (before is not None and before.fence is not None):
+            changed |= nft.remove("inet", FENCE_TABLE)  # made legacy (or before a restart)
         if wanted.ha is not None:
             changed |= self._keepalived(wanted)
         self._announce(wanted, before, plugged, garp=not wanted.vrrp)

@@ -16,6 +16,10 @@ an `ha-` device on the HA network with this host's HA address; its real addresse
 routes are keepalived's to add (on the host VRRP makes primary) and to remove (elsewhere):
 `RouterPlan.ha` is keepalived's plan (`keepalived.HaPlan`). Until the host's HA port
 exists the router is plumbed but serves nowhere here (`ha` None, `vrrp` True).
+
+Every host of an HA router also has its fence (`fence_table`): the kernel itself stops the
+router's traffic on a host whose keepalived stopped advertising (killed, frozen, its whole
+host frozen) or that hears another primary, whatever the addresses left on its devices.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ from neutrino.agent.linux.kernel import Route
 from neutrino.agent.linux.netfilter import Chain, NamedSet, Table
 
 NAT_TABLE = "neutrino-l3"
+FENCE_TABLE = "neutrino-ha-fence"
+# The lease lasts this many advert intervals: less than the time a backup waits before it
+# takes over (3 intervals and a skew), so that the old primary is dark before the new one
+# serves.
+LEASE_ADVERTS = 3
 # Forwarding on; answer ARP only for addresses on the asking interface (the router's
 # ports share one namespace); IPv6 off until the router serves it.
 SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.arp_ignore", "1"),
@@ -79,6 +88,7 @@ class RouterPlan:
     vrrp: bool = False  # an HA router: keepalived, not the driver, sets addresses and routes
     ha_port: PortPlan | None = None  # this host's port on the HA network (ha-...)
     ha: HaPlan | None = None  # keepalived's plan; None until the HA port exists
+    fence: Table | None = None  # an HA router's fence (`fence_table`)
 
     @property
     def ports(self) -> tuple[PortPlan, ...]:
@@ -147,6 +157,44 @@ def nat_table(gateway: PortPlan | None, gateway_ip: str | None, enable_snat: boo
     return Table("ip", NAT_TABLE, tuple(chains), (dnat, snat))
 
 
+def fence_table(advert_int: float) -> Table:
+    """An HA router's fence (pure): the kernel passes the router's traffic only while this
+    host is VRRP primary, and stops it by itself when it no longer is.
+
+    The lease is a set element that every VRRP advert this host sends renews (only the
+    primary sends adverts) and that expires `LEASE_ADVERTS` intervals after the last; an
+    advert heard from another primary closes the fence for as long. So a keepalived killed
+    with SIGKILL, or a frozen host (SIGSTOP of all its processes, the kernel still
+    answering), goes dark before the backup takes over, with nobody left on it to remove
+    addresses; and when a partition heals, both primaries stop serving until VRRP has
+    left one, instead of both serving for an advert or two. The key is the device group
+    (0, "default", for every device here): a constant, since nft looks sets up by an
+    expression of the packet. The HA network itself (adverts, conntrackd) and loopback
+    are never fenced.
+    """
+    lease = f"timeout {round(advert_int * LEASE_ADVERTS * 1000)}ms"
+    sets = (NamedSet("lease", "devgroup", flags=("timeout",)),
+            NamedSet("heard", "devgroup", flags=("timeout",)))
+    output = Chain("output", (
+        f'oifname "ha-*" ip protocol vrrp update @lease {{ oifgroup {lease} }}',
+        # (A wildcard is literal inside a set: `{ "ha-*", "lo" }` would not match ha-.)
+        'oifname "ha-*" accept',
+        'oifname "lo" accept',
+        "oifgroup != @lease drop",
+        "oifgroup @heard drop"), type="filter", hook="output", priority=-300,
+        policy="accept")
+    prerouting = Chain("prerouting", (
+        # An advert from another host (ours never loop back, but a multicast one could).
+        f'iifname "ha-*" ip protocol vrrp fib saddr type != local '
+        f"update @heard {{ iifgroup {lease} }}",
+        'iifname "ha-*" accept',
+        'iifname "lo" accept',
+        "iifgroup != @lease drop",
+        "iifgroup @heard drop"), type="filter", hook="prerouting", priority=-300,
+        policy="accept")
+    return Table("inet", FENCE_TABLE, (prerouting, output), sets)
+
+
 @dataclass(frozen=True)
 class HaSettings:
     """The L3 agent's keepalived settings (`ha_vrrp_*`)."""
@@ -208,5 +256,7 @@ def plan(state: dict[str, Any], host_namespace: str | None = None,
                          frozenset(routes), ha_settings or HaSettings(),
                          tuple(sorted(vrrp.get("peers", [])))) \
         if ha_port is not None and vrrp.get("vr_id") else None
+    settings = ha_settings or HaSettings()
     return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
-                      frozenset(routes), table, fips, vrrp=True, ha_port=ha_port, ha=keepalived)
+                      frozenset(routes), table, fips, vrrp=True, ha_port=ha_port, ha=keepalived,
+                      fence=fence_table(settings.advert_int))
