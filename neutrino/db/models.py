@@ -342,6 +342,9 @@ class RouterL3AgentBinding(Base):
     # (active, standby, fault); legacy routers keep 'standby', never shown.
     ha_state: Mapped[str] = mapped_column(String(16), default="standby",
                                           server_default="standby")
+    # When the agent reported the state last changed (server time): of two agents that
+    # both say active, the API believes the later (see l3_ha.shown_states).
+    ha_state_changed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class HaRouterNetwork(Base):

@@ -33,7 +33,7 @@ from neutrino.services import changes
 from neutrino.services.agents import AgentService
 from neutrino.services.changes import Scope
 from neutrino.services.common import Core
-from neutrino.services.l3_ha import HA_INTERFACE, HaRouters, shown_state
+from neutrino.services.l3_ha import HA_INTERFACE, HaRouters, shown_states
 from neutrino.services.routers import (
     INTERFACE_OWNERS,
     ROUTER_GATEWAY,
@@ -203,15 +203,18 @@ class L3Scheduler:
             self.routers.fetch(conn, ctx, router_id)
             rows = self.scheduler.bound(conn, router_id)
             router = conn.execute(select(ROUTERS.c.ha).where(ROUTERS.c.id == router_id)).one()
-            states = dict(conn.execute(select(L3_BINDINGS.c.agent_id, L3_BINDINGS.c.ha_state)
-                                       .where(L3_BINDINGS.c.router_id == router_id)).all())
+            states = {r.agent_id: (r.ha_state, r.ha_state_changed_at) for r in conn.execute(
+                select(L3_BINDINGS.c.agent_id, L3_BINDINGS.c.ha_state,
+                       L3_BINDINGS.c.ha_state_changed_at)
+                .where(L3_BINDINGS.c.router_id == router_id))}
         now = time.time()
         agents = [self.agents.render(r._mapping, now) for r in rows]
         if not router.ha:
             return [{**a, "ha_state": None} for a in agents]
-        any_alive = any(a["alive"] for a in agents)
-        return [{**a, "ha_state": shown_state(states.get(a["id"], "standby"), a["alive"],
-                                              any_alive)} for a in agents]
+        reported = [states.get(a["id"], ("standby", None)) for a in agents]
+        shown = shown_states([(state, a["alive"], at)
+                              for a, (state, at) in zip(agents, reported, strict=True)])
+        return [{**a, "ha_state": state} for a, state in zip(agents, shown, strict=True)]
 
     def add_l3_routers(self, ctx: Context, agent_id: str, router_id: str) -> None:
         """Host a router on an agent (Neutron's checks, in Neutron's order)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -74,6 +75,22 @@ def shown_state(state: str, alive: bool, any_alive: bool) -> str:
     if alive:
         return "active" if state == "active" else "standby"
     return "standby" if any_alive else "unknown"
+
+
+def shown_states(bindings: list[tuple[str, bool, float | None]]) -> list[str]:
+    """The `ha_state` shown for each of a router's bindings (pure), given (reported state,
+    agent alive, when the state changed): as `shown_state`, and of several live agents
+    reporting active only the one that became active last is shown so. Two actives are a
+    frozen or partitioned host whose report is stale, or VRRP about to leave one primary;
+    the router's ports are bound to the later one too, so the API never shows two."""
+    any_alive = any(alive for _state, alive, _at in bindings)
+    shown = [shown_state(state, alive, any_alive) for state, alive, _at in bindings]
+    actives = [i for i, state in enumerate(shown) if state == "active"]
+    if len(actives) > 1:
+        latest = max(actives, key=lambda i: bindings[i][2] or 0.0)
+        shown = ["standby" if i in actives and i != latest else state
+                 for i, state in enumerate(shown)]
+    return shown
 
 
 class HaRouters:
@@ -235,7 +252,7 @@ class HaRouters:
                 continue
             conn.execute(update(L3_BINDINGS).where(L3_BINDINGS.c.router_id == router_id,
                                                    L3_BINDINGS.c.agent_id == agent_id)
-                         .values(ha_state=new))
+                         .values(ha_state=new, ha_state_changed_at=time.time()))
             if new == "active":
                 bind_ports(conn, router_id, host)
             LOG.info("HA router %s is %s on %s (was %s)", router_id, new, host, state)

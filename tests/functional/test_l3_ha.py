@@ -209,3 +209,25 @@ def test_a_dead_agents_active_is_not_believed(cloud: dict[str, Any]) -> None:
             wait_for(lambda: all(a["alive"] for a in ok(admin.get("/v2.0/agents"))["agents"]),
                      20, what="network1's agent back")
         openstack_cli(env, "router", "delete", name)
+
+
+def test_two_actives_are_never_shown(cloud: dict[str, Any]) -> None:
+    """Both agents report active (a frozen or partitioned host's report is stale): the CLI
+    shows the one that became active last, and the router's ports are bound there; when
+    the other reports again that it became active, the roles swap."""
+    env, server = cloud["env"], cloud["server"]
+    name = f"ha-{uuid.uuid4().hex[:6]}"
+    router = openstack_cli(env, "router", "create", "--ha", name, "-f", "json")
+    with server.http() as admin:
+        wait_for(lambda: len(ha_ports(admin, router["id"])) == 2, 10, what="two HA ports")
+        report_state(server, "network1", router["id"], "active")
+        report_state(server, "network2", router["id"], "active")
+        assert states(env, name) == {"network1": "standby", "network2": "active"}
+        report_state(server, "network1", router["id"], "standby")
+        report_state(server, "network1", router["id"], "active")
+        assert states(env, name) == {"network1": "active", "network2": "standby"}
+        [port] = [p for p in ok(admin.get("/v2.0/ports", params={
+            "device_id": router["id"]}))["ports"] if p["device_owner"] == HA_OWNER
+            and p["binding:host_id"] == "network1"]
+        assert port["binding:host_id"] == "network1"
+    openstack_cli(env, "router", "delete", name)

@@ -106,3 +106,19 @@ timeout 600ms }
 }
 """
     assert "timeout 6000ms" in render(fence_table(2))
+
+
+@pytest.mark.parametrize(("bindings", "shown"), [
+    ([("active", True, 1.0), ("standby", True, 2.0)], ["active", "standby"]),
+    ([("active", True, 1.0), ("active", True, 2.0)], ["standby", "active"]),
+    ([("active", True, 3.0), ("active", True, None), ("active", True, 2.0)],
+     ["active", "standby", "standby"]),
+    ([("active", False, 5.0), ("active", True, 2.0)], ["standby", "active"]),
+    ([("active", False, 5.0), ("standby", False, 2.0)], ["unknown", "unknown"]),
+])
+def test_ha_states_shown(bindings: list[tuple[str, bool, float | None]],
+                         shown: list[str]) -> None:
+    """What the API shows of a router's bindings: a dead agent's active is not believed,
+    and of two live actives only the later one."""
+    from neutrino.services.l3_ha import shown_states
+    assert shown_states(bindings) == shown
