@@ -295,8 +295,8 @@ def root_network_snapshot() -> dict[str, str]:
 
 
 def our_processes() -> list[str]:
-    """Running (not zombie) dnsmasq, keepalived, neutrino and Keystone processes: pid and
-    command line."""
+    """Running (not zombie) dnsmasq, keepalived, conntrackd, neutrino and Keystone processes:
+    pid and command line."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -307,6 +307,6 @@ def our_processes() -> list[str]:
         if text[text.rfind(")") + 2] in "ZX" or int(stat.parent.name) == os.getpid():
             continue
         if "dnsmasq" in cmdline or "bin/neutrino" in cmdline or "keystone.wsgi" in cmdline \
-                or "keepalived" in cmdline:
+                or "keepalived" in cmdline or "conntrackd" in cmdline:
             out.append(f"{stat.parent.name} {cmdline.strip()}")
     return sorted(out)

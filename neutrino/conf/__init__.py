@@ -224,6 +224,10 @@ l3_agent_opts = [
     cfg.IntOpt("ha_vrrp_health_check_interval", default=0, min=0,
                help="Seconds between keepalived's pings of the router's gateways on the "
                "primary node; after two misses it gives the router up (0: no check)."),
+    cfg.BoolOpt("ha_conntrackd_enabled", default=True,
+                help="conntrackd beside each HA router's keepalived: the hosts share their "
+                "connection tracking state, so that established connections and their NAT "
+                "mappings survive a failover (Neutron: off by default)."),
 ]
 
 agent_opts = [

@@ -284,9 +284,18 @@ class Hosts(Wiring):
     def keepalived_pids(self, host: str) -> dict[str, list[int]]:
         """Running keepalived processes of a host's L3 agent (the parent and its VRRP
         process), by router id."""
+        return self._router_daemons(host, "keepalived.conf",
+                                    ("keepalived.pid", "keepalived-vrrp.pid"))
+
+    def conntrackd_pids(self, host: str) -> dict[str, list[int]]:
+        """Running conntrackd processes of a host's L3 agent, by router id."""
+        return self._router_daemons(host, "conntrackd.conf", ("conntrackd.pid",))
+
+    def _router_daemons(self, host: str, conf_name: str,
+                        pid_names: tuple[str, ...]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
-        for conf in (self.dir / "hosts" / host / "ha_confs").glob("*/keepalived.conf"):
-            for name in ("keepalived.pid", "keepalived-vrrp.pid"):
+        for conf in (self.dir / "hosts" / host / "ha_confs").glob(f"*/{conf_name}"):
+            for name in pid_names:
                 try:
                     pid = int((conf.parent / name).read_text().strip())
                 except (OSError, ValueError):
@@ -297,7 +306,15 @@ class Hosts(Wiring):
 
     def stop_keepalived(self, host: str, sig: int = signal.SIGTERM) -> None:
         """Stop (or kill) the keepalived processes of a host, by their pid files."""
-        found = sorted(self.keepalived_pids(host).items())
+        self._stop_router_daemons(host, "keepalived", self.keepalived_pids(host), sig)
+
+    def stop_conntrackd(self, host: str, sig: int = signal.SIGTERM) -> None:
+        """Stop (or kill) the conntrackd processes of a host, by their pid files."""
+        self._stop_router_daemons(host, "conntrackd", self.conntrackd_pids(host), sig)
+
+    def _stop_router_daemons(self, host: str, what: str, pids_by_router: dict[str, list[int]],
+                             sig: int) -> None:
+        found = sorted(pids_by_router.items())
         for _router_id, pids in found:  # all signalled first: hundreds stop together
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
@@ -305,7 +322,7 @@ class Hosts(Wiring):
         for router_id, pids in found:
             for pid in pids:
                 process.stop(pid, router_id, sig=sig)
-            self.out(f"{'Killed' if sig == signal.SIGKILL else 'Stopped'} keepalived of "
+            self.out(f"{'Killed' if sig == signal.SIGKILL else 'Stopped'} {what} of "
                      f"router {router_id} on {host} (pids {pids})")
 
     # -- failures of a whole host ----------------------------------------------------------

@@ -100,6 +100,7 @@ class Lab(Hosts, Vms):
         for host in self.topology.hosts:
             self.stop_dnsmasq(host.name)
             self.stop_keepalived(host.name)
+            self.stop_conntrackd(host.name)
         self.stop_server()
         self.stop_keystone()
         removed = self.remove_namespaces()

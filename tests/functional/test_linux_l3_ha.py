@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -358,3 +359,69 @@ def test_frozen_primary_never_serves_beside_the_new_one(world: dict[str, Any]) -
         assert len(open_) <= 1, f"two hosts passed the router's traffic at {t:.2f} s"
     assert len(thawed[-1][1]) == 1 and thawed[-1][1] == thawed[-1][2], thawed[-5:]
     assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")
+
+
+def router_ns(world: dict[str, Any], host: str) -> str:
+    return f"{world['hosts'][host]}-qrouter-{ROUTER}"
+
+
+def tracked(world: dict[str, Any], host: str, port: int) -> str:
+    """The conntrack entries of a host's router namespace for one TCP destination port."""
+    return subprocess.run(["ip", "netns", "exec", router_ns(world, host), "conntrack", "-L",
+                           "-p", "tcp", "--dport", str(port)], capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("conntrackd") is None, reason="needs conntrackd")
+def test_conntrackd_keeps_an_snat_connection_across_failover(world: dict[str, Any]) -> None:
+    """A TCP connection from the VM to outside, SNATed behind the router's gateway IP: the
+    backup's kernel tracks it (conntrackd) before any failover; keepalived stopped on the
+    primary, the new primary forwards the connection's next bytes both ways, even with
+    mid-stream pick-up switched off in both kernels (so that only the synced entry can
+    carry it)."""
+    active, other = serving(world)
+    for host in world["hosts"]:
+        subprocess.run(["ip", "netns", "exec", router_ns(world, host), "sysctl", "-qw",
+                        "net.netfilter.nf_conntrack_tcp_loose=0"], check=True)
+    with netns.entered(world["outside"]):
+        listener = socket.create_server(("203.0.113.1", 0))
+    port = listener.getsockname()[1]
+    with netns.entered(world["vm"]):
+        client = socket.socket()
+    try:
+        client.settimeout(5)
+        client.connect(("203.0.113.1", port))
+        server, _ = listener.accept()
+        server.settimeout(5)
+        client.sendall(b"before\n")
+        assert server.recv(64) == b"before\n"
+        assert "src=10.60.0.10" in tracked(world, active, port)
+        assert "dst=203.0.113.101" in tracked(world, active, port)  # the SNAT of replies
+        assert wait_for(lambda: "dst=203.0.113.101" in tracked(world, other, port), 10,
+                        what="the backup's kernel tracking the connection")
+        os.kill(keepalived_pid(world, active), signal.SIGTERM)
+        wait_for(lambda: holders(world) == {other}, 10, what="the other host taking over")
+        server.sendall(b"reply after\n")  # outside -> gateway IP: de-NATed by the entry
+        assert client.recv(64) == b"reply after\n"
+        client.sendall(b"after\n")
+        assert server.recv(64) == b"after\n"
+        server.close()
+    finally:
+        client.close()
+        listener.close()
+
+
+def test_an_agent_restart_keeps_the_primary_serving(world: dict[str, Any]) -> None:
+    """A new driver on the serving host (the agent restarted) adopts keepalived and the
+    fence as they are: the fence's lease is not dropped, the host stays primary, and the
+    VM's traffic goes on."""
+    drivers = world["drivers"]
+    active, _other = serving(world)
+    conf = load_config(["--config-file", str(world["tmp"] / f"{active}.conf")], "test")
+    old = drivers[active]
+    drivers[active] = RouterDriver(conf, host_netns=world["hosts"][active])
+    old.monitor.close()
+    drivers[active].apply(("router", ROUTER), state(active))
+    assert fence_open(world, active)
+    assert holders(world) == {active}
+    assert ping(world)

@@ -276,5 +276,84 @@ def test_command_and_daemon() -> None:
     assert dataclasses.asdict(daemon(ha, paths, ns)) == {
         "name": f"keepalived for router {ROUTER}", "argv": tuple(argv),
         "pid_file": f"{BASE}/keepalived.pid", "marker": f"{BASE}/keepalived.conf",
-        "netns": ns}
+        "netns": ns, "foreground": False}
     assert RELOAD_SIGNAL.name == "SIGHUP"
+
+
+def test_conntrackd_conf_with_one_peer() -> None:
+    """conntrackd beside keepalived, whole: FTFW without an external cache, UDP to the one
+    peer on the HA device, the HA network's own addresses ignored."""
+    from neutrino.agent.l3 import conntrackd
+    paths = conntrackd.Paths(BASE)
+    assert conntrackd.render(plan(unicast_peers=("169.254.192.9",)), paths) == f"""\
+# conntrackd for HA router {ROUTER}, written by neutrino.
+Sync {{
+    Mode FTFW {{
+        DisableExternalCache on
+    }}
+    UDP {{
+        IPv4_address 169.254.192.5
+        IPv4_Destination_Address 169.254.192.9
+        Port 3780
+        Interface {HA}
+        SndSocketBuffer 2097152
+        RcvSocketBuffer 2097152
+        Checksum on
+    }}
+}}
+General {{
+    HashSize 8192
+    HashLimit 65536
+    Syslog off
+    LogFile {BASE}/conntrackd.log
+    LockFile {BASE}/conntrackd.lock
+    UNIX {{
+        Path {BASE}/conntrackd.ctl
+    }}
+    NetlinkBufferSize 2097152
+    NetlinkBufferSizeMaxGrowth 8388608
+    Filter From Userspace {{
+        Protocol Accept {{
+            TCP
+            UDP
+            ICMP
+        }}
+        Address Ignore {{
+            IPv4_address 127.0.0.1
+            IPv4_address 169.254.192.5
+            IPv4_address 169.254.192.9
+        }}
+    }}
+}}
+"""
+
+
+def test_conntrackd_multicast_with_more_peers_and_its_script() -> None:
+    """Two peers or more: a multicast group on the HA device, its port the VRID's; the
+    transition script resyncs a new primary and has a backup ask for everything; a control
+    socket path too long for a socket goes to a short directory."""
+    from neutrino.agent.l3 import conntrackd
+    paths = conntrackd.Paths(BASE)
+    two = plan(unicast_peers=("169.254.192.9", "169.254.192.10"))
+    assert conntrackd.transport(two) == [
+        "Multicast {", "IPv4_address 225.0.0.50", "Group 3787", "IPv4_interface 169.254.192.5",
+        f"Interface {HA}", "SndSocketBuffer 2097152", "RcvSocketBuffer 2097152",
+        "Checksum on", "}"]
+    ctl = f"conntrackd -C {BASE}/conntrackd.conf"
+    assert conntrackd.script_text(two, paths) == f"""\
+#!/bin/sh
+# conntrackd transitions of HA router {ROUTER} (VRID 7), run by keepalived; written by neutrino.
+case "$1" in
+primary)
+    {ctl} -R
+    {ctl} -B
+    ;;
+backup|fault)
+    {ctl} -n
+    ;;
+esac
+exit 0
+"""
+    deep = conntrackd.Paths("/tmp/" + "x" * 90)
+    assert deep.control.startswith(conntrackd.SHORT_SOCKETS + "/")
+    assert len(deep.control) < 108

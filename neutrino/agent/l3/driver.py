@@ -24,7 +24,7 @@ from oslo_config import cfg
 
 from neutrino import registry
 from neutrino.agent.contract import Key, Notify, Status
-from neutrino.agent.l3 import keepalived
+from neutrino.agent.l3 import conntrackd, keepalived
 from neutrino.agent.l3.ha_monitor import ACTIVE, HaMonitor, Watched
 from neutrino.agent.l3.plan import FENCE_TABLE, HaSettings, RouterPlan, namespace, plan
 from neutrino.agent.linux import netns, process
@@ -112,7 +112,7 @@ class RouterDriver:
         self.ha_settings = HaSettings(
             advert_int=conf.ha_vrrp_advert_int, auth_password=conf.ha_vrrp_auth_password,
             health_check_interval=conf.ha_vrrp_health_check_interval,
-            confs_path=conf.ha_confs_path)
+            confs_path=conf.ha_confs_path, conntrackd=conf.ha_conntrackd_enabled)
         process.become_subreaper()  # keepalived's exits come back to the agent
         self.daemons = Daemons()
         self.monitor = HaMonitor(on_dead=self._release)
@@ -163,7 +163,8 @@ class RouterDriver:
         with self._lock:
             found = {(ROUTER, r) for r, p in self._applied.items()
                      if p.namespace not in names or (
-                         p.ha is not None and self._paths(r).pid in dead)}
+                         p.ha is not None and {self._paths(r).pid,
+                                               self._sync_paths(r).pid} & dead)}
             found |= {(ROUTER, r) for r in self._waiting_wiring if r in self._applied}
         return found
 
@@ -283,6 +284,7 @@ class RouterDriver:
         if changed and ha.password_ignored:  # once per new configuration, not per pass
             LOG.warning("HA router %s: VRRPv3 (advert_int %s) has no authentication; "
                         "ha_vrrp_auth_password is not used", router_id, ha.advert_int)
+        sync_changed = self._conntrackd(wanted)  # before keepalived can call its script
         daemon = keepalived.daemon(ha, paths, wanted.namespace)
         if self.daemons.pid(daemon) is None:
             # A stale VRRP pid file naming a reused pid would keep keepalived from starting.
@@ -290,7 +292,31 @@ class RouterDriver:
         outcome = self.daemons.ensure(daemon, keepalived.RELOAD_SIGNAL if changed else None)
         self.monitor.watch(Watched(router_id, wanted.namespace, ha.ha_device,
                                    keepalived.vip_address(ha.vrid), paths.vrrp_pid))
-        return changed or outcome.changed
+        return changed or sync_changed or outcome.changed
+
+    def _sync_paths(self, router_id: str) -> conntrackd.Paths:
+        return conntrackd.Paths(self._paths(router_id).base)
+
+    def _conntrackd(self, wanted: RouterPlan) -> bool:
+        """conntrackd for an HA router (if `ha_conntrackd_enabled`): its files written and
+        the daemon running with them (restarted when they change: it has no reload)."""
+        ha = wanted.ha
+        assert ha is not None
+        paths = self._sync_paths(wanted.router_id)
+        if ha.conntrackd_script is None:
+            return self.daemons.stop(conntrackd.daemon(ha, paths, wanted.namespace))
+        if paths.control.startswith(conntrackd.SHORT_SOCKETS):
+            Path(conntrackd.SHORT_SOCKETS).mkdir(mode=0o700, exist_ok=True)
+        changed = _write(Path(paths.conf), conntrackd.render(ha, paths))
+        changed |= _write(Path(paths.script), conntrackd.script_text(ha, paths), mode=0o700)
+        daemon = conntrackd.daemon(ha, paths, wanted.namespace)
+        if changed and self.daemons.pid(daemon) is not None:
+            self.daemons.stop(daemon)
+        if self.daemons.pid(daemon) is None:
+            # A lock file left by a conntrackd killed with SIGKILL would stop the next.
+            Path(paths.lock).unlink(missing_ok=True)
+            Path(paths.control).unlink(missing_ok=True)
+        return self.daemons.ensure(daemon).changed or changed
 
     def _release(self, router_id: str) -> None:
         """keepalived died here: the router's addresses (and the VRID's) go at once, as a
@@ -315,6 +341,10 @@ class RouterDriver:
         # Found by its pid file and marker alone: after an agent restart no plan is known.
         stopped = self.daemons.stop(Daemon(f"keepalived for router {router_id}", (),
                                            paths.pid, paths.conf, namespace_name))
+        sync = self._sync_paths(router_id)
+        stopped |= self.daemons.stop(Daemon(f"conntrackd for router {router_id}", (),
+                                            sync.pid, sync.conf, namespace_name))
+        Path(sync.control).unlink(missing_ok=True)
         shutil.rmtree(paths.base, ignore_errors=True)
         return stopped
 

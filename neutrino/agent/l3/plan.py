@@ -203,6 +203,7 @@ class HaSettings:
     auth_password: str | None = None
     health_check_interval: int = 0
     confs_path: str = ""  # where each router's keepalived files go (its own directory)
+    conntrackd: bool = True  # conntrackd beside keepalived (`ha_conntrackd_enabled`)
 
 
 def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPlan, ...],
@@ -220,7 +221,9 @@ def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPl
                                                              r.dev or ""))),
                   garp_master_refresh=GARP_REFRESH, unicast_peers=peers,
                   health_check_interval=settings.health_check_interval if checked else 0,
-                  health_check_script=f"{base}/ha_check_script.sh" if checked else None)
+                  health_check_script=f"{base}/ha_check_script.sh" if checked else None,
+                  conntrackd_script=f"{base}/conntrackd.sh"
+                  if settings.conntrackd and base else None)
 
 
 def plan(state: dict[str, Any], host_namespace: str | None = None,

@@ -349,6 +349,12 @@ class Netfilter:
             last = self._applied.get(table.key)
             wanted = digest(table)
             in_kernel = self.current_digest(*table.key)
+            if last is None and in_kernel == wanted and not any(n.elements for n in table.sets):
+                # Made by an earlier run of the agent, and nothing of it is ours to fill:
+                # adopted as it is (its sets may hold what the kernel added by itself, such
+                # as an HA router's fence lease, which making it again would drop).
+                self._applied[table.key] = table
+                return False
             if last is not None and digest(last) == wanted and in_kernel == wanted:
                 commands = render_elements(last, table)
                 if not commands:

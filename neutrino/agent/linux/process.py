@@ -165,6 +165,9 @@ class Daemon:
     pid_file: str
     marker: str
     netns: str | None = None
+    # It stays in the foreground (it writes no pid file): started without waiting for it,
+    # and its pid file written here.
+    foreground: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,8 @@ class Daemons:
         from neutrino.agent.linux import netns
 
         Path(daemon.pid_file).unlink(missing_ok=True)
+        if daemon.foreground:
+            return self._spawn(daemon)
         result = netns.run(daemon.netns, daemon.argv, timeout=30)
         if result.returncode != 0:
             raise DaemonError(f"{daemon.name} failed to start: "
@@ -233,6 +238,25 @@ class Daemons:
         LOG.info("Started %s (pid %s)", daemon.name, pid)
         self._remember(daemon, pid)
         return pid
+
+    def _spawn(self, daemon: Daemon) -> int:
+        """Start a foreground daemon in its own session (nsenter execs it: the child's pid
+        is the daemon's) and write its pid file; the agent, its subreaper, collects it."""
+        from neutrino.agent.linux import netns
+
+        child = subprocess.Popen(netns.command(daemon.netns, daemon.argv),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        child.returncode = 0  # never waited for here: the reaper collects it
+        tmp = Path(daemon.pid_file + ".tmp")
+        tmp.write_text(f"{child.pid}\n")
+        tmp.replace(daemon.pid_file)
+        deadline = time.monotonic() + 2.0  # until nsenter has become the daemon
+        while cmdline(child.pid) != list(daemon.argv[1:]) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        LOG.info("Started %s (pid %d)", daemon.name, child.pid)
+        self._remember(daemon, child.pid)
+        return child.pid
 
     def _remember(self, daemon: Daemon, pid: int | None) -> None:
         with self._lock:
