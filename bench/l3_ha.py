@@ -196,8 +196,8 @@ def cold_start(lab: Lab, routers: int) -> dict[str, Any]:
 def section(results: dict[str, Any]) -> str:
     lines = [BEGIN, "## HA routers (`bench/l3_ha.py`)", "",
              f"Run of {results['date']} at commit {results['commit']} on {results['machine']}"
-             "; a seed-003 lab, `ha_vrrp_advert_int` 0.2 s (VRRPv3, unicast to the peers), no "
-             "conntrackd.", "",
+             "; a seed-003 lab, `ha_vrrp_advert_int` 0.2 s (VRRPv3, unicast to the peers), "
+             "conntrackd and the fence on.", "",
              "| fault | failovers | ping gap p50 | p99 | max | TCP connections surviving "
              "| `ha_state` lag p50 | p99 |", "|---|---|---|---|---|---|---|---|"]
     for kind in FAULTS:
