@@ -81,6 +81,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     stop = threading.Event()
     events: dict[str, list[set[Any]]] = {"h1": [], "h2": []}
     watchers: list[threading.Thread] = []
+    retired: list[RouterDriver] = []  # drivers replaced by a test (an agent restarted)
     try:
         for ns in hosts.values():
             k = Kernel(ns, owned=True)
@@ -113,13 +114,15 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 events[host].append, stop), daemon=True))
             watchers[-1].start()
         yield {"drivers": drivers, "hosts": hosts, "vm": vm, "outside": outside,
-               "tmp": tmp_path, "events": events}
+               "tmp": tmp_path, "events": events, "retired": retired}
     finally:
         stop.set()
         for watcher in watchers:
             watcher.join(5)
         for driver in drivers.values():
             driver.apply(("router", ROUTER), None)  # stops keepalived by its pid file
+            driver.monitor.close()
+        for driver in retired:
             driver.monitor.close()
         for name in netns.names():
             if name.startswith((*hosts.values(), vm, outside)):
@@ -418,9 +421,8 @@ def test_an_agent_restart_keeps_the_primary_serving(world: dict[str, Any]) -> No
     drivers = world["drivers"]
     active, _other = serving(world)
     conf = load_config(["--config-file", str(world["tmp"] / f"{active}.conf")], "test")
-    old = drivers[active]
+    world["retired"].append(drivers[active])  # its events thread runs until the end
     drivers[active] = RouterDriver(conf, host_netns=world["hosts"][active])
-    old.monitor.close()
     drivers[active].apply(("router", ROUTER), state(active))
     assert fence_open(world, active)
     assert holders(world) == {active}
