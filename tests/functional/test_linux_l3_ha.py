@@ -250,34 +250,33 @@ def test_failover_when_keepalived_dies_without_preemption(world: dict[str, Any])
 
 def test_kill_9_of_keepalived_never_leaves_two_hosts_serving(world: dict[str, Any]) -> None:
     """Both keepalived processes of the serving host killed with SIGKILL (they cannot give
-    the addresses up): the driver removes them the moment the VRRP process is gone, so that
-    no sample (every 20 ms) finds both hosts holding them; the other host takes over (the
-    time without a holder is printed) and the restarted keepalived stays standby."""
+    the addresses up): the host forwards on until its fence closes by itself, before the
+    other host takes over, so that no sample (every 20 ms) finds both passing the router's
+    traffic and the time with neither is the backup's wait beyond the lease (printed);
+    then the driver removes the dead primary's addresses, and the keepalived it starts
+    again stays standby."""
     drivers = world["drivers"]
     active, other = serving(world)
     base = world["tmp"] / active / "ha_confs" / ROUTER
     time.sleep(0.5)  # the monitor holds the VRRP process's pidfd by now
     pids = [int((base / name).read_text()) for name in ("keepalived-vrrp.pid",
                                                         "keepalived.pid")]
-    samples: list[tuple[float, frozenset[str]]] = []
-    started = time.monotonic()
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    deadline = started + 10
-    while time.monotonic() < deadline:
-        samples.append((time.monotonic() - started, frozenset(holders(world))))
-        if samples[-1][1] == {other}:
-            break
-        time.sleep(0.02)
-    both = [t for t, held in samples if len(held) > 1]
-    assert not both, f"both hosts held the router's addresses at {both[:5]}..."
-    assert samples[-1][1] == {other}, samples[-5:]
-    gap = samples[-1][0] - max((t for t, held in samples if held == {active}), default=0.0)
+    samples = sample_serving(world, lambda s: s[2] == {other})
+    both = [t for t, _held, open_ in samples if len(open_) > 1]
+    assert not both, f"both hosts passed the router's traffic at {both[:5]}..."
+    assert samples[-1][2] == {other}, samples[-5:]
+    dark = samples[-1][0] - max((t for t, _held, open_ in samples if open_ == {active}),
+                                default=0.0)
     print(f"\nkill -9: the other host served after {samples[-1][0]:.2f} s "
-          f"(no holder for {gap:.2f} s, {len(samples)} samples)")
+          f"(neither for {dark:.2f} s, {len(samples)} samples)")
+    wait_for(lambda: holders(world) == {other}, 5,
+             what="the dead primary's addresses removed")
     wait_for(lambda: ("router", ROUTER) in drivers[active].drifted(), 5,
              what="the driver finding its keepalived gone")
     drivers[active].apply(("router", ROUTER), state(active))
+    assert keepalived_pid(world, active) not in pids
     time.sleep(1.5)
     assert holders(world) == {other}
 

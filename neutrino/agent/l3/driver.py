@@ -26,7 +26,14 @@ from neutrino import registry
 from neutrino.agent.contract import Key, Notify, Status
 from neutrino.agent.l3 import conntrackd, keepalived
 from neutrino.agent.l3.ha_monitor import ACTIVE, HaMonitor, Watched
-from neutrino.agent.l3.plan import FENCE_TABLE, HaSettings, RouterPlan, namespace, plan
+from neutrino.agent.l3.plan import (
+    FENCE_TABLE,
+    LEASE_ADVERTS,
+    HaSettings,
+    RouterPlan,
+    namespace,
+    plan,
+)
 from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.agent.linux.netfilter import Netfilter
@@ -117,6 +124,9 @@ class RouterDriver:
         self.daemons = Daemons()
         self.monitor = HaMonitor(on_dead=self._release)
         self._waiting_wiring: set[str] = set()  # HA routers whose keepalived waits for L2
+        # HA routers whose keepalived died here, until their fence has closed by itself
+        # (monotonic deadline): keepalived is not started again before.
+        self._orphaned: dict[str, float] = {}
 
     # -- the Driver contract --------------------------------------------------------------
 
@@ -166,6 +176,8 @@ class RouterDriver:
                          p.ha is not None and {self._paths(r).pid,
                                                self._sync_paths(r).pid} & dead)}
             found |= {(ROUTER, r) for r in self._waiting_wiring if r in self._applied}
+            now = time.monotonic()
+            found -= {(ROUTER, r) for r, until in self._orphaned.items() if now < until}
         return found
 
     def events(self, notify: Notify, stop: threading.Event) -> None:
@@ -275,6 +287,8 @@ class RouterDriver:
             return False
         with self._lock:
             self._waiting_wiring.discard(router_id)
+            if time.monotonic() < self._orphaned.get(router_id, 0.0):
+                return False  # its fence closes first (see `_release`)
         base = Path(paths.base)
         base.mkdir(parents=True, exist_ok=True)
         changed = _write(Path(paths.conf), keepalived.render(ha))
@@ -319,20 +333,47 @@ class RouterDriver:
         return self.daemons.ensure(daemon).changed or changed
 
     def _release(self, router_id: str) -> None:
-        """keepalived died here: the router's addresses (and the VRID's) go at once, as a
-        live keepalived gives them up, so that the host taking over is the only one that
-        holds them. The next pass starts keepalived again, as a backup."""
+        """keepalived died here. The router goes on forwarding until its fence closes by
+        itself (its lease, renewed by adverts no longer sent, runs out before the backup
+        takes over), so that the gap is the backup's wait beyond the lease, not all of it;
+        then its addresses (and the VRID's) are removed and the next pass starts keepalived
+        again, as a backup."""
         with self._lock:
             applied = self._applied.get(router_id)
         if applied is None or applied.ha is None:
             return
-        ha, inside = applied.ha, Kernel(applied.namespace, owned=True)
-        with inside.session():
-            for port in applied.ports:
-                if port is not applied.ha_port:
-                    inside.ensure_addresses(port.device, ())
-            inside.ensure_addresses(ha.ha_device, [ha.ha_cidr])
-        LOG.warning("HA router %s: keepalived died here; its addresses were removed",
+        lease = applied.ha.advert_int * LEASE_ADVERTS + 0.1
+        with self._lock:
+            self._orphaned[router_id] = time.monotonic() + lease
+        LOG.warning("HA router %s: keepalived died here; its fence closes within %.1f s, "
+                    "then its addresses are removed", router_id, lease)
+        timer = threading.Timer(lease, self._clear, args=(router_id, applied))
+        timer.daemon = True
+        timer.start()
+
+    def _clear(self, router_id: str, applied: RouterPlan) -> None:
+        """The addresses of a router whose keepalived died, once its fence has closed
+        (unless keepalived runs again meanwhile: they are its own then)."""
+        with self._lock:
+            self._orphaned.pop(router_id, None)
+            current = self._applied.get(router_id)
+        ha = applied.ha
+        if current is not applied or ha is None or \
+                self.daemons.pid(keepalived.daemon(ha, self._paths(router_id),
+                                                   applied.namespace)) is not None:
+            return
+        inside = Kernel(applied.namespace, owned=True)
+        try:
+            with inside.session():
+                for port in applied.ports:
+                    if port is not applied.ha_port:
+                        inside.ensure_addresses(port.device, ())
+                inside.ensure_addresses(ha.ha_device, [ha.ha_cidr])
+        except Exception:  # the router went away meanwhile; the next pass repairs the rest
+            LOG.exception("Removing the addresses of HA router %s failed", router_id)
+            return
+        # (The monitor sees the VRID's address go, and reports the router standby here.)
+        LOG.warning("HA router %s: its addresses were removed after keepalived died",
                     router_id)
 
     def _stop_keepalived(self, router_id: str, namespace_name: str) -> bool:
