@@ -303,6 +303,12 @@ class RouterDriver:
         if self.daemons.pid(daemon) is None:
             # A stale VRRP pid file naming a reused pid would keep keepalived from starting.
             Path(paths.vrrp_pid).unlink(missing_ok=True)
+            # A keepalived starts as a backup: addresses left by one that died (or by one
+            # that outlived an agent killed with it) go first, or this host would go on
+            # answering ARP for them and report itself active beside the real primary.
+            self._clear_addresses(wanted)
+            with self._lock:
+                self._orphaned.pop(router_id, None)
         outcome = self.daemons.ensure(daemon, keepalived.RELOAD_SIGNAL if changed else None)
         self.monitor.watch(Watched(router_id, wanted.namespace, ha.ha_device,
                                    keepalived.vip_address(ha.vrid), paths.vrrp_pid))
@@ -336,8 +342,8 @@ class RouterDriver:
         """keepalived died here. The router goes on forwarding until its fence closes by
         itself (its lease, renewed by adverts no longer sent, runs out before the backup
         takes over), so that the gap is the backup's wait beyond the lease, not all of it;
-        then its addresses (and the VRID's) are removed and the next pass starts keepalived
-        again, as a backup."""
+        only then does the next pass start keepalived again, as a backup, removing the
+        addresses the dead one left."""
         with self._lock:
             applied = self._applied.get(router_id)
         if applied is None or applied.ha is None:
@@ -346,35 +352,25 @@ class RouterDriver:
         with self._lock:
             self._orphaned[router_id] = time.monotonic() + lease
         LOG.warning("HA router %s: keepalived died here; its fence closes within %.1f s, "
-                    "then its addresses are removed", router_id, lease)
-        timer = threading.Timer(lease, self._clear, args=(router_id, applied))
-        timer.daemon = True
-        timer.start()
+                    "then keepalived starts again", router_id, lease)
 
-    def _clear(self, router_id: str, applied: RouterPlan) -> None:
-        """The addresses of a router whose keepalived died, once its fence has closed
-        (unless keepalived runs again meanwhile: they are its own then)."""
-        with self._lock:
-            self._orphaned.pop(router_id, None)
-            current = self._applied.get(router_id)
-        ha = applied.ha
-        if current is not applied or ha is None or \
-                self.daemons.pid(keepalived.daemon(ha, self._paths(router_id),
-                                                   applied.namespace)) is not None:
-            return
-        inside = Kernel(applied.namespace, owned=True)
-        try:
-            with inside.session():
-                for port in applied.ports:
-                    if port is not applied.ha_port:
-                        inside.ensure_addresses(port.device, ())
-                inside.ensure_addresses(ha.ha_device, [ha.ha_cidr])
-        except Exception:  # the router went away meanwhile; the next pass repairs the rest
-            LOG.exception("Removing the addresses of HA router %s failed", router_id)
-            return
-        # (The monitor sees the VRID's address go, and reports the router standby here.)
-        LOG.warning("HA router %s: its addresses were removed after keepalived died",
-                    router_id)
+    @staticmethod
+    def _clear_addresses(wanted: RouterPlan) -> bool:
+        """Remove a router's own addresses (and the VRID's) from its devices here; True if
+        any was there."""
+        ha = wanted.ha
+        assert ha is not None
+        inside = Kernel(wanted.namespace, owned=True)
+        changed = False
+        with inside.session():
+            for port in wanted.ports:
+                if port is not wanted.ha_port:
+                    changed |= inside.ensure_addresses(port.device, ())
+            changed |= inside.ensure_addresses(ha.ha_device, [ha.ha_cidr])
+        if changed:
+            LOG.warning("HA router %s: removed the addresses a dead keepalived left",
+                        wanted.router_id)
+        return changed
 
     def _stop_keepalived(self, router_id: str, namespace_name: str) -> bool:
         self.monitor.forget(router_id)
@@ -426,6 +422,7 @@ class RouterDriver:
         name = old.namespace if old else namespace(router_id, self.host_netns)
         with self._lock:
             self._waiting_wiring.discard(router_id)
+            self._orphaned.pop(router_id, None)
         stopped = self._stop_keepalived(router_id, name)
         if netns.remove(name) or stopped:
             LOG.info("Removed router %s (namespace %s)", router_id, name)
