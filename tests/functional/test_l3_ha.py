@@ -219,15 +219,26 @@ def test_two_actives_are_never_shown(cloud: dict[str, Any]) -> None:
     name = f"ha-{uuid.uuid4().hex[:6]}"
     router = openstack_cli(env, "router", "create", "--ha", name, "-f", "json")
     with server.http() as admin:
+        net = ok(admin.post("/v2.0/networks", json={"network": {"name": name}}), 201)[
+            "network"]
+        sub = ok(admin.post("/v2.0/subnets", json={"subnet": {
+            "network_id": net["id"], "cidr": "10.62.0.0/24", "ip_version": 4}}), 201)["subnet"]
+        iface = ok(admin.put(f"/v2.0/routers/{router['id']}/add_router_interface",
+                             json={"subnet_id": sub["id"]}))
+
+        def bound() -> str:
+            return str(ok(admin.get(f"/v2.0/ports/{iface['port_id']}"))["port"][
+                "binding:host_id"])
         wait_for(lambda: len(ha_ports(admin, router["id"])) == 2, 10, what="two HA ports")
         report_state(server, "network1", router["id"], "active")
         report_state(server, "network2", router["id"], "active")
         assert states(env, name) == {"network1": "standby", "network2": "active"}
+        assert bound() == "network2"
         report_state(server, "network1", router["id"], "standby")
         report_state(server, "network1", router["id"], "active")
         assert states(env, name) == {"network1": "active", "network2": "standby"}
-        [port] = [p for p in ok(admin.get("/v2.0/ports", params={
-            "device_id": router["id"]}))["ports"] if p["device_owner"] == HA_OWNER
-            and p["binding:host_id"] == "network1"]
-        assert port["binding:host_id"] == "network1"
-    openstack_cli(env, "router", "delete", name)
+        assert bound() == "network1"
+        ok(admin.put(f"/v2.0/routers/{router['id']}/remove_router_interface",
+                     json={"subnet_id": sub["id"]}))
+        openstack_cli(env, "router", "delete", name)
+        ok(admin.delete(f"/v2.0/networks/{net['id']}"), 204)

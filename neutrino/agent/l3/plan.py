@@ -175,24 +175,23 @@ def fence_table(advert_int: float) -> Table:
     lease = f"timeout {round(advert_int * LEASE_ADVERTS * 1000)}ms"
     sets = (NamedSet("lease", "devgroup", flags=("timeout",)),
             NamedSet("heard", "devgroup", flags=("timeout",)))
-    output = Chain("output", (
-        f'oifname "ha-*" ip protocol vrrp update @lease {{ oifgroup {lease} }}',
-        # (A wildcard is literal inside a set: `{ "ha-*", "lo" }` would not match ha-.)
-        'oifname "ha-*" accept',
-        'oifname "lo" accept',
-        "oifgroup != @lease drop",
-        "oifgroup @heard drop"), type="filter", hook="output", priority=-300,
-        policy="accept")
-    prerouting = Chain("prerouting", (
-        # An advert from another host (ours never loop back, but a multicast one could).
-        f'iifname "ha-*" ip protocol vrrp fib saddr type != local '
-        f"update @heard {{ iifgroup {lease} }}",
-        'iifname "ha-*" accept',
-        'iifname "lo" accept',
-        "iifgroup != @lease drop",
-        "iifgroup @heard drop"), type="filter", hook="prerouting", priority=-300,
-        policy="accept")
+    # Only another host's advert closes the fence (ours never loop back, but a multicast
+    # one could).
+    prerouting = _fence_chain("prerouting", "iif", f"fib saddr type != local update @heard "
+                              f"{{ iifgroup {lease} }}")
+    output = _fence_chain("output", "oif", f"update @lease {{ oifgroup {lease} }}")
     return Table("inet", FENCE_TABLE, (prerouting, output), sets)
+
+
+def _fence_chain(hook: str, side: str, on_advert: str) -> Chain:
+    """One base chain of the fence: what a VRRP advert on the HA network does to the
+    sets, then the HA network and loopback pass, the rest only while the lease holds and
+    no other primary was heard. (A wildcard is literal inside a set: `{ "ha-*", "lo" }`
+    would not match ha-, hence a rule each.)"""
+    return Chain(hook, (f'{side}name "ha-*" ip protocol vrrp {on_advert}',
+                        f'{side}name "ha-*" accept', f'{side}name "lo" accept',
+                        f"{side}group != @lease drop", f"{side}group @heard drop"),
+                 type="filter", hook=hook, priority=-300, policy="accept")
 
 
 @dataclass(frozen=True)
