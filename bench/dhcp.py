@@ -35,7 +35,6 @@ import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, no_quotas, proc_cpu, publish  # noqa: E402
+from bench.common import git_commit, lab_base, machine, no_quotas, proc_cpu, publish  # noqa: E402
 from bench.dhcpclient import Client  # noqa: E402
 from neutrino.agent.dhcp.render import Paths  # noqa: E402
 from neutrino.agent.linux import netns  # noqa: E402
@@ -347,8 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     results: dict[str, Any] = {"networks": args.networks, "ports": args.ports,
                                "sample": args.sample}
-    base = Path(tempfile.mkdtemp(prefix="bench-dhcp-", dir="/tmp"))
-    base.chmod(0o755)
+    base = lab_base("bench-dhcp-")
     lab = Lab("nbd", base, out=progress)
     try:
         lab.up(parse({"name": "dhcp-bench", "hosts": [{"name": HOST, "agents": ["dhcp"]}],

@@ -41,7 +41,6 @@ import platform
 import random
 import signal
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import git_commit, machine, no_quotas, proc_cpu, publish
+from bench.common import git_commit, lab_base, machine, no_quotas, proc_cpu, publish
 from neutrino.agent.l3.plan import NAT_TABLE
 from neutrino.agent.linux import netns
 from neutrino.agent.linux.kernel import Route
@@ -425,8 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = datetime.datetime.now(datetime.UTC)
-    base = Path(tempfile.mkdtemp(prefix="bench-l3-", dir="/tmp"))
-    base.chmod(0o755)
+    base = lab_base("bench-l3-")
     lab = Lab("nbl", base, out=progress)
     results: dict[str, Any] = {}
     try:

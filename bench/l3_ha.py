@@ -29,7 +29,6 @@ import argparse
 import datetime
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, no_quotas, percentile, publish  # noqa: E402
+from bench.common import git_commit, lab_base, machine, no_quotas, percentile, publish  # noqa: E402
 from neutrino.agent.linux.kernel import Kernel  # noqa: E402
 from neutrino.lab import demo_l3_ha, probes  # noqa: E402
 from neutrino.lab.demo import Demo  # noqa: E402
@@ -127,7 +126,7 @@ def one_failover(demo: Demo, lab: Lab, router_id: str, vm_ns: str, address: str,
 
 def failovers(lab: Lab, count: int) -> dict[str, Any]:
     demo = Demo(lab, out=lambda _line: None)
-    router_id, vm_ns, address, active = demo_l3_ha.build(demo, static_fallback=True)
+    router_id, vm_ns, address, active = demo_l3_ha.build(demo)
     gateway = next(ip["ip_address"] for p in lab.api_get(
         "/v2.0/ports", device_id=router_id, device_owner="network:router_gateway")["ports"]
         for ip in p["fixed_ips"])
@@ -230,7 +229,7 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=200)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="neutrino-l3ha-bench-"))
+    base = lab_base("neutrino-l3ha-bench-")
     topology = parse({**SEED_003, "server_options": {
         **SEED_003["server_options"], **no_quotas()}})
     lab = Lab("nbh", base, out=progress)

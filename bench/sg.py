@@ -32,7 +32,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -42,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, machine, no_quotas, publish  # noqa: E402
+from bench.common import git_commit, lab_base, machine, no_quotas, publish  # noqa: E402
 from neutrino.agent.linux import firewall as fw  # noqa: E402
 from neutrino.agent.linux import netns  # noqa: E402
 from neutrino.agent.linux.netfilter import render, render_replace  # noqa: E402
@@ -328,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         args.ports, args.members, args.tries = 100, "10,100", 5
     sizes = [int(s) for s in args.members.split(",")]
     started = datetime.datetime.now(datetime.UTC)
-    base = Path(tempfile.mkdtemp(prefix="neutrino-sg-bench-"))
+    base = lab_base("neutrino-sg-bench-")
     lab = Lab("nbs", base, out=progress)
     results: dict[str, Any] = {"ports": args.ports, "joins": {}}
     monitors: dict[str, Monitor] = {}

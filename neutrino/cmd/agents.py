@@ -18,6 +18,7 @@ from neutrino.agent.dhcp.driver import DnsmasqDriver
 from neutrino.agent.fake import FakeDhcp, FakeL2, FakeL3
 from neutrino.agent.l3.driver import RouterDriver
 from neutrino.agent.linux.l2 import LinuxBridgeDriver
+from neutrino.agent.linux.process import DaemonError
 from neutrino.agent.runner import AgentRunner
 from neutrino.cmd.common import load_config
 
@@ -41,7 +42,11 @@ def run(kind: registry.AgentKind, argv: Sequence[str] | None) -> int:
     if conf.AGENT.dataplane not in DRIVERS[kind.name]:
         LOG.error("%s has no %s data plane yet", kind.binary, conf.AGENT.dataplane)
         return 2
-    driver: Driver = DRIVERS[kind.name][conf.AGENT.dataplane](conf)
+    try:
+        driver: Driver = DRIVERS[kind.name][conf.AGENT.dataplane](conf)
+    except DaemonError as error:
+        LOG.error("%s on %s cannot start: %s", kind.binary, conf.host, error)
+        return 2
     client = ServerClient(conf.AGENT.server_url, channel_auth(conf))
     agent = conf.AGENT
     runner = AgentRunner(conf.host, driver, client, report_interval=agent.report_interval,

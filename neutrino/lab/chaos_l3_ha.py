@@ -254,7 +254,7 @@ def run(lab: Lab, rounds: int, out: Callable[[str], None] = print,
         faults: tuple[str, ...] = FAULTS) -> Report:
     """Build seed 003's HA router in an up lab and run `rounds` rounds of `faults`."""
     demo = Demo(lab, out=lambda _line: None)
-    router_id, vm_ns, address, _built_active = demo_l3_ha.build(demo, static_fallback=True)
+    router_id, vm_ns, address, _built_active = demo_l3_ha.build(demo)
     [gateway] = lab.api_get("/v2.0/ports", device_id=router_id,
                             device_owner="network:router_gateway")["ports"]
     gateway_ip = gateway["fixed_ips"][0]["ip_address"]

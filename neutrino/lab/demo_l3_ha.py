@@ -43,11 +43,9 @@ def l3_ha(demo: Demo) -> Record:
     return demo.record
 
 
-def build(demo: Demo, static_fallback: bool = False) -> tuple[str, str, str, str]:
+def build(demo: Demo) -> tuple[str, str, str, str]:
     """The networks, the HA router (one active node), a VM with a floating IP that answers
-    from outside: the router's id, the VM's namespace, the floating IP, the active node.
-    `static_fallback` (benchmarks of the router, not of DHCP): a VM without a lease after
-    30 s takes its port's address by hand, and says so."""
+    from outside: the router's id, the VM's namespace, the floating IP, the active node."""
     lab = demo.lab
     demo.say("Verify the agents: L3, DHCP and Linux bridge agents on network1 and network2, "
              "Linux bridge agents on the computes.")
@@ -86,21 +84,8 @@ def build(demo: Demo, static_fallback: bool = False) -> tuple[str, str, str, str
     demo.say("A VM on compute1 with a floating IP; its security group lets in ping and TCP.")
     vm = lab.vm_boot("demo-instance1", "demo-net", "compute1")
     vm_ns = lab.vm_namespace("demo-instance1")
-    if static_fallback:
-        deadline = time.monotonic() + 30
-        while not demo.dhcp("demo-instance1", "vm").ip_address:
-            if time.monotonic() > deadline:
-                lab.out(f"WARNING: demo-instance1 got no lease; configuring {vm['ip_address']} "
-                        "by hand")
-                lab.vm_exec("demo-instance1", ["ip", "addr", "add", f"{vm['ip_address']}/24",
-                                               "dev", "ens3"])
-                lab.vm_exec("demo-instance1", ["ip", "route", "add", "default", "via",
-                                               "192.168.1.1"])
-                break
-            time.sleep(1)
-    else:
-        demo.wait(lambda: demo.dhcp("demo-instance1", "vm").ip_address,
-                  "the VM gets its lease", timeout=60)
+    demo.wait(lambda: demo.dhcp("demo-instance1", "vm").ip_address, "the VM gets its lease",
+              timeout=60)
     for rule in (["--protocol", "icmp"], ["--protocol", "tcp", "--dst-port", "5001"]):
         demo.openstack("security", "group", "rule", "create", *rule, "default", "-f", "value",
                        "-c", "id", user="demo")

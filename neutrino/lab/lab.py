@@ -36,6 +36,11 @@ class Lab(Hosts, Vms):
             raise LabError(f"namespaces named like lab {self.name} exist already: "
                            f"{', '.join(taken)}")
         # dnsmasq drops its privileges: its files must be reachable by others.
+        closed = process.closed_to_others(self.dir)
+        if closed is not None:
+            raise LabError(f"{closed} is closed to other users: the hosts' dnsmasq (user "
+                           f"nobody) could not read its files under {self.dir}; "
+                           f"chmod o+x {closed}, or another --dir")
         for path in (self.dir, self.dir / "server", self.dir / "hosts"):
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o755)

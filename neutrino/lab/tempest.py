@@ -174,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
-    base = args.workdir or Path(tempfile.mkdtemp(prefix="neutrino-tempest-"))
+    if args.workdir:
+        base = args.workdir
+    else:
+        base = Path(tempfile.mkdtemp(prefix="neutrino-tempest-"))
+        base.chmod(0o755)  # the lab's dnsmasq reads its files as nobody
     base.mkdir(parents=True, exist_ok=True)
     keystone = Keystone(base / "keystone")
     keystone.setup()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from neutrino.lab import demo
+from neutrino.lab.base import LabError
 from neutrino.lab.lab import Lab, Lease
 from neutrino.lab.topology import parse
 from tests.support import (
@@ -58,6 +59,21 @@ def leased(lab: Lab, vm: str, attempts: int = 4) -> Lease | None:
     """One run of the VM's DHCP client: its lease, or None if no server answered."""
     lease = lab.vm_dhcp(vm, attempts)
     return lease if lease.ip_address else None
+
+
+def test_lab_refuses_a_directory_dnsmasq_cannot_reach() -> None:
+    """A lab under a directory closed to others would serve no lease (dnsmasq reads as
+    nobody): `up` says so before it makes anything."""
+    closed = Path(tempfile.mkdtemp(prefix="ntt-closed-", dir="/tmp"))  # mode 0700
+    name = lab_name()
+    try:
+        with pytest.raises(LabError, match=f"chmod o\\+x {closed}"):
+            Lab(name, closed, out=lambda _line: None).up(
+                parse({"name": "closed", "hosts": [{"name": "HostA"}]}))
+        assert leftovers(name) == []
+        assert not (closed / name).exists()
+    finally:
+        shutil.rmtree(closed)
 
 
 @pytest.mark.slow

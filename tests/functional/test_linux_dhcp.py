@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -206,3 +207,22 @@ def test_a_port_gets_its_own_dhcp_options(lab: dict[str, Any]) -> None:
     assert int(Path(paths.pid).read_text()) != pid
     assert dhcp_options(lab, "ntt-o1") == {"ip": "10.77.0.30"}
     driver.apply(("network", network_id), None)
+
+
+def test_agent_refuses_a_state_path_dnsmasq_cannot_reach() -> None:
+    """dnsmasq reads its host entries after becoming nobody: under a directory closed to
+    others it would start and answer no client. The agent says so and does not start."""
+    closed = Path(tempfile.mkdtemp(prefix="ntt-closed-", dir="/tmp"))  # mode 0700
+    try:
+        conf_file = closed / "dhcp.conf"
+        conf_file.write_text(f"[DEFAULT]\nstate_path = {closed}/state\n"
+                             "[AGENT]\ndataplane = linux\nserver_url = http://127.0.0.1:9\n")
+        agent = Path(sys.executable).with_name("neutrino-dhcp-agent")
+        result = subprocess.run([str(agent), "--config-file", str(conf_file)],
+                                capture_output=True, text=True, timeout=60, check=False)
+        logged = result.stdout + result.stderr
+        assert result.returncode == 2, logged
+        assert f"{closed} is closed to other users" in logged
+        assert f"chmod o+x {closed}" in logged
+    finally:
+        shutil.rmtree(closed)

@@ -85,6 +85,11 @@ class DnsmasqDriver:
         self.host = Kernel(self.settings.host_namespace)
         self.prefix = registry.dhcp_namespace("", self.settings.host_namespace)
         self.root = Path(self.settings.root)
+        closed = process.closed_to_others(self.root)
+        if closed is not None:
+            raise DaemonError(f"dnsmasq drops its privileges to nobody, then reads its host "
+                              f"entries under {self.root}: {closed} is closed to other users "
+                              f"(chmod o+x {closed}, or another state_path)")
         self.daemons = Daemons()
         self._lock = threading.Lock()
         self._applied: dict[str, DhcpPlan] = {}

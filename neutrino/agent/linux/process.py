@@ -34,6 +34,22 @@ class DaemonError(RuntimeError):
     """A daemon could not be started."""
 
 
+def closed_to_others(path: str | Path) -> Path | None:
+    """The first directory on the way to `path` that other users cannot enter (no `o+x`),
+    or None. Daemons that drop their privileges (dnsmasq becomes `nobody`) read their
+    files after doing so: under such a directory they start, and then read nothing."""
+    current = Path(path).resolve()
+    ancestors = [current, *current.parents]
+    for directory in reversed(ancestors):
+        try:
+            mode = directory.stat().st_mode
+        except FileNotFoundError:
+            return None  # what does not exist yet is made by us, open to others
+        if not mode & 0o001:
+            return directory
+    return None
+
+
 class _Children:
     """Waits for commands and the collection of exited children, kept apart."""
 
