@@ -56,8 +56,8 @@ def section(results: dict[str, Any], report: chaos_l3_ha.Report) -> str:
                      + (f" ({len(runs) - len(settles)} never)"
                         if settles and len(settles) < len(runs) else "") + " |")
     lines += ["", "Invariants, over every sample:", "",
-              f"- samples with two nodes serving (address held, fence open, links up): "
-              f"**{report.served_twice}** (goal 0)",
+              "- samples with two nodes serving (address held, fence open to traffic or ARP "
+              f"replies, links up): **{report.served_twice}** (goal 0)",
               f"- samples with two nodes serving within {chaos_l3_ha.HEAL_WINDOW} s of a "
               f"partition's heal: {report.served_twice_at_heal} (both sides primary until "
               "their first adverts cross, at most one advert interval; then both fences "

@@ -7,9 +7,9 @@ of conntrackd (likewise), a freeze of every process of the host (SIGSTOP, then S
 underlay and external links cut and healed, and the server killed and started again.
 
 The sampler reads, for each node: whether its router namespace holds the router's gateway
-address, whether its fence passes traffic (the lease that its adverts renew, and no other
-primary heard) and whether its links are up; and the API's `ha_state` of each agent. The
-invariants (`Report.violations`):
+address, whether its fence passes traffic or ARP replies (either side's lease, which its
+adverts renew, current and no other primary heard) and whether its links are up; and the
+API's `ha_state` of each agent. The invariants (`Report.violations`):
 - never two nodes *serving* at once: holding the address, fence open, links up (a node cut
   off by the link fault keeps its address but nobody can reach it: counted apart, as
   `held_twice`, with the frozen node's fenced addresses). The one exception VRRP leaves is
@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from neutrino.agent.l3.plan import FENCE_TABLE
+from neutrino.agent.l3.plan import FENCE_TABLES
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.agent.linux.netfilter import Netfilter, NetfilterError
 from neutrino.lab import demo_l3_ha, probes
@@ -205,13 +205,17 @@ class Sampler:
         return held, held and self._fence_open(ns), up
 
     def _fence_open(self, ns: str) -> bool:
+        """Whether either side of the fence (traffic, ARP replies) passes anything."""
         nft = self._nft.setdefault(ns, Netfilter(ns))
-        try:
-            lease = nft.run(f"list set inet {FENCE_TABLE} lease")
-            heard = nft.run(f"list set inet {FENCE_TABLE} heard")
-        except NetfilterError:
-            return False
-        return "elements" in lease and "elements" not in heard
+        for family, table in sorted(FENCE_TABLES):
+            try:
+                lease = nft.run(f"list set {family} {table} lease")
+                heard = nft.run(f"list set {family} {table} heard")
+            except NetfilterError:
+                continue
+            if "elements" in lease and "elements" not in heard:
+                return True
+        return False
 
     def _api(self) -> dict[str, str] | None:
         if self._client is None:

@@ -8,7 +8,9 @@ Each host's driver builds the same HA router; keepalived picks the host that ser
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -337,30 +339,64 @@ def test_orphaned_primary_goes_dark_by_itself(world: dict[str, Any]) -> None:
     assert not ping(world)
 
 
+@contextlib.contextmanager
+def frozen_keepalived(world: dict[str, Any], host: str) -> Iterator[None]:
+    """A host's keepalived stopped (SIGSTOP: its kernel goes on) for the block."""
+    base = world["tmp"] / host / "ha_confs" / ROUTER
+    pids = [int((base / name).read_text()) for name in ("keepalived-vrrp.pid",
+                                                        "keepalived.pid")]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 def test_frozen_primary_never_serves_beside_the_new_one(world: dict[str, Any]) -> None:
     """The serving host's keepalived frozen (SIGSTOP: its kernel goes on): the other host
     takes over while the frozen one, addresses still set, passes nothing; thawed, it finds
     the other primary and VRRP leaves one; at no sample do two hosts pass the traffic, and
     the VM reaches outside again."""
     active, other = serving(world)
-    base = world["tmp"] / active / "ha_confs" / ROUTER
-    pids = [int((base / name).read_text()) for name in ("keepalived-vrrp.pid",
-                                                        "keepalived.pid")]
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
+    with frozen_keepalived(world, active):
         samples = sample_serving(world, lambda s: s[2] == {other})
         assert samples[-1][2] == {other}, samples[-5:]
         assert active in samples[-1][1]  # frozen with its addresses, fenced
         time.sleep(1)
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
     thawed = sample_serving(world, lambda s: len(s[1]) == 1 and len(s[2]) == 1
                             and s[0] > 2, limit=15)
     for t, _held, open_ in samples + thawed:
         assert len(open_) <= 1, f"two hosts passed the router's traffic at {t:.2f} s"
     assert len(thawed[-1][1]) == 1 and thawed[-1][1] == thawed[-1][2], thawed[-5:]
+    assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")
+
+
+def arp_replies(world: dict[str, Any], address: str, probes: int = 3) -> int:
+    """ARP replies the outside gets for `address` to `probes` broadcast requests (each
+    host holding it unfenced answers each one)."""
+    # No deadline (-w): with one, arping stops at the `probes`-th reply.
+    out = subprocess.run(["ip", "netns", "exec", world["outside"], "arping", "-b", "-c",
+                          str(probes), "-I", "eth0", address],
+                         capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"Received (\d+) response", out)
+    assert found, out
+    return int(found.group(1))
+
+
+def test_frozen_primary_sends_no_arp_reply(world: dict[str, Any]) -> None:
+    """The serving host's keepalived frozen: once the other host serves, only it answers
+    ARP for the router's gateway address (the frozen kernel, which keeps the address,
+    would teach the outside's switch to send the router's MAC to the frozen host)."""
+    active, other = serving(world)
+    gateway_ip = "203.0.113.101"
+    assert arp_replies(world, gateway_ip) == 3  # the primary's; the other holds nothing
+    with frozen_keepalived(world, active):
+        samples = sample_serving(world, lambda s: s[2] == {other})
+        assert samples[-1][1] == {active, other}, samples[-5:]  # both hold it
+        assert arp_replies(world, gateway_ip) == 3  # and one answers
+    wait_for(lambda: len(holders(world)) == 1, 15, what="one host holding the router")
     assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")
 
 

@@ -108,6 +108,54 @@ timeout 600ms }
     assert "timeout 6000ms" in render(fence_table(2))
 
 
+def test_ha_router_arp_fence_as_nft_writes_it() -> None:
+    """The ARP side of the fence, whole, from an HA router's plan: its adverts on the ha-
+    device renew the lease; its qr- and qg- devices send ARP replies only while it holds.
+    A router with only its HA port has none."""
+    from neutrino.agent.l3.plan import ARP_FENCE_TABLE, FENCE_TABLE, arp_fence_table, plan
+    from neutrino.agent.linux.netfilter import render
+
+    def port(port_id: str, cidr: str, address: str) -> dict[str, Any]:
+        return {"id": port_id, "mac_address": f"fa:16:3e:00:00:0{port_id[0]}", "network_id": "n",
+                "fixed_ips": [{"subnet_id": "s", "ip_address": address, "cidr": cidr}]}
+    state = {"id": "r1", "interfaces": [port("11111111-aaaa", "10.0.0.0/24", "10.0.0.1")],
+             "gateway": port("22222222-bbbb", "203.0.113.0/24", "203.0.113.10"),
+             "ha": {"vr_id": 3, "port": port("33333333-cccc", "169.254.192.0/18",
+                                              "169.254.192.3")}}
+    wanted = plan(state)
+    assert wanted is not None
+    assert [t.key for t in wanted.fences] == [("inet", FENCE_TABLE),
+                                              ("netdev", ARP_FENCE_TABLE)]
+    assert render(wanted.fences[1]).split("\n", 2)[2] == """\
+\tset lease {
+\t\ttype devgroup
+\t\tflags timeout
+\t}
+\tset heard {
+\t\ttype devgroup
+\t\tflags timeout
+\t}
+\tchain adverts-sent {
+\t\ttype filter hook egress devices = { "ha-33333333-cc" } priority -300; policy accept;
+\t\tip protocol vrrp update @lease { oifgroup timeout 6000ms }
+\t}
+\tchain adverts-heard {
+\t\ttype filter hook ingress devices = { "ha-33333333-cc" } priority -300; policy accept;
+\t\tip protocol vrrp ether saddr != fa:16:3e:00:00:03 update @heard { iifgroup timeout \
+6000ms }
+\t}
+\tchain replies {
+\t\ttype filter hook egress devices = { "qr-11111111-aa", "qg-22222222-bb" } priority \
+-300; policy accept;
+\t\tarp operation reply oifgroup != @lease drop
+\t\tarp operation reply oifgroup @heard drop
+\t}
+}
+"""
+    assert wanted.ha_port is not None
+    assert arp_fence_table(0.2, wanted.ha_port, ()) is None
+
+
 @pytest.mark.parametrize(("bindings", "shown"), [
     ([("active", True, 1.0), ("standby", True, 2.0)], ["active", "standby"]),
     ([("active", True, 1.0), ("active", True, 2.0)], ["standby", "active"]),

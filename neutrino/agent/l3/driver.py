@@ -27,7 +27,7 @@ from neutrino.agent.contract import Key, Notify, Status
 from neutrino.agent.l3 import conntrackd, keepalived
 from neutrino.agent.l3.ha_monitor import ACTIVE, HaMonitor, Watched
 from neutrino.agent.l3.plan import (
-    FENCE_TABLE,
+    FENCE_TABLES,
     LEASE_ADVERTS,
     HaSettings,
     RouterPlan,
@@ -248,10 +248,13 @@ class RouterDriver:
                 changed |= inside.ensure_routes(wanted.routes)
         nft = self._netfilter(wanted)
         changed |= nft.apply(wanted.table)
-        if wanted.fence is not None:
-            changed |= nft.apply(wanted.fence)
-        elif not incremental or (before is not None and before.fence is not None):
-            changed |= nft.remove("inet", FENCE_TABLE)  # made legacy (or before a restart)
+        for fence in wanted.fences:
+            changed |= nft.apply(fence)
+        if not incremental or (before is not None and before.fences != wanted.fences):
+            # Made legacy, a router without ports, or a change before an agent restart.
+            unwanted = FENCE_TABLES - {fence.key for fence in wanted.fences}
+            for family, name in sorted(unwanted):
+                changed |= nft.remove(family, name)
         if wanted.ha is not None:
             changed |= self._keepalived(wanted)
         self._announce(wanted, before, plugged, garp=not wanted.vrrp)
@@ -350,6 +353,8 @@ class RouterDriver:
             return
         lease = applied.ha.advert_int * LEASE_ADVERTS + 0.1
         with self._lock:
+            if router_id in self._orphaned:
+                return  # the same death, seen again: the wait it set stands
             self._orphaned[router_id] = time.monotonic() + lease
         LOG.warning("HA router %s: keepalived died here; its fence closes within %.1f s, "
                     "then keepalived starts again", router_id, lease)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from neutrino.agent.linux import netns
+from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel
 
 LOG = logging.getLogger(__name__)
@@ -47,14 +47,22 @@ class Watched:
 
 
 def open_pidfd(pid_file: str | None) -> tuple[int, int] | None:
-    """(pid, pidfd) of the process a pid file names, or None if there is none."""
+    """(pid, pidfd) of the live process a pid file names, or None if there is none.
+
+    A zombie is none: a keepalived killed together with the agent that started it is
+    reparented to init, which may leave it unreaped, and its pid file stays; a pidfd of it
+    would be ready at once, and it would be found dead again at every look."""
     if pid_file is None:
         return None
     try:
         pid = int(Path(pid_file).read_text().strip())
-        return pid, os.pidfd_open(pid)
+        pidfd = os.pidfd_open(pid)
     except (OSError, ValueError):
         return None
+    if not process.running(pid):  # looked after opening: a death from now on is seen
+        os.close(pidfd)
+        return None
+    return pid, pidfd
 
 
 def address_events(namespace: str) -> socket.socket:

@@ -19,7 +19,9 @@ exists the router is plumbed but serves nowhere here (`ha` None, `vrrp` True).
 
 Every host of an HA router also has its fence (`fence_table`): the kernel itself stops the
 router's traffic on a host whose keepalived stopped advertising (killed, frozen, its whole
-host frozen) or that hears another primary, whatever the addresses left on its devices.
+host frozen) or that hears another primary, whatever the addresses left on its devices;
+and its ARP replies (`arp_fence_table`), which would teach the switches to send the
+router's MAC to that host.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from neutrino.agent.linux.netfilter import Chain, NamedSet, Table
 
 NAT_TABLE = "neutrino-l3"
 FENCE_TABLE = "neutrino-ha-fence"
+ARP_FENCE_TABLE = "neutrino-ha-arp-fence"
+FENCE_TABLES = frozenset({("inet", FENCE_TABLE), ("netdev", ARP_FENCE_TABLE)})
 # The lease lasts this many advert intervals: less than the time a backup waits before it
 # takes over (3 intervals and a skew), so that the old primary is dark before the new one
 # serves.
@@ -88,7 +92,7 @@ class RouterPlan:
     vrrp: bool = False  # an HA router: keepalived, not the driver, sets addresses and routes
     ha_port: PortPlan | None = None  # this host's port on the HA network (ha-...)
     ha: HaPlan | None = None  # keepalived's plan; None until the HA port exists
-    fence: Table | None = None  # an HA router's fence (`fence_table`)
+    fences: tuple[Table, ...] = ()  # an HA router's fence (`fence_table`, `arp_fence_table`)
 
     @property
     def ports(self) -> tuple[PortPlan, ...]:
@@ -183,6 +187,38 @@ def fence_table(advert_int: float) -> Table:
     return Table("inet", FENCE_TABLE, (prerouting, output), sets)
 
 
+def arp_fence_table(advert_int: float, ha_port: PortPlan, devices: tuple[str, ...]
+                    ) -> Table | None:
+    """The fence's ARP side (pure): the router's devices send ARP replies only under the
+    same rule as `fence_table`'s traffic (ARP is not IP: the inet fence never sees it).
+
+    A frozen host's kernel would go on answering ARP for the addresses it keeps, and a
+    learning switch that hears the answer sends the router's MAC (the same on every host)
+    to the frozen host, where the fence drops it: the new primary's traffic goes dark
+    until it speaks again. Its own lease and heard sets, renewed by the same adverts: sent
+    on the ha- device (egress), or heard there from another MAC (ingress). Requests pass:
+    keepalived's gratuitous ARPs are requests, and a fenced host resolves nothing it could
+    send. Hooks are per device (netdev family), so the table changes with the router's
+    ports; made again, its lease waits for the next advert. None when the router has no
+    port but its HA one."""
+    if not devices:
+        return None
+    lease = f"timeout {round(advert_int * LEASE_ADVERTS * 1000)}ms"
+    def hooked(name: str, hook: str, on: tuple[str, ...], *rules: str) -> Chain:
+        return Chain(name, rules, type="filter", hook=hook, priority=-300, policy="accept",
+                     devices=on)
+    sent = hooked("adverts-sent", "egress", (ha_port.device,),
+                  f"ip protocol vrrp update @lease {{ oifgroup {lease} }}")
+    heard = hooked("adverts-heard", "ingress", (ha_port.device,),
+                   f"ip protocol vrrp ether saddr != {ha_port.mac} update @heard "
+                   f"{{ iifgroup {lease} }}")
+    replies = hooked("replies", "egress", devices, "arp operation reply oifgroup != @lease drop",
+                     "arp operation reply oifgroup @heard drop")
+    return Table("netdev", ARP_FENCE_TABLE, (sent, heard, replies),
+                 (NamedSet("lease", "devgroup", flags=("timeout",)),
+                  NamedSet("heard", "devgroup", flags=("timeout",))))
+
+
 def _fence_chain(hook: str, side: str, on_advert: str) -> Chain:
     """One base chain of the fence: what a VRRP advert on the HA network does to the
     sets, then the HA network and loopback pass, the rest only while the lease holds and
@@ -259,6 +295,10 @@ def plan(state: dict[str, Any], host_namespace: str | None = None,
                          tuple(sorted(vrrp.get("peers", [])))) \
         if ha_port is not None and vrrp.get("vr_id") else None
     settings = ha_settings or HaSettings()
+    arp_fence = arp_fence_table(settings.advert_int, ha_port, tuple(
+        p.device for p in (*internal, *((gateway,) if gateway else ())))) \
+        if ha_port is not None else None
     return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
                       frozenset(routes), table, fips, vrrp=True, ha_port=ha_port, ha=keepalived,
-                      fence=fence_table(settings.advert_int))
+                      fences=(fence_table(settings.advert_int),
+                              *((arp_fence,) if arp_fence else ())))

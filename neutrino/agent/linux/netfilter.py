@@ -41,9 +41,10 @@ class Chain:
     name: str
     rules: tuple[str, ...] = ()
     type: str | None = None  # filter, nat
-    hook: str | None = None  # prerouting, input, forward, output, postrouting
+    hook: str | None = None  # prerouting, input, forward, output, postrouting; ingress, egress
     priority: int = 0
     policy: str | None = None  # accept, drop
+    devices: tuple[str, ...] = ()  # a netdev table's base chain: the devices it hooks
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class NamedSet:
 
 @dataclass(frozen=True)
 class Table:
-    """A table of ours: its family (ip, ip6, inet, bridge) and contents."""
+    """A table of ours: its family (ip, ip6, inet, bridge, netdev) and contents."""
 
     family: str
     name: str
@@ -89,8 +90,10 @@ def _structure(table: Table) -> str:
         lines.append(f"\tchain {chain.name} {{")
         if chain.hook:
             policy = f" policy {chain.policy};" if chain.policy else ""
-            lines.append(f"\t\ttype {chain.type or 'filter'} hook {chain.hook} priority "
-                         f"{chain.priority};{policy}")
+            devices = (" devices = { " + ", ".join(f'"{d}"' for d in chain.devices) + " }"
+                       if chain.devices else "")
+            lines.append(f"\t\ttype {chain.type or 'filter'} hook {chain.hook}{devices} "
+                         f"priority {chain.priority};{policy}")
         lines.extend(f"\t\t{rule}" for rule in chain.rules)
         lines.append("\t}")
     return "\n".join(lines)
@@ -145,6 +148,11 @@ def render_elements(old: Table, new: Table) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def _hooked(chain: Chain) -> tuple[object, ...]:
+    """What makes a base chain: changing any of it means making the table again."""
+    return (chain.hook, chain.type, chain.priority, chain.policy, chain.devices)
+
+
 def render_changes(old: Table, new: Table) -> str | None:
     """One transaction that turns `old` into `new` chain by chain: new sets and chains
     made, chains whose rules differ flushed and written again, elements added and deleted,
@@ -161,8 +169,7 @@ def render_changes(old: Table, new: Table) -> str | None:
     for name, chain in new_chains.items():
         before = old_chains.get(name)
         if (chain.hook or (before is not None and before.hook)) and (
-                before is None or (before.hook, before.type, before.priority, before.policy)
-                != (chain.hook, chain.type, chain.priority, chain.policy)):
+                before is None or _hooked(before) != _hooked(chain)):
             return None
     if any(c.hook for n, c in old_chains.items() if n not in new_chains):
         return None
