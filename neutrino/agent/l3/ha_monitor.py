@@ -22,6 +22,7 @@ import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel
 
 LOG = logging.getLogger(__name__)
+MISSING_LOOK = 0.2  # seconds between looks for a VRRP pid file not written yet
 RTMGRP_IPV4_IFADDR = 0x10
 NETLINK_ROUTE = 0
 ACTIVE, STANDBY = "active", "standby"
@@ -168,17 +170,29 @@ class HaMonitor:
 
     def run(self, notify: Callable[[str], None], stop: threading.Event,
             timeout: float = 1.0) -> None:
-        """Wait for address events until `stop`; `notify(router_id)` on each change."""
+        """Wait for address events until `stop`; `notify(router_id)` on each change.
+
+        poll, not select: select takes no descriptor above 1023, and every HA router holds
+        two (a few hundred routers on one agent reach that). A keepalived whose VRRP pid
+        file is not written yet is looked for again every `MISSING_LOOK` seconds, whatever
+        the other routers' events: without its pidfd, its death would be seen late, by the
+        agent's next look, and the router would go dark for the backup's whole wait."""
+        last_look = 0.0
         while not stop.is_set():
             with self._lock:
                 by_fd = {s.fileno(): r for r, s in self._socks.items()}
                 by_pidfd = {fd: r for r, (_pid, fd) in self._pidfds.items()}
-            try:
-                ready, _w, _x = select.select([self._wake_r, *by_fd, *by_pidfd], [], [],
-                                              timeout)
-            except (OSError, ValueError):
-                continue  # a socket closed meanwhile: look again
-            if not ready:
+                missing = any(r not in self._pidfds for r in self._watched)
+            poller = select.poll()
+            for fd in (self._wake_r, *by_fd, *by_pidfd):
+                poller.register(fd, select.POLLIN)
+            wait = MISSING_LOOK if missing else timeout
+            # A descriptor closed meanwhile (POLLNVAL) is skipped: the next turn has the
+            # sockets as they are now.
+            ready = [fd for fd, event in poller.poll(wait * 1000)
+                     if not event & select.POLLNVAL]
+            if missing and time.monotonic() - last_look >= MISSING_LOOK:
+                last_look = time.monotonic()
                 self._follow_missing()
             for fd in ready:
                 if fd == self._wake_r:
