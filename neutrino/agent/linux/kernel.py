@@ -418,10 +418,13 @@ class Kernel:
         return {entry["dst"] for entry in json.loads(result.stdout or "[]")
                 if entry.get("mac") == ZERO_MAC and entry.get("dst")}
 
-    def ensure_remotes(self, name: str, remotes: set[str]) -> bool:
-        """Exactly these flooding entries (all-zero MAC, one per remote) on a VXLAN device."""
+    def ensure_remotes(self, name: str, remotes: set[str], new: bool = False) -> bool:
+        """Exactly these flooding entries (all-zero MAC, one per remote) on a VXLAN device.
+        `new`: the device was made just now and has none, so they are not read (reading
+        runs `bridge`, tens of milliseconds in a host namespace with a thousand links,
+        most of a new network's cost when a host starts with hundreds of them)."""
         self._guard(name)
-        current = self.fdb_remotes(name)
+        current = set() if new else self.fdb_remotes(name)
         if current == remotes:
             return False
         with self._ipr(f"flooding entries of {name}") as ipr:
