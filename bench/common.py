@@ -10,7 +10,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def lab_base(prefix: str) -> Path:
-    """A fresh directory under /tmp for a benchmark's lab, open to other users: the hosts'
-    dnsmasq reads its files as nobody."""
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    base.chmod(0o755)
-    return base
 
 
 def percentile(values: Sequence[float], q: float) -> float:

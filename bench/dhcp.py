@@ -44,11 +44,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, lab_base, machine, no_quotas, proc_cpu, publish  # noqa: E402
+from bench.common import git_commit, machine, no_quotas, proc_cpu, publish  # noqa: E402
 from bench.dhcpclient import Client  # noqa: E402
 from neutrino.agent.dhcp.render import Paths  # noqa: E402
 from neutrino.agent.linux import netns  # noqa: E402
 from neutrino.agent.linux import process as proc  # noqa: E402
+from neutrino.lab.base import open_tempdir  # noqa: E402
 from neutrino.lab.lab import Lab  # noqa: E402
 from neutrino.lab.topology import parse  # noqa: E402
 from neutrino.lab.wiring import kernel, wire  # noqa: E402
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     results: dict[str, Any] = {"networks": args.networks, "ports": args.ports,
                                "sample": args.sample}
-    base = lab_base("bench-dhcp-")
+    base = open_tempdir("bench-dhcp-")
     lab = Lab("nbd", base, out=progress)
     try:
         lab.up(parse({"name": "dhcp-bench", "hosts": [{"name": HOST, "agents": ["dhcp"]}],

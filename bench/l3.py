@@ -48,10 +48,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import git_commit, lab_base, machine, no_quotas, proc_cpu, publish
+from bench.common import git_commit, machine, no_quotas, proc_cpu, publish
 from neutrino.agent.l3.plan import NAT_TABLE
 from neutrino.agent.linux import netns
 from neutrino.agent.linux.kernel import Route
+from neutrino.lab.base import open_tempdir
 from neutrino.lab.lab import Lab
 from neutrino.lab.probes import Pinger
 from neutrino.lab.topology import parse
@@ -424,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = datetime.datetime.now(datetime.UTC)
-    base = lab_base("bench-l3-")
+    base = open_tempdir("bench-l3-")
     lab = Lab("nbl", base, out=progress)
     results: dict[str, Any] = {}
     try:

@@ -36,9 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, lab_base, machine, no_quotas, percentile, publish  # noqa: E402
+from bench.common import git_commit, machine, no_quotas, percentile, publish  # noqa: E402
 from neutrino.agent.linux.kernel import Kernel  # noqa: E402
 from neutrino.lab import demo_l3_ha, probes  # noqa: E402
+from neutrino.lab.base import open_tempdir  # noqa: E402
 from neutrino.lab.demo import Demo  # noqa: E402
 from neutrino.lab.lab import Lab  # noqa: E402
 from neutrino.lab.topology import SEED_003, parse  # noqa: E402
@@ -229,7 +230,7 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=200)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    base = lab_base("neutrino-l3ha-bench-")
+    base = open_tempdir("neutrino-l3ha-bench-")
     topology = parse({**SEED_003, "server_options": {
         **SEED_003["server_options"], **no_quotas()}})
     lab = Lab("nbh", base, out=progress)

@@ -23,8 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, lab_base, machine, publish  # noqa: E402
+from bench.common import git_commit, machine, publish  # noqa: E402
 from neutrino.lab import chaos_l3_ha  # noqa: E402
+from neutrino.lab.base import open_tempdir  # noqa: E402
 from neutrino.lab.lab import Lab  # noqa: E402
 from neutrino.lab.topology import load  # noqa: E402
 
@@ -80,7 +81,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    base = lab_base("neutrino-chaos-")
+    base = open_tempdir("neutrino-chaos-")
     lab = Lab("nch", base, out=progress)
     results: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).strftime(
         "%Y-%m-%d %H:%M UTC"), "commit": git_commit(), "machine": machine()}

@@ -41,11 +41,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import git_commit, lab_base, machine, no_quotas, publish  # noqa: E402
+from bench.common import git_commit, machine, no_quotas, publish  # noqa: E402
 from neutrino.agent.linux import firewall as fw  # noqa: E402
 from neutrino.agent.linux import netns  # noqa: E402
 from neutrino.agent.linux.netfilter import render, render_replace  # noqa: E402
 from neutrino.agent.linux.security import HostSecurity  # noqa: E402
+from neutrino.lab.base import open_tempdir  # noqa: E402
 from neutrino.lab.lab import Lab  # noqa: E402
 from neutrino.lab.topology import parse  # noqa: E402
 
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         args.ports, args.members, args.tries = 100, "10,100", 5
     sizes = [int(s) for s in args.members.split(",")]
     started = datetime.datetime.now(datetime.UTC)
-    base = lab_base("neutrino-sg-bench-")
+    base = open_tempdir("neutrino-sg-bench-")
     lab = Lab("nbs", base, out=progress)
     results: dict[str, Any] = {"ports": args.ports, "joins": {}}
     monitors: dict[str, Monitor] = {}

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +33,14 @@ DEFAULT_DIR = Path(os.environ.get("NEUTRINO_LAB_DIR", "/var/tmp/neutrino-lab"))
 
 class LabError(RuntimeError):
     """Something the lab cannot do, said plainly."""
+
+
+def open_tempdir(prefix: str) -> Path:
+    """A fresh directory under /tmp that other users may enter (`mkdtemp` makes it 0700):
+    for a lab or agents whose dnsmasq reads its files as nobody."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 
 from neutrino.api.extensions import EXTENSIONS
-from neutrino.lab.base import BIN, free_port, ini
+from neutrino.lab.base import BIN, free_port, ini, open_tempdir
 from neutrino.lab.keystone import REGION, Keystone
 
 DEFAULT_REGEX = r"^(tempest\.api\.network|neutron_tempest_plugin\.api)\."
@@ -174,11 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
-    if args.workdir:
-        base = args.workdir
-    else:
-        base = Path(tempfile.mkdtemp(prefix="neutrino-tempest-"))
-        base.chmod(0o755)  # the lab's dnsmasq reads its files as nobody
+    base = args.workdir or open_tempdir("neutrino-tempest-")
     base.mkdir(parents=True, exist_ok=True)
     keystone = Keystone(base / "keystone")
     keystone.setup()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from neutrino.lab import demo
-from neutrino.lab.base import LabError
+from neutrino.lab.base import LabError, open_tempdir
 from neutrino.lab.lab import Lab, Lease
 from neutrino.lab.topology import parse
 from tests.support import (
@@ -38,8 +38,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def base() -> Iterator[Path]:
     """A lab base directory dnsmasq can read (pytest's own are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="ntt-lab-", dir="/tmp"))
-    path.chmod(0o755)
+    path = open_tempdir("ntt-lab-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

@@ -21,6 +21,7 @@ from neutrino.agent.dhcp.render import Paths
 from neutrino.agent.linux import process
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.cmd.common import load_config
+from neutrino.lab.base import open_tempdir
 from neutrino.registry import bridge_name, dhcp_namespace, tap_name
 
 DNSMASQ = shutil.which("dnsmasq", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
@@ -40,8 +41,7 @@ def sh(*args: str) -> str:
 def lab() -> Iterator[dict[str, Any]]:
     """A host namespace with the network's bridge, and a VM namespace; all removed after."""
     # dnsmasq drops its privileges, so its state must be traversable (pytest's is 0700).
-    tmp_path = Path(tempfile.mkdtemp(prefix="ntt-dhcp-", dir="/tmp"))
-    tmp_path.chmod(0o755)
+    tmp_path = open_tempdir("ntt-dhcp-")
     tag = uuid.uuid4().hex[:6]
     network_id = str(uuid.uuid4())
     host, vm = f"ntt-h{tag}", f"ntt-v{tag}"

@@ -176,15 +176,24 @@ def fence_table(advert_int: float) -> Table:
     expression of the packet. The HA network itself (adverts, conntrackd) and loopback
     are never fenced.
     """
-    lease = f"timeout {round(advert_int * LEASE_ADVERTS * 1000)}ms"
-    sets = (NamedSet("lease", "devgroup", flags=("timeout",)),
-            NamedSet("heard", "devgroup", flags=("timeout",)))
+    lease = _lease_timeout(advert_int)
     # Only another host's advert closes the fence (ours never loop back, but a multicast
     # one could).
     prerouting = _fence_chain("prerouting", "iif", f"fib saddr type != local update @heard "
                               f"{{ iifgroup {lease} }}")
     output = _fence_chain("output", "oif", f"update @lease {{ oifgroup {lease} }}")
-    return Table("inet", FENCE_TABLE, (prerouting, output), sets)
+    return Table("inet", FENCE_TABLE, (prerouting, output), LEASE_SETS)
+
+
+# Both sides of the fence keep these: the lease its own adverts renew, and the adverts of
+# another primary heard (keyed by the device group, a constant: see `fence_table`).
+LEASE_SETS = (NamedSet("lease", "devgroup", flags=("timeout",)),
+              NamedSet("heard", "devgroup", flags=("timeout",)))
+
+
+def _lease_timeout(advert_int: float) -> str:
+    """How long an advert sent or heard counts, as an nft set element's timeout."""
+    return f"timeout {round(advert_int * LEASE_ADVERTS * 1000)}ms"
 
 
 def arp_fence_table(advert_int: float, ha_port: PortPlan, devices: tuple[str, ...]
@@ -203,7 +212,8 @@ def arp_fence_table(advert_int: float, ha_port: PortPlan, devices: tuple[str, ..
     port but its HA one."""
     if not devices:
         return None
-    lease = f"timeout {round(advert_int * LEASE_ADVERTS * 1000)}ms"
+    lease = _lease_timeout(advert_int)
+
     def hooked(name: str, hook: str, on: tuple[str, ...], *rules: str) -> Chain:
         return Chain(name, rules, type="filter", hook=hook, priority=-300, policy="accept",
                      devices=on)
@@ -214,9 +224,7 @@ def arp_fence_table(advert_int: float, ha_port: PortPlan, devices: tuple[str, ..
                    f"{{ iifgroup {lease} }}")
     replies = hooked("replies", "egress", devices, "arp operation reply oifgroup != @lease drop",
                      "arp operation reply oifgroup @heard drop")
-    return Table("netdev", ARP_FENCE_TABLE, (sent, heard, replies),
-                 (NamedSet("lease", "devgroup", flags=("timeout",)),
-                  NamedSet("heard", "devgroup", flags=("timeout",))))
+    return Table("netdev", ARP_FENCE_TABLE, (sent, heard, replies), LEASE_SETS)
 
 
 def _fence_chain(hook: str, side: str, on_advert: str) -> Chain:
@@ -294,11 +302,10 @@ def plan(state: dict[str, Any], host_namespace: str | None = None,
                          frozenset(routes), ha_settings or HaSettings(),
                          tuple(sorted(vrrp.get("peers", [])))) \
         if ha_port is not None and vrrp.get("vr_id") else None
-    settings = ha_settings or HaSettings()
-    arp_fence = arp_fence_table(settings.advert_int, ha_port, tuple(
-        p.device for p in (*internal, *((gateway,) if gateway else ())))) \
-        if ha_port is not None else None
+    advert_int = (ha_settings or HaSettings()).advert_int
+    served = tuple(p.device for p in internal) + ((gateway.device,) if gateway else ())
+    arp_fence = arp_fence_table(advert_int, ha_port, served) if ha_port is not None else None
+    fences = [fence_table(advert_int)] + ([arp_fence] if arp_fence is not None else [])
     return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
                       frozenset(routes), table, fips, vrrp=True, ha_port=ha_port, ha=keepalived,
-                      fences=(fence_table(settings.advert_int),
-                              *((arp_fence,) if arp_fence else ())))
+                      fences=tuple(fences))

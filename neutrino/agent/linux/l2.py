@@ -144,10 +144,8 @@ class LinuxBridgeDriver:
         with self.kernel.session() as kernel:
             changed |= kernel.ensure_bridge(wanted.bridge)
             if wanted.vxlan and wanted.vni is not None:
-                new = kernel.link(wanted.vxlan) is None
                 changed |= kernel.ensure_vxlan(wanted.vxlan, wanted.vni, self.local_ip,
-                                               wanted.bridge)
-                changed |= kernel.ensure_remotes(wanted.vxlan, set(wanted.remotes), new=new)
+                                               wanted.bridge, set(wanted.remotes))
             if wanted.uplink:
                 changed |= kernel.ensure_uplink(wanted.uplink, wanted.bridge)
             # A few taps: one request each; many (an external network with a router's
