@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from neutrino.agent.contract import Driver, Key, Status, key_text
 LOG = logging.getLogger(__name__)
 MAX_BACKOFF = 10.0
 PENDING, DONE, ERROR = "pending", "done", "error"
+STATUS_EVERY = 4  # keys applied per worker between status reports in a long pass
 
 
 def backoff(attempts: int, initial: float = 0.2, maximum: float = MAX_BACKOFF) -> float:
@@ -52,6 +53,7 @@ class KeyStatus:
     message: str = ""
     attempts: int = 0
     retry_at: float = 0.0  # monotonic time before which a failed key is not retried
+    served: bool = False  # applied once by this agent
 
 
 @dataclass
@@ -117,6 +119,7 @@ class AgentRunner:
         self._threads: list[threading.Thread] = []
         self._busy_since: dict[int, tuple[Key, float]] = {}  # thread -> key being applied
         self._sent = Status()  # what the server was last told
+        self._urgent: set[Key] = set()  # keys host events asked for, not yet taken
         self._next_full = 0.0
         self._next_poll = 0.0
 
@@ -261,6 +264,7 @@ class AgentRunner:
             fresh = {k for k in keys if k in self.state.desired}
             if fresh:
                 self.state.dirty |= fresh
+                self._urgent |= fresh
                 self._cond.notify_all()
         if fresh:
             LOG.debug("Host events for %s", ", ".join(key_text(k) for k in sorted(fresh)))
@@ -341,31 +345,67 @@ class AgentRunner:
             self._cond.notify_all()
 
     def _take_ready(self, now: float) -> tuple[list[Key], int]:
-        """Dirty keys not backing off (taken off the queue), and the revision they carry."""
+        """Dirty keys not backing off (taken off the queue), in `_by_urgency` order, and
+        the revision they carry."""
         with self._cond:
             ready = {k for k in self.state.dirty
                      if self.state.status(k).retry_at <= now}
             self.state.dirty -= ready
-            return sorted(ready), self.state.revision
+            return self._by_urgency(sorted(ready)), self.state.revision
+
+    def _by_urgency(self, keys: list[Key]) -> list[Key]:
+        """The keys in their order, but first those the host asked for (a tap that
+        appeared: something on the host waits for it), then those this agent never applied,
+        then the rest (locked).
+
+        A host starting with hundreds of keys serves each once before it comes back to any:
+        the second passes a start brings (an HA router's keepalived once its port is wired,
+        a network whose ports turned ACTIVE) held back the keys not served at all, and the
+        daemons they started took the CPU the rest needed."""
+        known, urgent = self.state.keys, self._urgent
+        return sorted(keys, key=lambda k: (k not in urgent, k in known and known[k].served))
 
     def reconcile_once(self) -> tuple[int, int]:
         """Apply every dirty key that is due once; returns (changed, failed).
 
-        Keys go in batches; what turns dirty meanwhile (a port just created) jumps ahead of
-        the rest of the pass, so a full pass over a thousand keys does not delay it."""
+        Each worker takes the next key as soon as it is done with one (a slow key, a daemon
+        starting, holds only its own worker); what turns dirty meanwhile (a port just
+        created) goes ahead of the rest of the pass, so a full pass over a thousand keys
+        does not delay it. A key is never applied by two workers at once."""
         pending, revision = self._take_ready(self.clock())
-        changed = failed = 0
-        batch_size = 4 * self.workers
-        while pending:
-            batch, pending = pending[:batch_size], pending[batch_size:]
-            for ok, did in self._apply(batch):
+        changed = failed = done_since_status = 0
+        running: dict[Future[tuple[bool, bool]], Key] = {}
+        seen: set[Key] = set()
+        while pending or running:
+            busy = set(running.values())
+            for key in [k for k in pending if k not in busy][:self.workers - len(running)]:
+                pending.remove(key)
+                seen.add(key)
+                running[self._pool.submit(self._apply_one, key)] = key
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                del running[future]
+                ok, did = future.result()
                 changed += did
                 failed += not ok
+            done_since_status += len(finished)
+            # A stream of changes (ports turning ACTIVE, routers changing state as a
+            # cold start proceeds) can keep this pass going for minutes: the look for
+            # drift is not held off meanwhile (keys waiting on the host are found there).
+            self._look_if_due()
             fresh, fresh_revision = self._take_ready(self.clock())
             if fresh:
                 revision = fresh_revision
-                pending = fresh + [k for k in pending if k not in set(fresh)]
-                self._send_status()
+                # Keys applied once already in this pass queue behind the rest: one that
+                # keeps changing must not starve the others.
+                again = [k for k in fresh if k in seen]
+                first = [k for k in fresh if k not in seen]
+                with self._cond:
+                    pending = self._by_urgency(
+                        first + [k for k in pending if k not in set(fresh)] + again)
+                if done_since_status >= STATUS_EVERY * self.workers:
+                    self._send_status()
+                    done_since_status = 0
         with self._cond:
             waiting = [k for k in self.state.dirty if self.state.status(k).state == PENDING]
             if not waiting:
@@ -376,8 +416,10 @@ class AgentRunner:
     def _apply_one(self, key: Key) -> tuple[bool, bool]:
         with self._cond:
             state = self.state.desired.get(key)  # the newest, even mid-pass
+            self._urgent.discard(key)
         me = threading.get_ident()
-        self._busy_since[me] = (key, self.clock())
+        started = self.clock()
+        self._busy_since[me] = (key, started)
         try:
             changed = bool(self.driver.apply(key, state))
         except Exception as err:  # one key's failure must not stop the others
@@ -385,6 +427,8 @@ class AgentRunner:
             return False, False
         finally:
             self._busy_since.pop(me, None)
+        LOG.debug("Applied %s in %.3f s%s", key_text(key), self.clock() - started,
+                  " (changed)" if changed else "")
         with self._cond:
             status = self.state.status(key)
             if status.state == ERROR:
@@ -394,6 +438,7 @@ class AgentRunner:
                 self.state.keys.pop(key, None)  # removed from the host: nothing to track
             elif self.state.desired.get(key) is state:
                 status.state, status.message, status.attempts = DONE, "", 0
+            status.served = True
         return True, changed
 
     def _failed(self, key: Key, err: Exception) -> None:
@@ -407,11 +452,6 @@ class AgentRunner:
             self._cond.notify_all()
         LOG.error("Could not apply %s (try %d; next in %.1f s): %s", key_text(key),
                   status.attempts, wait, status.message, exc_info=status.attempts == 1)
-
-    def _apply(self, keys: list[Key]) -> list[tuple[bool, bool]]:
-        if len(keys) == 1:
-            return [self._apply_one(keys[0])]
-        return list(self._pool.map(self._apply_one, keys))
 
     def _send_status(self) -> None:
         try:
@@ -444,6 +484,14 @@ class AgentRunner:
         else:
             self._send_status()
 
+    def _look_if_due(self) -> None:
+        """The look for drift, once per `polling_interval` (registered agents only)."""
+        now = self.clock()
+        if now >= self._next_poll:
+            self._next_poll = now + self.polling_interval
+            if self._registered.is_set():
+                self.poll()
+
     def _next_retry(self) -> float | None:
         with self._cond:
             times = [self.state.status(k).retry_at for k in self.state.dirty]
@@ -467,10 +515,8 @@ class AgentRunner:
         full = now >= self._next_full
         if full:
             self.mark_all_dirty()
-        elif now >= self._next_poll:
-            self._next_poll = now + self.polling_interval
-            if self._registered.is_set():
-                self.poll()
+        else:
+            self._look_if_due()
         started = self.clock()
         changed, failed = self.reconcile_once()
         if full:  # counted from the end of the pass: a long pass never runs back to back

@@ -128,6 +128,40 @@ def test_new_tap_is_found_as_drift(driver: LinuxBridgeDriver, netns: str) -> Non
     assert driver.drifted() == set()
 
 
+def test_what_changes_under_the_agent_is_put_back(driver: LinuxBridgeDriver,
+                                                  netns: str) -> None:
+    """Between verifications an apply trusts what it read back; what changes under it is
+    still put back: a tap taken out of its bridge and a deleted bridge as soon as a look
+    for drift sees them, a lost flooding entry at the next verification."""
+    tap = tap_name(PORT)
+    subprocess.run(["ip", "-n", netns, "link", "add", tap, "type", "veth", "peer", "name",
+                    "ntt-vm2"], check=True)
+    state = network(["192.0.2.11"])
+    assert driver.apply(NET, state) is True
+    assert driver.apply(NET, state) is False
+
+    subprocess.run(["ip", "-n", netns, "link", "set", tap, "nomaster"], check=True)
+    assert driver.drifted() == {NET}
+    assert driver.apply(NET, state) is True
+    links = summary(driver.kernel)
+    assert links[tap].master == links[bridge_name(NET_ID)].index
+
+    subprocess.run(["ip", "-n", netns, "link", "del", bridge_name(NET_ID)], check=True)
+    assert driver.drifted() == {NET}
+    assert driver.apply(NET, state) is True
+    links = summary(driver.kernel)
+    assert links[tap].master == links[bridge_name(NET_ID)].index
+    assert links["vxlan-1001"].master == links[bridge_name(NET_ID)].index
+    assert driver.drifted() == set()
+
+    subprocess.run(["ip", "netns", "exec", netns, "bridge", "fdb", "del", "00:00:00:00:00:00",
+                    "dev", "vxlan-1001", "dst", "192.0.2.11"], check=True)
+    driver.verify_interval = 0  # the verification is due
+    assert driver.apply(NET, state) is True
+    assert driver.kernel.fdb_remotes("vxlan-1001") == {"192.0.2.11"}
+    assert driver.apply(NET, state) is False
+
+
 def flat_network() -> dict[str, Any]:
     """A flat network on physnet1 with one local port."""
     return {"id": NET_ID, "network_type": "flat", "physical_network": "physnet1",

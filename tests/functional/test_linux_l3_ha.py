@@ -204,11 +204,12 @@ def test_keepalived_waits_for_wiring_then_one_host_serves(world: dict[str, Any])
     drivers = world["drivers"]
     for host, driver in drivers.items():
         driver.apply(("router", ROUTER), state(host))
-        assert ("router", ROUTER) in driver.drifted()  # waiting for the L2 agent
+        assert ("router", ROUTER) not in driver.drifted()  # nothing to do before wiring
         assert not (world["tmp"] / host / "ha_confs" / ROUTER / "keepalived.pid").exists()
     assert holders(world) == set()
     for host, driver in drivers.items():
         plug(world, host)
+        assert ("router", ROUTER) in driver.drifted()  # wired: keepalived can start
         driver.apply(("router", ROUTER), state(host))
         assert ("router", ROUTER) not in driver.drifted()
     active = settled(world)

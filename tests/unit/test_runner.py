@@ -181,8 +181,8 @@ def test_a_new_state_ends_a_keys_backoff() -> None:
 
 
 def test_a_change_arriving_mid_pass_goes_before_the_rest_of_the_pass() -> None:
-    """A network changed while a long pass runs is applied after the current batch, not at
-    the end of the pass; every network is still applied exactly once."""
+    """A network changed while a long pass runs is applied as soon as a worker is free, not
+    at the end of the pass; every network is still applied exactly once."""
     host = Host()
     r = runner(host, workers=1)
     r.absorb(answer(1, {f"n{i:02d}": net(f"n{i:02d}") for i in range(40)}, snapshot=True))
@@ -197,7 +197,7 @@ def test_a_change_arriving_mid_pass_goes_before_the_rest_of_the_pass() -> None:
 
     host.apply = recording  # type: ignore[method-assign]
     assert r.reconcile_once() == (41, 0)
-    assert order.index("new") == 4  # right after the first batch (4 per worker)
+    assert order.index("new") == 1  # right after the key being applied
     assert sorted(order) == sorted([f"n{i:02d}" for i in range(40)] + ["new"])
     assert host.networks["new"] == net("new") and r.state.applied == 2
 
@@ -318,3 +318,63 @@ def test_host_events_apply_their_keys_at_once() -> None:
     finally:
         r.stop()
     assert "unknown" not in host.networks and r.fatal is None
+
+
+def test_drift_is_looked_for_while_a_stream_of_changes_keeps_the_pass_going() -> None:
+    """A key the host lost is found and applied again within a few polling intervals even
+    while the watch keeps delivering changes (a cold start's ports turning ACTIVE), so the
+    reconciler never runs out of work; it used to look for drift only between passes."""
+    streaming = threading.Event()
+    streaming.set()
+
+    class Drifting(Host):
+        def drifted(self) -> set[Key]:
+            return {key("lost")} if "lost" not in self.networks else set()
+
+    host, server = Drifting(), Server()
+    r = runner(host, server, workers=1, polling_interval=0.1)
+    apply = host.apply
+    revision = [2]
+
+    def streaming_apply(k: Key, state: dict[str, Any] | None) -> bool:
+        if k[1] == "busy" and streaming.is_set():
+            time.sleep(0.01)
+            revision[0] += 1  # the busy network changes again as it is applied
+            r.absorb(answer(revision[0], {"busy": net("busy", revision[0])}))
+        return apply(k, state)
+
+    host.apply = streaming_apply  # type: ignore[method-assign]
+    server.answers.append(answer(1, {"lost": net("lost"), "busy": net("busy")},
+                                 snapshot=True))
+    r.start()
+    try:
+        wait_until(lambda: "lost" in host.networks and revision[0] > 10)
+        del host.networks["lost"]  # the host lost it while the stream goes on
+        at = revision[0]
+        wait_until(lambda: "lost" in host.networks, timeout=3)
+        assert revision[0] > at  # the stream went on meanwhile
+    finally:
+        streaming.clear()
+        r.stop()
+    assert r.fatal is None
+
+
+def test_a_slow_key_holds_only_its_own_worker() -> None:
+    """While one key takes long (a daemon starting), the other workers go on through the
+    rest of the pass instead of waiting for it at the end of a batch."""
+    host = Host()
+    host.slow = {"a-slow": 0.5}
+    r = runner(host, workers=2)
+    finished: dict[str, float] = {}
+    apply = host.apply
+
+    def timed(k: Key, state: dict[str, Any] | None) -> bool:
+        did = apply(k, state)
+        finished[k[1]] = time.monotonic()
+        return did
+
+    host.apply = timed  # type: ignore[method-assign]
+    r.absorb(answer(1, {"a-slow": net("a-slow"),
+                        **{f"q{i:02d}": net(f"q{i:02d}") for i in range(20)}}, snapshot=True))
+    assert r.reconcile_once() == (21, 0)
+    assert max(finished[f"q{i:02d}"] for i in range(20)) < finished["a-slow"]

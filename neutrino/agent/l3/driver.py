@@ -35,7 +35,7 @@ from neutrino.agent.l3.plan import (
     plan,
 )
 from neutrino.agent.linux import netns, process
-from neutrino.agent.linux.kernel import Kernel
+from neutrino.agent.linux.kernel import Kernel, Link
 from neutrino.agent.linux.netfilter import Netfilter
 from neutrino.agent.linux.process import Daemon, Daemons
 
@@ -149,6 +149,13 @@ class RouterDriver:
             return self._remove(router_id)
         with self._lock:
             before = self._applied.get(router_id)
+            verified = self._verified.get(router_id, 0.0)
+        if wanted == before and time.monotonic() - verified < self.verify_interval and \
+                netns.exists(wanted.namespace):
+            # Its state changed in what this host does not use (a port turned ACTIVE, the
+            # router's binding followed the active host): hundreds of such passes in a cold
+            # start. Only keepalived may be due (it waited for the L2 agent).
+            return self._keepalived(wanted) if wanted.ha is not None else False
         changed = self._realize(wanted, before)
         with self._lock:
             self._applied[router_id] = wanted
@@ -167,7 +174,8 @@ class RouterDriver:
 
     def drifted(self) -> set[Key]:
         """Routers whose namespace went away since they were applied, whose keepalived
-        died, or whose keepalived waits for the L2 agent to wire its HA port."""
+        died, or whose keepalived waited for the L2 agent and can start now (their HA
+        port is wired)."""
         names = netns.names()
         dead = self.daemons.dead()
         with self._lock:
@@ -175,7 +183,14 @@ class RouterDriver:
                      if p.namespace not in names or (
                          p.ha is not None and {self._paths(r).pid,
                                                self._sync_paths(r).pid} & dead)}
-            found |= {(ROUTER, r) for r in self._waiting_wiring if r in self._applied}
+            waiting = {r: p for r, p in self._applied.items() if r in self._waiting_wiring}
+        if waiting:
+            # One read of the host's links for all of them: applying every waiting router
+            # at each look (a cold start has hundreds) kept the workers from the rest.
+            links = self.host.links()
+            found |= {(ROUTER, r) for r, p in waiting.items()
+                      if p.ha_port is not None and _in_bridge(links.get(p.ha_port.outer))}
+        with self._lock:
             now = time.monotonic()
             found -= {(ROUTER, r) for r, until in self._orphaned.items() if now < until}
         return found
@@ -270,8 +285,7 @@ class RouterDriver:
         start before (Neutron bug 1597461): alone on its link it would hear no adverts,
         make itself primary and, once wired, serve beside the real primary."""
         assert wanted.ha_port is not None
-        link = self.host.link(wanted.ha_port.outer)
-        return link is not None and link.master is not None
+        return _in_bridge(self.host.link(wanted.ha_port.outer))
 
     def _keepalived(self, wanted: RouterPlan) -> bool:
         """keepalived for an HA router: its files written, started once the HA port is
@@ -448,3 +462,8 @@ def _write(path: Path, text: str, mode: int = 0o600) -> bool:
     tmp.chmod(mode)
     tmp.replace(path)
     return True
+
+
+def _in_bridge(link: Link | None) -> bool:
+    """An HA port's host end the L2 agent has wired (enslaved to its network's bridge)."""
+    return link is not None and link.master is not None

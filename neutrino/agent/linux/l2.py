@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import select
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,11 @@ def plan(network: dict[str, Any], local_ip: str,
                 remotes if vxlan else frozenset(), ports, uplink)
 
 
+def _devices(one: Plan) -> tuple[Any, ...]:
+    """What of a plan the network's devices depend on (not its taps)."""
+    return one.bridge, one.vxlan, one.vni, one.remotes, one.uplink
+
+
 def port_statuses(plans: list[Plan], plugged: set[str]) -> dict[str, str]:
     """A port is ACTIVE when its tap is plugged and up, and it is admin-enabled (pure)."""
     return {p.id: "ACTIVE" if p.tap in plugged and p.admin_up else "DOWN"
@@ -100,6 +106,9 @@ class LinuxBridgeDriver:
         self._lock = threading.Lock()
         self._applied: dict[str, Plan] = {}
         self._tap_networks: dict[str, str] = {}  # tap -> network, for host events
+        self.verify_interval = conf.AGENT.resync_interval
+        self._verified: dict[str, float] = {}  # network -> when its devices were read back
+        self._wired: dict[str, frozenset[str]] = {}  # network -> taps seen in its bridge
 
     def configurations(self) -> dict[str, Any]:
         """Neutron's Linux bridge agent configurations."""
@@ -131,42 +140,82 @@ class LinuxBridgeDriver:
         if state is None:
             with self._lock:
                 old = self._applied.pop(network_id, None)
+                self._verified.pop(network_id, None)
+                self._wired.pop(network_id, None)
                 self._index_taps(old, None)
             changed = self._remove(bridge_name(network_id), old.vxlan if old else None)
             if self.security is not None:
                 changed |= self.security.set_network(network_id, None)
             return changed
         wanted = plan(state, self.local_ip, self.mappings)
+        now = time.monotonic()
         with self._lock:
             before = self._applied.get(network_id)
+            verified = self._verified.get(network_id, float("-inf"))
+            wired = self._wired.get(network_id, frozenset())
+        # A network's state changes with each of its ports turning ACTIVE (hundreds in a
+        # cold start): what was applied and read back recently is trusted, so that such a
+        # pass looks only at taps not known wired. Reading the VXLAN entries back (a
+        # `bridge` run) was most of the agent's work before. The looks for drift and the
+        # verification after `verify_interval` find what changes under the agent.
+        incremental = before is not None and _devices(before) == _devices(wanted) and \
+            now - verified < self.verify_interval
         # The firewall first: a VM's tap joins its bridge already filtered.
         changed = self.security.set_network(network_id, state) if self.security else False
-        with self.kernel.session() as kernel:
-            changed |= kernel.ensure_bridge(wanted.bridge)
-            if wanted.vxlan and wanted.vni is not None:
-                changed |= kernel.ensure_vxlan(wanted.vxlan, wanted.vni, self.local_ip,
-                                               wanted.bridge, set(wanted.remotes))
-            if wanted.uplink:
-                changed |= kernel.ensure_uplink(wanted.uplink, wanted.bridge)
-            # A few taps: one request each; many (an external network with a router's
-            # gateway per router): one read of every link.
-            links = kernel.links() if len(wanted.taps) > MANY_TAPS else None
-            bridge = links.get(wanted.bridge) if links is not None else None
-            for tap in sorted(wanted.taps):
-                link = links.get(tap) if links is not None else kernel.link(tap)
-                if link is None:
-                    continue  # the VM's tap exists once it is plugged
-                if bridge is not None and link.master == bridge.index and link.up:
-                    continue
-                changed |= kernel.ensure_in_bridge(tap, wanted.bridge)
-            # A port bound elsewhere now (a router failed over, a VM migrated) leaves this
-            # bridge, or its stale device here would answer for it.
-            for tap in sorted(before.taps - wanted.taps if before else ()):
-                changed |= kernel.ensure_out_of_bridge(tap, wanted.bridge)
+        try:
+            with self.kernel.session() as kernel:
+                if not incremental:
+                    changed |= self._ensure_devices(kernel, wanted)
+                    wired = frozenset()
+                plugged, wired = self._plug(kernel, wanted, wired)
+                changed |= plugged
+                # A port bound elsewhere now (a router failed over, a VM migrated) leaves
+                # this bridge, or its stale device here would answer for it.
+                for tap in sorted(before.taps - wanted.taps if before else ()):
+                    changed |= kernel.ensure_out_of_bridge(tap, wanted.bridge)
+        except Exception:
+            with self._lock:
+                self._verified.pop(network_id, None)  # read everything back next time
+            raise
         with self._lock:
             self._applied[network_id] = wanted
+            self._wired[network_id] = wired
+            if not incremental:
+                self._verified[network_id] = now
             self._index_taps(before, wanted)
         return changed
+
+    def _ensure_devices(self, kernel: Kernel, wanted: Plan) -> bool:
+        """The network's bridge, its VXLAN device with the remotes, its flat uplink."""
+        changed = kernel.ensure_bridge(wanted.bridge)
+        if wanted.vxlan and wanted.vni is not None:
+            changed |= kernel.ensure_vxlan(wanted.vxlan, wanted.vni, self.local_ip,
+                                           wanted.bridge, set(wanted.remotes))
+        if wanted.uplink:
+            changed |= kernel.ensure_uplink(wanted.uplink, wanted.bridge)
+        return changed
+
+    def _plug(self, kernel: Kernel, wanted: Plan,
+              wired: frozenset[str]) -> tuple[bool, frozenset[str]]:
+        """The network's present taps not known wired go into its bridge, up; whether any
+        changed, and the taps now known wired."""
+        candidates = sorted(wanted.taps - wired)
+        # A few taps: one request each; many (a cold start, an external network with a
+        # router's gateway per router): one read of every link.
+        links = kernel.links() if len(candidates) > MANY_TAPS else None
+        bridge = links.get(wanted.bridge) if links is not None else None
+        now_wired = set(wired & wanted.taps)
+        plugged = 0
+        for tap in candidates:
+            link = links.get(tap) if links is not None else kernel.link(tap)
+            if link is None:
+                continue  # the VM's tap exists once it is plugged
+            if bridge is None or link.master != bridge.index or not link.up:
+                plugged += kernel.ensure_in_bridge(tap, wanted.bridge)
+            now_wired.add(tap)
+        LOG.debug("Network %s: %d taps wanted, %d looked at, %d plugged now", wanted.network_id,
+                  len(wanted.taps), len(candidates), plugged)
+        return plugged > 0, frozenset(now_wired)
 
     def _index_taps(self, old: Plan | None, new: Plan | None) -> None:
         """Keep the tap -> network index of host events in step with the plans (locked)."""
@@ -194,13 +243,20 @@ class LinuxBridgeDriver:
             bridge = links.get(wanted.bridge)
             if bridge is None:
                 out.add((NETWORK, network_id))
+                with self._lock:
+                    self._verified.pop(network_id, None)  # made again in full
                 continue
-            for tap in wanted.taps:
-                link = links.get(tap)
-                if link is not None and (link.master != bridge.index or not link.up):
-                    out.add((NETWORK, network_id))
-                    break
+            loose = {tap for tap in wanted.taps if (link := links.get(tap)) is not None
+                     and (link.master != bridge.index or not link.up)}
+            if loose:
+                out.add((NETWORK, network_id))
+                self._loosen(network_id, loose)
         return out
+
+    def _loosen(self, network_id: str, taps: set[str]) -> None:
+        """Taps seen out of their bridge (or down) are no longer known wired."""
+        with self._lock:
+            self._wired[network_id] = self._wired.get(network_id, frozenset()) - taps
 
     def events(self, notify: Notify, stop: threading.Event) -> None:
         """Netlink link events of the host: a tap of a port here that appears (a VM plugged,
@@ -216,11 +272,13 @@ class LinuxBridgeDriver:
                 for msg in ipr.get():
                     if msg.get("event") != "RTM_NEWLINK":
                         continue
-                    network_id = self._tap_networks.get(msg.get_attr("IFLA_IFNAME"))
+                    tap = msg.get_attr("IFLA_IFNAME")
+                    network_id = self._tap_networks.get(tap)
                     if network_id is None:
                         continue
                     if msg.get_attr("IFLA_MASTER") and msg["flags"] & 1:
                         continue  # plugged and up already
+                    self._loosen(network_id, {tap})  # a new device, or one unplugged
                     keys.add((NETWORK, network_id))
                 if keys:
                     notify(keys)
