@@ -32,6 +32,7 @@ from neutrino.agent.dhcp.plan import DhcpPlan, Settings, daemon_name, paths, pla
 from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel
 from neutrino.agent.linux.process import Daemon, DaemonError, Daemons
+from neutrino.agent.readback import ReadBacks
 
 LOG = logging.getLogger(__name__)
 NETWORK = "network"
@@ -78,7 +79,7 @@ class DnsmasqDriver:
         # port is as applied asks the kernel nothing (each netlink request costs ~1 ms).
         self.verify_interval = conf.AGENT.resync_interval if verify_interval is None \
             else verify_interval
-        self._verified: dict[str, float] = {}
+        self._verified = ReadBacks()
         base = settings_of(conf, dnsmasq)
         self.settings = Settings(base.root, base.dnsmasq, base.lease_seconds,
                                  host_netns or base.host_namespace)
@@ -171,13 +172,12 @@ class DnsmasqDriver:
         now = time.monotonic()
         with self._lock:
             before = self._applied.get(wanted.network_id)
-            verified = self._verified.get(wanted.network_id, float("-inf"))
         if before is not None and _plugged_alike(before, wanted) and \
-                now - verified < self.verify_interval and netns.exists(wanted.namespace):
+                self._verified.recent(wanted.network_id, self.verify_interval, now) and \
+                netns.exists(wanted.namespace):
             return False
         changed = self._plug(wanted)
-        with self._lock:
-            self._verified[wanted.network_id] = now
+        self._verified.mark(wanted.network_id, now)
         return changed
 
     def _plug(self, wanted: DhcpPlan) -> bool:
@@ -269,7 +269,7 @@ class DnsmasqDriver:
             changed = True
         with self._lock:
             self._applied.pop(network_id, None)
-            self._verified.pop(network_id, None)
+            self._verified.forget(network_id)
             self._dead.discard(network_id)
         self.watch_host_files = True  # a watching dnsmasq may have gone: try again
         return changed

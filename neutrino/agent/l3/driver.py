@@ -38,6 +38,7 @@ from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel, Link
 from neutrino.agent.linux.netfilter import Netfilter
 from neutrino.agent.linux.process import Daemon, Daemons
+from neutrino.agent.readback import ReadBacks
 
 LOG = logging.getLogger(__name__)
 ROUTER = "router"
@@ -109,7 +110,7 @@ class RouterDriver:
         # a change applies only the difference from what was applied.
         self.verify_interval = conf.AGENT.resync_interval if verify_interval is None \
             else verify_interval
-        self._verified: dict[str, float] = {}
+        self._verified = ReadBacks()
         self.host_netns = host_netns or conf.AGENT.host_namespace
         self.host = Kernel(self.host_netns)
         self.prefix = namespace("", self.host_netns)
@@ -149,8 +150,7 @@ class RouterDriver:
             return self._remove(router_id)
         with self._lock:
             before = self._applied.get(router_id)
-            verified = self._verified.get(router_id, 0.0)
-        if wanted == before and time.monotonic() - verified < self.verify_interval and \
+        if wanted == before and self._verified.recent(router_id, self.verify_interval) and \
                 netns.exists(wanted.namespace):
             # Its state changed in what this host does not use (a port turned ACTIVE, the
             # router's binding followed the active host): hundreds of such passes in a cold
@@ -221,9 +221,9 @@ class RouterDriver:
             changed |= self._stop_keepalived(wanted.router_id, wanted.namespace)
         now = time.monotonic()
         incremental = before is not None and not made and \
-            now - self._verified.get(wanted.router_id, 0.0) < self.verify_interval
+            self._verified.recent(wanted.router_id, self.verify_interval, now)
         if not incremental:
-            self._verified[wanted.router_id] = now
+            self._verified.mark(wanted.router_id, now)
         old_ports = {p.device: p for p in before.ports} if before else {}
         inside = Kernel(wanted.namespace, owned=True)
         with inside.session(), self.host.session():
@@ -435,7 +435,7 @@ class RouterDriver:
         with self._lock:
             old = self._applied.pop(router_id, None)
             nft = self._nft.pop(router_id, None)
-            self._verified.pop(router_id, None)
+            self._verified.forget(router_id)
         if nft is not None:
             nft.close()
         name = old.namespace if old else namespace(router_id, self.host_netns)

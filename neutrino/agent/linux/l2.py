@@ -24,6 +24,7 @@ from neutrino.agent import reports
 from neutrino.agent.contract import Key, Notify, Status
 from neutrino.agent.linux import netns, security
 from neutrino.agent.linux.kernel import Kernel
+from neutrino.agent.readback import ReadBacks
 from neutrino.registry import bridge_name, tap_name, vxlan_name
 
 LOG = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class LinuxBridgeDriver:
         self._applied: dict[str, Plan] = {}
         self._tap_networks: dict[str, str] = {}  # tap -> network, for host events
         self.verify_interval = conf.AGENT.resync_interval
-        self._verified: dict[str, float] = {}  # network -> when its devices were read back
+        self._verified = ReadBacks()  # when each network's devices were read back
         self._wired: dict[str, frozenset[str]] = {}  # network -> taps seen in its bridge
 
     def configurations(self) -> dict[str, Any]:
@@ -140,9 +141,9 @@ class LinuxBridgeDriver:
         if state is None:
             with self._lock:
                 old = self._applied.pop(network_id, None)
-                self._verified.pop(network_id, None)
                 self._wired.pop(network_id, None)
                 self._index_taps(old, None)
+            self._verified.forget(network_id)
             changed = self._remove(bridge_name(network_id), old.vxlan if old else None)
             if self.security is not None:
                 changed |= self.security.set_network(network_id, None)
@@ -151,7 +152,6 @@ class LinuxBridgeDriver:
         now = time.monotonic()
         with self._lock:
             before = self._applied.get(network_id)
-            verified = self._verified.get(network_id, float("-inf"))
             wired = self._wired.get(network_id, frozenset())
         # A network's state changes with each of its ports turning ACTIVE (hundreds in a
         # cold start): what was applied and read back recently is trusted, so that such a
@@ -159,7 +159,7 @@ class LinuxBridgeDriver:
         # `bridge` run) was most of the agent's work before. The looks for drift and the
         # verification after `verify_interval` find what changes under the agent.
         incremental = before is not None and _devices(before) == _devices(wanted) and \
-            now - verified < self.verify_interval
+            self._verified.recent(network_id, self.verify_interval, now)
         # The firewall first: a VM's tap joins its bridge already filtered.
         changed = self.security.set_network(network_id, state) if self.security else False
         try:
@@ -174,15 +174,14 @@ class LinuxBridgeDriver:
                 for tap in sorted(before.taps - wanted.taps if before else ()):
                     changed |= kernel.ensure_out_of_bridge(tap, wanted.bridge)
         except Exception:
-            with self._lock:
-                self._verified.pop(network_id, None)  # read everything back next time
+            self._verified.forget(network_id)  # read everything back next time
             raise
         with self._lock:
             self._applied[network_id] = wanted
             self._wired[network_id] = wired
-            if not incremental:
-                self._verified[network_id] = now
             self._index_taps(before, wanted)
+        if not incremental:
+            self._verified.mark(network_id, now)
         return changed
 
     def _ensure_devices(self, kernel: Kernel, wanted: Plan) -> bool:
@@ -243,8 +242,7 @@ class LinuxBridgeDriver:
             bridge = links.get(wanted.bridge)
             if bridge is None:
                 out.add((NETWORK, network_id))
-                with self._lock:
-                    self._verified.pop(network_id, None)  # made again in full
+                self._verified.forget(network_id)  # made again in full
                 continue
             loose = {tap for tap in wanted.taps if (link := links.get(tap)) is not None
                      and (link.master != bridge.index or not link.up)}
