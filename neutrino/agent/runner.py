@@ -1,14 +1,17 @@
 """The agent loop: register, heartbeat, watch, reconcile — each supervised.
 
-Three threads share one desired state, keyed by `(kind, id)` (see `contract`):
+Four threads share one desired state, keyed by `(kind, id)` (see `contract`):
 - heartbeats report the agent every `report_interval`, with the revision it has applied and
   its progress per kind of key (in `configurations`);
 - the watch long-polls the server for what changed since the revision it holds, stores the
   new desired states and marks their keys dirty (a snapshot replaces everything);
 - the reconciler applies dirty keys on a few threads, changes that arrive meanwhile first;
-  every `polling_interval` it asks the driver which keys drifted and sends changed statuses;
   a periodic full pass marks every key dirty and must find nothing to do when all is well —
-  a pass that found work is counted and logged.
+  a pass that found work is counted and logged;
+- the look asks the driver every `polling_interval` which keys drifted (queued for the
+  reconciler) and sends changed statuses. It runs beside the reconciler, not in it: a look
+  that reads a host of a thousand links takes most of a second under load, and the workers
+  sat idle behind it.
 
 Each key has its own status (pending, done, error with the message) and its own backoff: a
 failing key is retried later without holding back new work, and `applied` (the revision the
@@ -119,19 +122,17 @@ class AgentRunner:
         self._threads: list[threading.Thread] = []
         self._busy_since: dict[int, tuple[Key, float]] = {}  # thread -> key being applied
         self._sent = Status()  # what the server was last told
+        self._sending = threading.Lock()  # the look and the reconciler both send statuses
         self._urgent: set[Key] = set()  # keys host events asked for, not yet taken
         self._next_full = 0.0
-        self._next_poll = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the heartbeat, watch and reconcile threads."""
-        now = self.clock()
-        self._next_full = now + self.resync_interval
-        self._next_poll = now + self.polling_interval
+        """Start the heartbeat, watch, reconcile and look threads."""
+        self._next_full = self.clock() + self.resync_interval
         loops = [("heartbeat", self._heartbeat_step), ("watch", self._watch_step),
-                 ("reconcile", self._reconcile_step)]
+                 ("reconcile", self._reconcile_step), ("look", self._look_step)]
         if hasattr(self.driver, "events"):
             loops.append(("events", self._events_step))
         for name, step in loops:
@@ -390,9 +391,8 @@ class AgentRunner:
                 failed += not ok
             done_since_status += len(finished)
             # A stream of changes (ports turning ACTIVE, routers changing state as a
-            # cold start proceeds) can keep this pass going for minutes: the look for
-            # drift is not held off meanwhile (keys waiting on the host are found there).
-            self._look_if_due()
+            # cold start proceeds) can keep this pass going for minutes: what the look
+            # finds meanwhile (keys waiting on the host) joins it here.
             fresh, fresh_revision = self._take_ready(self.clock())
             if fresh:
                 revision = fresh_revision
@@ -453,12 +453,21 @@ class AgentRunner:
         LOG.error("Could not apply %s (try %d; next in %.1f s): %s", key_text(key),
                   status.attempts, wait, status.message, exc_info=status.attempts == 1)
 
-    def _send_status(self) -> None:
-        try:
-            current = self.driver.status()
-        except Exception:  # the next look sends it
-            LOG.exception("Reading the host's status failed")
-            return
+    def _send_status(self, *, tolerant: bool = True) -> None:
+        """Send what changed in the host's status. A failed read is logged and left to the
+        next look, unless not `tolerant` (the look itself: its supervision counts the
+        failures, and a read that never works stops the agent)."""
+        with self._sending:
+            try:
+                current = self.driver.status()
+            except Exception:
+                if not tolerant:
+                    raise
+                LOG.exception("Reading the host's status failed")
+                return
+            self._send(current)
+
+    def _send(self, current: Status) -> None:
         changes = current.since(self._sent)
         self._sent = self._sent.within(current)  # gone from the host: sent again if back
         if not changes:
@@ -481,16 +490,22 @@ class AgentRunner:
                      ", ".join(key_text(k) for k in sorted(drifted)))
             with self._cond:
                 self.state.dirty |= drifted
+                self._cond.notify_all()
         else:
-            self._send_status()
+            self._send_status(tolerant=False)
 
-    def _look_if_due(self) -> None:
-        """The look for drift, once per `polling_interval` (registered agents only)."""
-        now = self.clock()
-        if now >= self._next_poll:
-            self._next_poll = now + self.polling_interval
-            if self._registered.is_set():
-                self.poll()
+    def _look_step(self) -> float:
+        """One look for drift (registered agents only); the wait before the next.
+
+        Looks start `polling_interval` apart, but a slow look is followed by a rest as long
+        as itself (up to an interval), so that looking never takes most of the agent's time
+        from the workers."""
+        if not self._registered.wait(0.5):
+            return 0.0
+        started = self.clock()
+        self.poll()
+        took = self.clock() - started
+        return max(self.polling_interval - took, min(took, self.polling_interval))
 
     def _next_retry(self) -> float | None:
         with self._cond:
@@ -498,11 +513,11 @@ class AgentRunner:
         return min(times) if times else None
 
     def _reconcile_step(self) -> float:
-        """Wait for work (new keys at once, retries when due, drift and full passes on
-        their intervals), then do it."""
+        """Wait for work (new keys and drift at once, retries when due, full passes on
+        their interval), then do it."""
         now = self.clock()
         with self._cond:
-            wake = min(self._next_full, self._next_poll)
+            wake = self._next_full
             retry = self._next_retry()
             if retry is not None:
                 wake = min(wake, retry)
@@ -515,8 +530,6 @@ class AgentRunner:
         full = now >= self._next_full
         if full:
             self.mark_all_dirty()
-        else:
-            self._look_if_due()
         started = self.clock()
         changed, failed = self.reconcile_once()
         if full:  # counted from the end of the pass: a long pass never runs back to back

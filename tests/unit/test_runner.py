@@ -229,8 +229,9 @@ def test_a_poison_key_does_not_delay_other_keys() -> None:
 
 @pytest.mark.parametrize("call", ["present", "drifted", "status"])
 def test_a_driver_call_failing_in_a_loop_stops_the_agent(call: str) -> None:
-    """A driver call that keeps failing in a loop (the reconcile loop's full pass, its drift
-    look, its status read) ends the agent: heartbeats stop, so the server fails it over."""
+    """A driver call that keeps failing in a loop (the reconcile loop's full pass, the look
+    for drift, its status read) ends the agent: heartbeats stop, so the server fails it
+    over."""
     host, server = Host(), Server()
     r = runner(host, server, resync_interval=0.05 if call == "present" else 60)
     server.answers.append(answer(1, {"n": net("n")}, snapshot=True))
@@ -238,15 +239,14 @@ def test_a_driver_call_failing_in_a_loop_stops_the_agent(call: str) -> None:
     try:
         wait_until(lambda: "n" in host.networks)
         host.broken = {call}
-        if call == "status":
-            host.broken |= {"drifted"}  # the status read happens between looks for drift
         wait_until(lambda: r.fatal is not None, timeout=20)
         reports = len(server.reports)
         time.sleep(0.3)
         assert len(server.reports) == reports  # no heartbeat after giving up
     finally:
         r.stop()
-    assert "reconcile loop failed" in (r.fatal or "")
+    loop = "reconcile" if call == "present" else "look"
+    assert f"the {loop} loop failed" in (r.fatal or "")
 
 
 def test_a_malformed_watch_answer_that_repeats_stops_the_agent() -> None:
@@ -355,6 +355,37 @@ def test_drift_is_looked_for_while_a_stream_of_changes_keeps_the_pass_going() ->
         assert revision[0] > at  # the stream went on meanwhile
     finally:
         streaming.clear()
+        r.stop()
+    assert r.fatal is None
+
+
+def test_a_slow_look_for_drift_does_not_hold_the_workers() -> None:
+    """Keys go on being applied while the driver's look for drift is slow (reading a host
+    of a thousand links under load): the look used to run in the reconciler's thread, and
+    the workers sat idle until it returned."""
+    looking, release = threading.Event(), threading.Event()
+    applied_when_looking: list[int] = []
+
+    class SlowLook(Host):
+        def drifted(self) -> set[Key]:
+            if not looking.is_set():
+                applied_when_looking.append(len(self.networks))
+                looking.set()
+                release.wait(10)
+            return set()
+
+    host = SlowLook()
+    host.slow = {f"k{i:02d}": 0.02 for i in range(40)}
+    r = runner(host, workers=2, polling_interval=0.05)
+    r.start()
+    try:
+        r.absorb(answer(1, {f"k{i:02d}": net(f"k{i:02d}") for i in range(40)},
+                        snapshot=True))
+        looking.wait(5)
+        wait_until(lambda: len(host.networks) == 40, timeout=5)  # the look still held
+        assert not release.is_set() and applied_when_looking[0] < 40
+    finally:
+        release.set()
         r.stop()
     assert r.fatal is None
 
