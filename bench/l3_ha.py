@@ -19,7 +19,8 @@ the node is restored (the agent respawns keepalived, or is started again, or the
 heal) and the next fault waits until one node is active and the other standby.
 (b) Cold start: both L3 agents stopped, `--routers` HA routers made (one project, each with
 an interface on its own network), both agents started; measured is the time until every
-router has one active and one standby agent in the API.
+router has one active and one standby agent in the API and keepalived running for it on
+both nodes.
 Figures go to docs/benchmarks.md between the `bench/l3_ha.py` markers.
 """
 
@@ -180,9 +181,14 @@ def cold_start(lab: Lab, routers: int) -> dict[str, Any]:
     # a core busy here, the measurement slowing what it measures.
     with lab.api() as client:
         while pending and time.monotonic() - started < 600:
+            # A standby counts once its keepalived runs: the API shows a router standby on
+            # an agent that has not started it yet.
+            running = [set(lab.keepalived_pids(host)) for host in NODES]
             for router_id in sorted(pending):
                 if time.monotonic() - started > 600:
                     break
+                if not all(router_id in on_host for on_host in running):
+                    continue
                 reply = client.get(f"/v2.0/routers/{router_id}/l3-agents")
                 agents = reply.json()["agents"] if reply.status_code == 200 else []
                 if sorted(a["ha_state"] for a in agents) == ["active", "standby"]:
@@ -217,7 +223,8 @@ def section(results: dict[str, Any]) -> str:
               "first API read showing it active.", "",
               f"Cold start: {cold['routers']} HA routers (each with one interface) on two L3 "
               f"agents started together: {cold['settled']} with one active and one standby "
-              f"agent after {cold['seconds']:.1f} s (goal ≤ 60 s); keepalived running for "
+              f"agent (keepalived running on both nodes) after {cold['seconds']:.1f} s "
+              f"(goal ≤ 60 s); keepalived running for "
               f"{cold['keepalived_routers']} router copies."
               + (f" The run failed: {cold['error']}." if cold.get("error") else ""), END, ""]
     return "\n".join(lines)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +128,50 @@ def test_new_tap_is_found_as_drift(driver: LinuxBridgeDriver, netns: str) -> Non
     assert driver.drifted() == {NET}
     driver.apply(NET, network([]))
     assert driver.drifted() == set()
+
+
+def test_a_tap_that_leaves_turns_its_port_down(driver: LinuxBridgeDriver,
+                                               netns: str) -> None:
+    """The status says what the host has, without reading every link for it: a tap taken
+    out of its bridge or deleted turns its port DOWN once the host's events or a look for
+    drift see it, and ACTIVE again once plugged."""
+    tap = tap_name(PORT)
+
+    def add_tap() -> None:
+        subprocess.run(["ip", "-n", netns, "link", "add", tap, "type", "veth", "peer",
+                        "name", "ntt-vm3"], check=True)
+
+    add_tap()
+    driver.apply(NET, network([]))
+    assert driver.status().ports == {PORT: "ACTIVE"}
+
+    subprocess.run(["ip", "-n", netns, "link", "set", tap, "nomaster"], check=True)
+    assert driver.drifted() == {NET}
+    assert driver.status().ports == {PORT: "DOWN"}
+    driver.apply(NET, network([]))
+    assert driver.status().ports == {PORT: "ACTIVE"}
+
+    subprocess.run(["ip", "-n", netns, "link", "del", tap], check=True)
+    assert driver.drifted() == set()  # nothing to plug; the port is no longer served
+    assert driver.status().ports == {PORT: "DOWN"}
+
+    add_tap()
+    driver.apply(NET, network([]))
+    assert driver.status().ports == {PORT: "ACTIVE"}
+    stop, seen = threading.Event(), threading.Event()
+    events = threading.Thread(target=driver.events,
+                              args=(lambda keys: seen.set(), stop), daemon=True)
+    events.start()
+    try:
+        time.sleep(0.3)  # the events socket is bound
+        subprocess.run(["ip", "-n", netns, "link", "del", tap], check=True)
+        deadline = time.monotonic() + 5
+        while driver.status().ports != {PORT: "DOWN"} and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert driver.status().ports == {PORT: "DOWN"}  # seen by the events, no look
+    finally:
+        stop.set()
+        events.join(5)
 
 
 def test_what_changes_under_the_agent_is_put_back(driver: LinuxBridgeDriver,

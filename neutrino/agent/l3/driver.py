@@ -187,7 +187,7 @@ class RouterDriver:
         if waiting:
             # One read of the host's links for all of them: applying every waiting router
             # at each look (a cold start has hundreds) kept the workers from the rest.
-            links = self.host.links()
+            links = self.host.links(details=False)
             found |= {(ROUTER, r) for r, p in waiting.items()
                       if p.ha_port is not None and _in_bridge(links.get(p.ha_port.outer))}
         with self._lock:
