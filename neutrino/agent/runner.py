@@ -19,8 +19,9 @@ server sees) moves once nothing is pending, failing keys being reported apart.
 
 Supervision: an unexpected error in a loop is logged and the loop goes on after a backoff; a
 loop that fails `failure_limit` times in a row, a thread that dies, or a reconciler stuck in
-one key for `stall_timeout` stops the agent: heartbeats end with it, so the server declares
-it dead and fails its resources over, instead of trusting a host that no longer follows.
+one key (or a look stuck) for `stall_timeout` stops the agent: heartbeats end with it, so the
+server declares it dead and fails its resources over, instead of trusting a host that no
+longer follows.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class AgentRunner:
         self._start_flag = True
         self._threads: list[threading.Thread] = []
         self._busy_since: dict[int, tuple[Key, float]] = {}  # thread -> key being applied
+        self._looking_since: float | None = None  # when the look in progress began
         self._sent = Status()  # what the server was last told
         self._sending = threading.Lock()  # the look and the reconciler both send statuses
         self._urgent: set[Key] = set()  # keys host events asked for, not yet taken
@@ -201,6 +203,9 @@ class AgentRunner:
             if not thread.is_alive() and not self._stop.is_set():
                 raise AgentFailed(f"thread {thread.name} is dead")
         now = self.clock()
+        looking = self._looking_since
+        if looking is not None and now - looking > self.stall_timeout:
+            raise AgentFailed(f"the look for drift has not returned for {now - looking:.0f} s")
         for key, since in list(self._busy_since.values()):
             if now - since > self.stall_timeout:
                 raise AgentFailed(f"applying {key_text(key)} has not returned for "
@@ -502,8 +507,11 @@ class AgentRunner:
         from the workers."""
         if not self._registered.wait(0.5):
             return 0.0
-        started = self.clock()
-        self.poll()
+        started = self._looking_since = self.clock()
+        try:
+            self.poll()
+        finally:
+            self._looking_since = None
         took = self.clock() - started
         return max(self.polling_interval - took, min(took, self.polling_interval))
 

@@ -277,6 +277,29 @@ def test_a_stuck_apply_stops_the_heartbeats() -> None:
     assert "applying network stuck has not returned" in (r.fatal or "")
 
 
+def test_a_stuck_look_for_drift_stops_the_heartbeats() -> None:
+    """The look runs in a thread of its own: one that never returns (a netlink read that
+    hangs) is noticed by the heartbeat as a stuck apply is, instead of leaving the agent
+    reporting while it no longer repairs drift or sends statuses."""
+    release = threading.Event()
+
+    class StuckLook(Host):
+        def drifted(self) -> set[Key]:
+            release.wait(10)
+            return set()
+
+    host, server = StuckLook(), Server()
+    r = runner(host, server, stall_timeout=0.5)
+    server.answers.append(answer(1, {"n": net("n")}, snapshot=True))
+    r.start()
+    try:
+        wait_until(lambda: r.fatal is not None, timeout=10)
+    finally:
+        release.set()
+        r.stop()
+    assert "the look for drift has not returned" in (r.fatal or "")
+
+
 def test_full_passes_are_counted_and_one_that_found_work_says_so() -> None:
     """The periodic pass's figures: how many ran, how many found something to change."""
     host = Host()
