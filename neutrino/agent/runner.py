@@ -121,8 +121,8 @@ class AgentRunner:
         self._registered = threading.Event()
         self._start_flag = True
         self._threads: list[threading.Thread] = []
-        self._busy_since: dict[int, tuple[Key, float]] = {}  # thread -> key being applied
-        self._looking_since: float | None = None  # when the look in progress began
+        # Thread -> what it is in the middle of (a key's apply, a look) and since when.
+        self._busy_since: dict[int, tuple[str, float]] = {}
         self._sent = Status()  # what the server was last told
         self._sending = threading.Lock()  # the look and the reconciler both send statuses
         self._urgent: set[Key] = set()  # keys host events asked for, not yet taken
@@ -203,13 +203,9 @@ class AgentRunner:
             if not thread.is_alive() and not self._stop.is_set():
                 raise AgentFailed(f"thread {thread.name} is dead")
         now = self.clock()
-        looking = self._looking_since
-        if looking is not None and now - looking > self.stall_timeout:
-            raise AgentFailed(f"the look for drift has not returned for {now - looking:.0f} s")
-        for key, since in list(self._busy_since.values()):
+        for doing, since in list(self._busy_since.values()):
             if now - since > self.stall_timeout:
-                raise AgentFailed(f"applying {key_text(key)} has not returned for "
-                                  f"{now - since:.0f} s")
+                raise AgentFailed(f"{doing} has not returned for {now - since:.0f} s")
 
     # -- heartbeats -----------------------------------------------------------------------
 
@@ -424,7 +420,7 @@ class AgentRunner:
             self._urgent.discard(key)
         me = threading.get_ident()
         started = self.clock()
-        self._busy_since[me] = (key, started)
+        self._busy_since[me] = (f"applying {key_text(key)}", started)
         try:
             changed = bool(self.driver.apply(key, state))
         except Exception as err:  # one key's failure must not stop the others
@@ -507,11 +503,12 @@ class AgentRunner:
         from the workers."""
         if not self._registered.wait(0.5):
             return 0.0
-        started = self._looking_since = self.clock()
+        me, started = threading.get_ident(), self.clock()
+        self._busy_since[me] = ("the look for drift", started)
         try:
             self.poll()
         finally:
-            self._looking_since = None
+            self._busy_since.pop(me, None)
         took = self.clock() - started
         return max(self.polling_interval - took, min(took, self.polling_interval))
 

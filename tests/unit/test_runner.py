@@ -263,41 +263,38 @@ def test_a_malformed_watch_answer_that_repeats_stops_the_agent() -> None:
     assert "watch loop failed" in (r.fatal or "")
 
 
-def test_a_stuck_apply_stops_the_heartbeats() -> None:
-    """A driver call that never returns is noticed by the heartbeat: the agent stops."""
-    host, server = Host(), Server()
-    host.slow = {"stuck": 3.0}
+class StuckLook(Host):
+    """A host whose look for drift blocks until `release` (a netlink read that hangs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def drifted(self) -> set[Key]:
+        self.release.wait(10)
+        return set()
+
+
+@pytest.mark.parametrize(("stuck", "reason"), [
+    ("apply", "applying network stuck has not returned"),
+    ("look", "the look for drift has not returned")])
+def test_a_stuck_driver_call_stops_the_heartbeats(stuck: str, reason: str) -> None:
+    """A driver call that never returns, an apply or the look for drift (in a thread of its
+    own), is noticed by the heartbeat: the agent stops instead of reporting while it no
+    longer applies, repairs drift or sends statuses."""
+    host = StuckLook() if stuck == "look" else Host()
+    host.slow = {"stuck": 3.0} if stuck == "apply" else {}
+    server = Server()
     r = runner(host, server, stall_timeout=0.5)
     server.answers.append(answer(1, {"stuck": net("stuck")}, snapshot=True))
     r.start()
     try:
         wait_until(lambda: r.fatal is not None, timeout=10)
     finally:
+        if isinstance(host, StuckLook):
+            host.release.set()
         r.stop()
-    assert "applying network stuck has not returned" in (r.fatal or "")
-
-
-def test_a_stuck_look_for_drift_stops_the_heartbeats() -> None:
-    """The look runs in a thread of its own: one that never returns (a netlink read that
-    hangs) is noticed by the heartbeat as a stuck apply is, instead of leaving the agent
-    reporting while it no longer repairs drift or sends statuses."""
-    release = threading.Event()
-
-    class StuckLook(Host):
-        def drifted(self) -> set[Key]:
-            release.wait(10)
-            return set()
-
-    host, server = StuckLook(), Server()
-    r = runner(host, server, stall_timeout=0.5)
-    server.answers.append(answer(1, {"n": net("n")}, snapshot=True))
-    r.start()
-    try:
-        wait_until(lambda: r.fatal is not None, timeout=10)
-    finally:
-        release.set()
-        r.stop()
-    assert "the look for drift has not returned" in (r.fatal or "")
+    assert reason in (r.fatal or "")
 
 
 def test_full_passes_are_counted_and_one_that_found_work_says_so() -> None:

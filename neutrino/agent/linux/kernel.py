@@ -223,8 +223,8 @@ class Kernel:
         netlink dump. A host's namespace may hold thousands, where pyroute2 takes 0.4 ms to
         parse each (1.2 s for 3,000) and iproute2's JSON output 20 ms for all of them, and
         agents read a host's links on every look for drift: there, iproute2 reads them.
-        Without `details` (enough to tell what is in which bridge, and up) the kinds and
-        VXLAN attributes are left out: a third of the text to parse, on every look."""
+        Without `details` (enough to tell what is in which bridge, and up) iproute2 leaves
+        the kinds and VXLAN attributes out: a third of the text to parse, on every look."""
         if self.owned:
             with self._ipr("listing links") as ipr:
                 return {link.name: link for link in map(self._link_of, ipr.get_links())}

@@ -250,7 +250,9 @@ class LinuxBridgeDriver:
                      and (link.master != bridge.index or not link.up)}
             if loose:
                 out.add((NETWORK, network_id))
-            self._loosen(network_id, loose | {t for t in wanted.taps if t not in links})
+            gone = {tap for tap in wanted.taps if tap not in links}
+            if loose or gone:
+                self._loosen(network_id, loose | gone)
         return out
 
     def _loosen(self, network_id: str, taps: set[str]) -> None:
