@@ -224,6 +224,13 @@ l3_agent_opts = [
     cfg.IntOpt("ha_vrrp_health_check_interval", default=0, min=0,
                help="Seconds between keepalived's pings of the router's gateways on the "
                "primary node; after two misses it gives the router up (0: no check)."),
+    cfg.ListOpt("ha_vrrp_track_interfaces", default=[],
+                help="Host interfaces every HA router on this host depends on: the underlay "
+                "that carries the HA network's tunnels, the external uplinks. While one is "
+                "down, without carrier or missing, every HA router here is in FAULT: "
+                "keepalived gives its addresses up at once (a host cut off from its peers "
+                "does not serve beside the one that took over), and comes back as a backup "
+                "when they are up (empty: none tracked, as Neutron)."),
     cfg.BoolOpt("ha_conntrackd_enabled", default=True,
                 help="conntrackd beside each HA router's keepalived: the hosts share their "
                 "connection tracking state, so that established connections and their NAT "

@@ -10,12 +10,16 @@ The sampler reads, for each node: whether its router namespace holds the router'
 address, whether its fence passes traffic or ARP replies (either side's lease, which its
 adverts renew, current and no other primary heard) and whether its links are up; and the
 API's `ha_state` of each agent. The invariants (`Report.violations`):
-- never two nodes *serving* at once: holding the address, fence open, links up (a node cut
-  off by the link fault keeps its address but nobody can reach it: counted apart, as
-  `held_twice`, with the frozen node's fenced addresses). The one exception VRRP leaves is
-  the instant a partition heals: both sides are primary until their first adverts cross
-  (at most one advert interval, 0.2 s), when both fences close; such samples, within
-  `HEAL_WINDOW` of a link's heal, are counted apart (`served_twice_at_heal`);
+- never two nodes holding the router's addresses at once, but while one is frozen
+  (`held_twice_by_fault`): every process of a frozen host is stopped, so nobody there can
+  remove its addresses, and the kernel has no timer that would (an address lifetime
+  counts whole seconds: the backup would have to wait more than a second before taking
+  over); its fence keeps them from serving instead (next line);
+- never two nodes *serving* at once: holding the address, fence open, links up. The one
+  exception VRRP leaves is the instant a partition heals, both sides primary until their
+  first adverts cross; such samples, within `HEAL_WINDOW` of a link's heal, are counted
+  apart (`served_twice_at_heal`). A host whose own links are cut gives the router up
+  (`ha_vrrp_track_interfaces`), so the lab's link fault should leave none;
 - the API never shows two actives for longer than 1 s;
 - after every heal, exactly one active in the API and one node serving within 10 s.
 """
@@ -26,6 +30,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +51,8 @@ SETTLE_LIMIT = 10.0  # seconds after a heal for exactly one active and one servi
 DOUBLE_ACTIVE_LIMIT = 1.0
 HOLD = 3.0  # seconds a fault lasts before it is healed
 HEAL_WINDOW = 0.5  # seconds after a link heals in which two primaries are VRRP's to settle
+# Where two kernels may hold the addresses: a frozen host's, which nobody can empty.
+HELD_BY_DESIGN = frozenset({"freeze"})
 
 
 @dataclass
@@ -112,10 +119,20 @@ class Report:
         before = [r for r in self.runs if r.injected_at <= sample.at]
         return f"{before[-1].kind} on {before[-1].node}" if before else "before any fault"
 
+    def _fault(self, sample: Sample) -> str:
+        before = [r.kind for r in self.runs if r.injected_at <= sample.at]
+        return before[-1] if before else "none"
+
     @property
     def held_twice(self) -> int:
         """Samples with two kernels holding the address (fenced or cut off included)."""
         return sum(1 for s in self.samples if len(s.holding) > 1)
+
+    @property
+    def held_twice_by_fault(self) -> dict[str, int]:
+        """Samples with two kernels holding the address, by the fault they were taken in
+        (or after, until the next)."""
+        return dict(Counter(self._fault(s) for s in self.samples if len(s.holding) > 1))
 
     @property
     def longest_double_active(self) -> float:
@@ -138,6 +155,10 @@ class Report:
     def violations(self) -> list[str]:
         """What broke an invariant, in words (empty: none did)."""
         out = []
+        held = {k: n for k, n in self.held_twice_by_fault.items() if k not in HELD_BY_DESIGN}
+        if held:
+            out.append(f"{sum(held.values())} samples with two nodes holding the router's "
+                       f"addresses ({', '.join(f'{k}: {n}' for k, n in sorted(held.items()))})")
         if self.served_twice:
             where = sorted({self.during(s) for s in self.samples
                             if len(s.serving) > 1 and not self._at_heal(s)})

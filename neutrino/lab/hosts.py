@@ -170,8 +170,10 @@ class Hosts(Wiring):
                 "firewall_driver": "neutron.agent.linux.iptables_firewall."
                                    "IptablesFirewallDriver"}
         if kind == "l3":  # l3_agent.ini as seed 004 writes it (the interface driver is ours)
+            # and the host's links every HA router needs, as an operator would list them.
             sections["DEFAULT"].update(agent_mode="legacy", interface_driver="linuxbridge",
-                                       external_network_bridge="")
+                                       external_network_bridge="",
+                                       ha_vrrp_track_interfaces="ul0,ext0")
         conf.write_text(ini(sections))
         return conf
 

@@ -1,9 +1,11 @@
 """HA routers with real keepalived, through the L3 agent's driver on two throwaway hosts.
 
 Two host namespaces hold the bridges the L2 agent would make (a tenant network, the
-external network and the HA network), each bridge joined to its twin on the other host by
-a veth pair; a VM sits on the tenant network, an "outside" namespace on the external one.
-Each host's driver builds the same HA router; keepalived picks the host that serves it.
+external network and the HA network); the tenant and external bridges are joined to their
+twins on the other host by a veth pair, the HA bridges through each host's `ul0` uplink to
+a switch namespace (the link the drivers track: cut, it partitions that host alone); a VM
+sits on the tenant network, an "outside" namespace on the external one. Each host's driver
+builds the same HA router; keepalived picks the host that serves it.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     before = root_network_snapshot()
     tag = uuid.uuid4().hex[:6]
     hosts = {"h1": f"ntha1{tag}", "h2": f"ntha2{tag}"}
-    vm, outside = f"nthav{tag}", f"nthao{tag}"
-    for name in (*hosts.values(), vm, outside):
+    vm, outside, switch = f"nthav{tag}", f"nthao{tag}", f"nthas{tag}"
+    for name in (*hosts.values(), vm, outside, switch):
         netns.create(name)
     drivers: dict[str, RouterDriver] = {}
     stop = threading.Event()
@@ -89,12 +91,18 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             k = Kernel(ns, owned=True)
             for bridge in ("brqtenant", "brqext", "brqha"):
                 k.ensure_bridge(bridge)
-        for bridge in ("brqtenant", "brqext", "brqha"):
+        for bridge in ("brqtenant", "brqext"):
             link = f"lk{bridge[3:]}"
             sh("ip", "link", "add", link, "netns", hosts["h1"], "type", "veth", "peer",
                "name", link, "netns", hosts["h2"])
             for ns in hosts.values():
                 Kernel(ns, owned=True).ensure_in_bridge(link, bridge)
+        Kernel(switch, owned=True).ensure_bridge("brsw")
+        for host, ns in hosts.items():
+            sh("ip", "link", "add", "ul0", "netns", ns, "type", "veth", "peer", "name",
+               f"ul{host}", "netns", switch)
+            Kernel(ns, owned=True).ensure_in_bridge("ul0", "brqha")
+            Kernel(switch, owned=True).ensure_in_bridge(f"ul{host}", "brsw")
         k1 = Kernel(hosts["h1"], owned=True)
         for bridge, peer_ns, cidr in (("brqtenant", vm, "10.60.0.10/24"),
                                       ("brqext", outside, "203.0.113.1/24")):
@@ -108,7 +116,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             conf = tmp_path / f"{host}.conf"
             (tmp_path / host).mkdir()
             conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / host}\n"
-                            "ha_vrrp_advert_int = 0.2\n")
+                            "ha_vrrp_advert_int = 0.2\nha_vrrp_track_interfaces = ul0\n")
             drivers[host] = RouterDriver(load_config(["--config-file", str(conf)], "test"),
                                          host_netns=ns)
             # As the agent runs it: the driver's events, here only recorded.
@@ -127,7 +135,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for driver in retired:
             driver.monitor.close()
         for name in netns.names():
-            if name.startswith((*hosts.values(), vm, outside)):
+            if name.startswith((*hosts.values(), vm, outside, switch)):
                 netns.remove(name)
         left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
         assert left.stdout == "", f"keepalived left behind: {left.stdout}"
@@ -251,13 +259,62 @@ def test_failover_when_keepalived_dies_without_preemption(world: dict[str, Any])
     assert drivers[active].status().routers == {ROUTER: "standby"}
 
 
+@contextlib.contextmanager
+def arp_senders(namespace: str, devices: tuple[str, ...]) -> Iterator[dict[str, set[str]]]:
+    """The sender addresses of the ARP frames that arrive on each device while the block
+    runs (a packet socket per device, opened in the namespace; for every protocol, since
+    a bridge port's frames reach only those)."""
+    seen: dict[str, set[str]] = {device: set() for device in devices}
+    done = threading.Event()
+    with netns.entered(namespace):
+        sockets = {device: socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                                         socket.htons(0x0003)) for device in devices}
+    for device, sock in sockets.items():
+        sock.bind((device, 0))
+        sock.settimeout(0.1)
+
+    def listen(device: str, sock: socket.socket) -> None:
+        while not done.is_set():
+            try:
+                frame = sock.recv(2048)
+            except TimeoutError:
+                continue
+            if len(frame) >= 32 and frame[12:14] == b"\x08\x06":
+                seen[device].add(socket.inet_ntoa(frame[28:32]))
+    threads = [threading.Thread(target=listen, args=item, daemon=True)
+               for item in sockets.items()]
+    for thread in threads:
+        thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(2)
+        for sock in sockets.values():
+            sock.close()
+
+
+def test_no_arp_of_the_vrid_address_leaves_the_ha_device(world: dict[str, Any]) -> None:
+    """A new primary's gratuitous ARPs announce the router's addresses on the tenant
+    network, but none for the VRID's address reaches the HA network (every router of a
+    project shares it: each such ARP would be handled in all their namespaces)."""
+    active, other = serving(world)
+    with arp_senders(world["hosts"][active], ("ul0", "lktenant")) as seen:
+        os.kill(keepalived_pid(world, active), signal.SIGTERM)
+        wait_for(lambda: holders(world) == {other}, 10, what="the other host taking over")
+        time.sleep(2.5)  # the refresh every second too
+    assert "10.60.0.1" in seen["lktenant"], seen
+    assert not {ip for ip in seen["ul0"] if ip.startswith("169.254.0.")}, seen
+
+
 def test_kill_9_of_keepalived_never_leaves_two_hosts_serving(world: dict[str, Any]) -> None:
     """Both keepalived processes of the serving host killed with SIGKILL (they cannot give
-    the addresses up): the host forwards on until its fence closes by itself, before the
-    other host takes over, so that no sample (every 20 ms) finds both passing the router's
-    traffic and the time with neither is the backup's wait beyond the lease (printed);
-    the driver's next pass removes the addresses the dead one left and starts keepalived
-    again, which stays standby."""
+    the addresses up): the host forwards on until its fence closes by itself, and the
+    agent removes the addresses as it closes, before the other host takes over, so that
+    no sample (every 20 ms) finds both holding them and the time with neither is about
+    the backup's wait beyond the lease (printed); the driver's next pass starts
+    keepalived again, which stays standby."""
     drivers = world["drivers"]
     active, other = serving(world)
     base = world["tmp"] / active / "ha_confs" / ROUTER
@@ -267,14 +324,13 @@ def test_kill_9_of_keepalived_never_leaves_two_hosts_serving(world: dict[str, An
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     samples = sample_serving(world, lambda s: s[2] == {other})
-    both = [t for t, _held, open_ in samples if len(open_) > 1]
-    assert not both, f"both hosts passed the router's traffic at {both[:5]}..."
-    assert samples[-1][2] == {other}, samples[-5:]
+    both = [t for t, held, _open in samples if len(held) > 1]
+    assert not both, f"both hosts held the router's addresses at {both[:5]}..."
+    assert samples[-1][1] == samples[-1][2] == {other}, samples[-5:]
     dark = samples[-1][0] - max((t for t, _held, open_ in samples if open_ == {active}),
                                 default=0.0)
     print(f"\nkill -9: the other host served after {samples[-1][0]:.2f} s "
           f"(neither for {dark:.2f} s, {len(samples)} samples)")
-    assert active in holders(world)  # fenced, its addresses still set
     wait_for(lambda: ("router", ROUTER) in drivers[active].drifted(), 5,
              what="the driver finding its keepalived gone (once its fence closed)")
     drivers[active].apply(("router", ROUTER), state(active))  # the agent's next pass
@@ -311,6 +367,32 @@ def sample_serving(world: dict[str, Any], until: Any, limit: float = 10.0
             break
         time.sleep(0.02)
     return samples
+
+
+def test_a_host_cut_off_gives_the_router_up_at_once(world: dict[str, Any]) -> None:
+    """The serving host's uplink to the HA network cut: its keepalived, tracking the link,
+    gives the addresses up at once (FAULT), before the other host takes over, so that no
+    sample (every 20 ms) finds both holding them; the link healed, it comes back as a
+    standby under the host that took over, and the VM reaches outside throughout."""
+    drivers = world["drivers"]
+    active, other = serving(world)
+    uplink = Kernel(world["hosts"][active], owned=True)
+    uplink.ensure_link("ul0", up=False)
+    samples = sample_serving(world, lambda s: s[1] == {other} and s[2] == {other})
+    both = [t for t, held, _open in samples if len(held) > 1]
+    assert not both, f"both hosts held the router's addresses at {both[:5]}"
+    assert samples[-1][1] == {other}, samples[-5:]
+    released = min(t for t, held, _open in samples if active not in held)
+    print(f"\nlink cut: released after {released:.2f} s, the other serving after "
+          f"{samples[-1][0]:.2f} s")
+    wait_for(lambda: drivers[active].status().routers == {ROUTER: "standby"}, 5,
+             what="the cut host reporting standby")
+    assert wait_for(lambda: ping(world), 10, what="the VM reaching outside")
+    uplink.ensure_link("ul0", up=True)
+    healed = sample_serving(world, lambda s: s[0] > 2.5, limit=3)
+    assert all(held == {other} for _t, held, _open in healed), healed[-5:]
+    assert drivers[active].status().routers == {ROUTER: "standby"}
+    assert drivers[other].status().routers == {ROUTER: "active"}
 
 
 def test_orphaned_primary_goes_dark_by_itself(world: dict[str, Any]) -> None:

@@ -157,6 +157,21 @@ vrrp_script ha_health_check_7 {{
 """ + VIPS + ROUTES + "}\n")
 
 
+def test_the_host_links_file() -> None:
+    """The host links' file, declared once and tracked by the instance with weight 0 (any
+    non-zero value is FAULT, not a priority change)."""
+    track = "/var/lib/neutrino/ha_confs/host-links"
+    assert render(plan(track_file=track)) == HEADER + f"""
+track_file host_links {{
+    file {track}
+}}
+""" + instance() + """\
+    track_file {
+        host_links weight 0
+    }
+""" + VIPS + ROUTES + "}\n"
+
+
 def test_no_gateway_no_health_check() -> None:
     """Without a default route there is nothing to check: no vrrp_script, even when asked;
     without routes no virtual_routes; an address on the ha- device stays tracked."""
@@ -196,6 +211,7 @@ def test_the_vrrp_version(advert_int: float, vrrp_version: int | None, version: 
     {"advert_int": 0.005}, {"advert_int": 41, "vrrp_version": 3}, {"advert_int": 0.125},
     {"health_check_interval": -1}, {"ha_cidr": "169.254.0.9/16"}, {"ha_device": ""},
     {"notify_script": "/a path/notify.sh"}, {"health_check_script": "/x#y"},
+    {"track_file": "/a path/host-links"},
     {"auth_password": "pass word"}, {"excluded": (Address("10.0.0.1/24", "qr-{x}"),)},
     {"excluded": (Address("10.0.0.300/24", QR),)}, {"routes": (Route("default", "gw"),)},
     {"routes": (Route("10.0.0/8", "10.0.0.1"),)}, {"ha_cidr": "169.254.192.5/33"}],

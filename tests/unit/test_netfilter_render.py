@@ -65,3 +65,14 @@ def test_elements_only_change_and_digest_ignores_them() -> None:
     assert render_elements(newer, newer) == ""
     rule_changed = dataclasses.replace(TABLE, chains=TABLE.chains[:1])
     assert digest(rule_changed) != digest(TABLE)
+
+
+def test_when_a_set_element_expires() -> None:
+    """The time left of a set's first element, as nft lists it; None without one."""
+    from neutrino.agent.linux.netfilter import expires_in
+    listed = ("table inet t {\n\tset lease {\n\t\ttype devgroup\n\t\tflags timeout\n"
+              "\t\telements = { 0 timeout 600ms expires %s }\n\t}\n}\n")
+    assert expires_in(listed % "412ms") == 0.412
+    assert expires_in(listed % "1s20ms") == 1.02
+    assert expires_in(listed % "2s") == 2.0
+    assert expires_in("table inet t {\n\tset lease {\n\t\ttype devgroup\n\t}\n}\n") is None

@@ -110,8 +110,9 @@ timeout 600ms }
 
 def test_ha_router_arp_fence_as_nft_writes_it() -> None:
     """The ARP side of the fence, whole, from an HA router's plan: its adverts on the ha-
-    device renew the lease; its qr- and qg- devices send ARP replies only while it holds.
-    A router with only its HA port has none."""
+    device renew the lease; its qr- and qg- devices send ARP replies only while it holds;
+    no ARP from the VRID's address leaves the ha- device. A router with only its HA port
+    has the ha- chains alone."""
     from neutrino.agent.l3.plan import ARP_FENCE_TABLE, FENCE_TABLE, arp_fence_table, plan
     from neutrino.agent.linux.netfilter import render
 
@@ -135,11 +136,12 @@ def test_ha_router_arp_fence_as_nft_writes_it() -> None:
 \t\ttype devgroup
 \t\tflags timeout
 \t}
-\tchain adverts-sent {
+\tchain ha-egress {
 \t\ttype filter hook egress devices = { "ha-33333333-cc" } priority -300; policy accept;
 \t\tip protocol vrrp update @lease { oifgroup timeout 6000ms }
+\t\tarp saddr ip 169.254.0.0/24 drop
 \t}
-\tchain adverts-heard {
+\tchain ha-ingress {
 \t\ttype filter hook ingress devices = { "ha-33333333-cc" } priority -300; policy accept;
 \t\tip protocol vrrp ether saddr != fa:16:3e:00:00:03 update @heard { iifgroup timeout \
 6000ms }
@@ -153,7 +155,8 @@ def test_ha_router_arp_fence_as_nft_writes_it() -> None:
 }
 """
     assert wanted.ha_port is not None
-    assert arp_fence_table(0.2, wanted.ha_port, ()) is None
+    alone = arp_fence_table(0.2, wanted.ha_port, ())
+    assert [c.name for c in alone.chains] == ["ha-egress", "ha-ingress"]
 
 
 @pytest.mark.parametrize(("bindings", "shown"), [

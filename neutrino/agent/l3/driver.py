@@ -26,7 +26,9 @@ from neutrino import registry
 from neutrino.agent.contract import Key, Notify, Status
 from neutrino.agent.l3 import conntrackd, keepalived
 from neutrino.agent.l3.ha_monitor import ACTIVE, HaMonitor, Watched
+from neutrino.agent.l3.host_links import HostLinks
 from neutrino.agent.l3.plan import (
+    FENCE_TABLE,
     FENCE_TABLES,
     LEASE_ADVERTS,
     HaSettings,
@@ -36,13 +38,16 @@ from neutrino.agent.l3.plan import (
 )
 from neutrino.agent.linux import netns, process
 from neutrino.agent.linux.kernel import Kernel, Link
-from neutrino.agent.linux.netfilter import Netfilter
+from neutrino.agent.linux.netfilter import Netfilter, NetfilterError, expires_in
 from neutrino.agent.linux.process import Daemon, Daemons
 from neutrino.agent.readback import ReadBacks
 
 LOG = logging.getLogger(__name__)
 ROUTER = "router"
 PORT_PREFIXES = ("qr-", "qg-", "ha-")
+# A dead keepalived's addresses go this long before its fence closes (the backup takes
+# over a skew after that): room for a late timer on a loaded host.
+RELEASE_MARGIN = 0.05
 
 
 def l3_configurations(conf: cfg.ConfigOpts, plans: list[RouterPlan]) -> dict[str, Any]:
@@ -117,10 +122,13 @@ class RouterDriver:
         self._lock = threading.Lock()
         self._applied: dict[str, RouterPlan] = {}
         self._nft: dict[str, Netfilter] = {}
+        self.host_links = HostLinks(f"{conf.ha_confs_path}/host-links",
+                                    conf.ha_vrrp_track_interfaces, self.host_netns)
         self.ha_settings = HaSettings(
             advert_int=conf.ha_vrrp_advert_int, auth_password=conf.ha_vrrp_auth_password,
             health_check_interval=conf.ha_vrrp_health_check_interval,
-            confs_path=conf.ha_confs_path, conntrackd=conf.ha_conntrackd_enabled)
+            confs_path=conf.ha_confs_path, conntrackd=conf.ha_conntrackd_enabled,
+            track_file=str(self.host_links.path) if self.host_links.enabled else None)
         process.become_subreaper()  # keepalived's exits come back to the agent
         self.daemons = Daemons()
         self.monitor = HaMonitor(on_dead=self._release)
@@ -197,8 +205,15 @@ class RouterDriver:
 
     def events(self, notify: Notify, stop: threading.Event) -> None:
         """Until `stop`: an HA router whose VRRP state changes here is queued at once, so
-        that its status goes to the server in the pass that follows."""
-        self.monitor.run(lambda router_id: notify({(ROUTER, router_id)}), stop)
+        that its status goes to the server in the pass that follows; the host links its
+        keepalived track are followed beside (`host_links`)."""
+        links = threading.Thread(target=self.host_links.run, args=(stop,),
+                                 name="host-links", daemon=True)
+        links.start()
+        try:
+            self.monitor.run(lambda router_id: notify({(ROUTER, router_id)}), stop)
+        finally:
+            links.join(5)
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -308,6 +323,8 @@ class RouterDriver:
                 return False  # its fence closes first (see `_release`)
         base = Path(paths.base)
         base.mkdir(parents=True, exist_ok=True)
+        if ha.track_file and not Path(ha.track_file).exists():
+            self.host_links.sync()  # keepalived reads it as it starts
         changed = _write(Path(paths.conf), keepalived.render(ha))
         if ha.health_checked:
             changed |= _write(Path(paths.health_check), keepalived.health_check_text(ha),
@@ -358,20 +375,54 @@ class RouterDriver:
     def _release(self, router_id: str) -> None:
         """keepalived died here. The router goes on forwarding until its fence closes by
         itself (its lease, renewed by adverts no longer sent, runs out before the backup
-        takes over), so that the gap is the backup's wait beyond the lease, not all of it;
-        only then does the next pass start keepalived again, as a backup, removing the
-        addresses the dead one left."""
+        takes over), so that the gap is only the backup's wait beyond the lease; just
+        before that moment a timer removes the addresses the dead one left, so that the
+        host never holds them beside the new primary; the next pass after starts
+        keepalived again, as a backup."""
         with self._lock:
             applied = self._applied.get(router_id)
-        if applied is None or applied.ha is None:
-            return
-        lease = applied.ha.advert_int * LEASE_ADVERTS + 0.1
+            if applied is None or applied.ha is None or router_id in self._orphaned:
+                return  # not HA here, or the same death seen again: the wait it set stands
+            self._orphaned[router_id] = time.monotonic() + LEASE_ADVERTS * \
+                applied.ha.advert_int + RELEASE_MARGIN
+        left = max(0.0, self._lease_left(applied) - RELEASE_MARGIN)
         with self._lock:
-            if router_id in self._orphaned:
-                return  # the same death, seen again: the wait it set stands
-            self._orphaned[router_id] = time.monotonic() + lease
-        LOG.warning("HA router %s: keepalived died here; its fence closes within %.1f s, "
-                    "then keepalived starts again", router_id, lease)
+            self._orphaned[router_id] = time.monotonic() + left + RELEASE_MARGIN
+        timer = threading.Timer(left, self._release_addresses, (router_id,))
+        timer.daemon = True
+        timer.start()
+        LOG.warning("HA router %s: keepalived died here; its fence closes within %.2f s, "
+                    "then its addresses go and keepalived starts again", router_id,
+                    left + RELEASE_MARGIN)
+
+    def _lease_left(self, applied: RouterPlan) -> float:
+        """Seconds until the router's fence closes here: what its lease has left, read from
+        the kernel (a whole lease if it cannot be read)."""
+        assert applied.ha is not None
+        whole = applied.ha.advert_int * LEASE_ADVERTS
+        try:
+            listing = self._netfilter(applied).run(f"list set inet {FENCE_TABLE} lease")
+        except NetfilterError:
+            return whole
+        left = expires_in(listing)
+        return 0.0 if left is None else min(whole, left)
+
+    def _release_addresses(self, router_id: str) -> None:
+        """The fence of a router whose keepalived died is closing: its addresses go now,
+        before the backup takes over (unless keepalived runs again meanwhile)."""
+        with self._lock:
+            applied = self._applied.get(router_id)
+            orphaned = router_id in self._orphaned
+        if applied is None or applied.ha is None or not orphaned:
+            return
+        if self.daemons.pid(keepalived.daemon(applied.ha, self._paths(router_id),
+                                              applied.namespace)) is not None:
+            return
+        try:
+            self._clear_addresses(applied)
+        except Exception:  # the next pass removes them before keepalived starts
+            LOG.exception("HA router %s: removing the addresses a dead keepalived left "
+                          "failed", router_id)
 
     @staticmethod
     def _clear_addresses(wanted: RouterPlan) -> bool:

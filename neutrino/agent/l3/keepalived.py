@@ -52,6 +52,7 @@ GLOBAL_ROUTER_ID = "neutrino"
 RELOAD_SIGNAL = signal.SIGHUP
 HEALTH_CHECK_FALL = 2
 HEALTH_CHECK_RISE = 2
+HOST_LINKS = "host_links"  # the track_file's name in keepalived.conf
 # A keepalived configuration word ends at whitespace and `#`/`!` start comments; a path or
 # password carrying one of these would be cut or misread, so the plan refuses them.
 _UNSAFE = frozenset(" \t\n\r\"'#!{}\\")
@@ -91,6 +92,9 @@ class HaPlan:
     health_check_script: str | None = None  # path of the script `health_check_text` writes
     notify_script: str | None = None  # called with: INSTANCE VR_<vrid> <STATE> <priority>
     conntrackd_script: str | None = None  # called with primary, backup or fault
+    # A file of the agent's saying whether the host links every router here needs are up
+    # (0) or not (non-zero: FAULT, the addresses given up); see `host_links`. None: none.
+    track_file: str | None = None
 
     def __post_init__(self) -> None:
         # Refuse here what keepalived would round, ignore or misparse (it only warns, and a
@@ -127,7 +131,7 @@ class HaPlan:
         if not self.ha_device:
             raise ValueError(f"router {self.router_id}: no HA device")
         for word in (self.router_id, self.ha_device, self.health_check_script, self.notify_script,
-                     self.conntrackd_script, self.password,
+                     self.conntrackd_script, self.track_file, self.password,
                      *(a.device for a in self.excluded), *(r.dev for r in self.routes)):
             if word and _UNSAFE & set(word):
                 raise ValueError(f"router {self.router_id}: {word!r} cannot be written "
@@ -278,6 +282,8 @@ def render(plan: HaPlan) -> str:
                   f"    fall {HEALTH_CHECK_FALL}",
                   f"    rise {HEALTH_CHECK_RISE}",
                   "}"]
+    if plan.track_file:
+        lines += ["", f"track_file {HOST_LINKS} {{", f"    file {plan.track_file}", "}"]
     lines += ["", f"vrrp_instance {plan.instance} {{", *_instance(plan), "}"]
     return "\n".join(lines) + "\n"
 
@@ -301,6 +307,9 @@ def _instance(plan: HaPlan) -> list[str]:
     # (FAULT when it goes down) and 2.2.7 warns that it ignores it there.
     if plan.health_checked:
         body += _block("track_script", [plan.health_check_name])
+    if plan.track_file:
+        # Weight 0: any non-zero value puts the instance in FAULT (not a priority change).
+        body += _block("track_file", [f"{HOST_LINKS} weight 0"])
     if plan.notify_script:
         body.append(f"    notify {plan.notify_script}")
     if plan.conntrackd_script:

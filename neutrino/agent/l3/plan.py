@@ -32,7 +32,7 @@ from typing import Any
 import netaddr
 
 from neutrino import registry
-from neutrino.agent.l3.keepalived import Address, HaPlan
+from neutrino.agent.l3.keepalived import VIP_PREFIX, VIP_PREFIXLEN, Address, HaPlan
 from neutrino.agent.linux.kernel import Route
 from neutrino.agent.linux.netfilter import Chain, NamedSet, Table
 
@@ -196,8 +196,7 @@ def _lease_timeout(advert_int: float) -> str:
     return f"timeout {round(advert_int * LEASE_ADVERTS * 1000)}ms"
 
 
-def arp_fence_table(advert_int: float, ha_port: PortPlan, devices: tuple[str, ...]
-                    ) -> Table | None:
+def arp_fence_table(advert_int: float, ha_port: PortPlan, devices: tuple[str, ...]) -> Table:
     """The fence's ARP side (pure): the router's devices send ARP replies only under the
     same rule as `fence_table`'s traffic (ARP is not IP: the inet fence never sees it).
 
@@ -208,23 +207,29 @@ def arp_fence_table(advert_int: float, ha_port: PortPlan, devices: tuple[str, ..
     on the ha- device (egress), or heard there from another MAC (ingress). Requests pass:
     keepalived's gratuitous ARPs are requests, and a fenced host resolves nothing it could
     send. Hooks are per device (netdev family), so the table changes with the router's
-    ports; made again, its lease waits for the next advert. None when the router has no
-    port but its HA one."""
-    if not devices:
-        return None
+    ports; made again, its lease waits for the next advert. A router with no port but its
+    HA one has no `replies` chain.
+
+    The ha- device's egress also drops every ARP packet from the VRID's address: nobody
+    sends to it, and keepalived's gratuitous ARPs for it (at each transition and every
+    `GARP_REFRESH` while primary) would flood the project's HA network, which every
+    router of the project shares on every host: with 200 routers, 400 namespaces handle
+    each of them (a tenth of the machine in a cold start)."""
     lease = _lease_timeout(advert_int)
 
     def hooked(name: str, hook: str, on: tuple[str, ...], *rules: str) -> Chain:
         return Chain(name, rules, type="filter", hook=hook, priority=-300, policy="accept",
                      devices=on)
-    sent = hooked("adverts-sent", "egress", (ha_port.device,),
-                  f"ip protocol vrrp update @lease {{ oifgroup {lease} }}")
-    heard = hooked("adverts-heard", "ingress", (ha_port.device,),
+    sent = hooked("ha-egress", "egress", (ha_port.device,),
+                  f"ip protocol vrrp update @lease {{ oifgroup {lease} }}",
+                  f"arp saddr ip {VIP_PREFIX}.0/{VIP_PREFIXLEN} drop")
+    heard = hooked("ha-ingress", "ingress", (ha_port.device,),
                    f"ip protocol vrrp ether saddr != {ha_port.mac} update @heard "
                    f"{{ iifgroup {lease} }}")
-    replies = hooked("replies", "egress", devices, "arp operation reply oifgroup != @lease drop",
-                     "arp operation reply oifgroup @heard drop")
-    return Table("netdev", ARP_FENCE_TABLE, (sent, heard, replies), LEASE_SETS)
+    replies = (hooked("replies", "egress", devices,
+                      "arp operation reply oifgroup != @lease drop",
+                      "arp operation reply oifgroup @heard drop"),) if devices else ()
+    return Table("netdev", ARP_FENCE_TABLE, (sent, heard, *replies), LEASE_SETS)
 
 
 def _fence_chain(hook: str, side: str, on_advert: str) -> Chain:
@@ -247,6 +252,7 @@ class HaSettings:
     health_check_interval: int = 0
     confs_path: str = ""  # where each router's keepalived files go (its own directory)
     conntrackd: bool = True  # conntrackd beside keepalived (`ha_conntrackd_enabled`)
+    track_file: str | None = None  # the host links' file keepalived tracks (`host_links`)
 
 
 def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPlan, ...],
@@ -266,7 +272,8 @@ def ha_plan(router_id: str, vrid: int, ha_port: PortPlan, internal: tuple[PortPl
                   health_check_interval=settings.health_check_interval if checked else 0,
                   health_check_script=f"{base}/ha_check_script.sh" if checked else None,
                   conntrackd_script=f"{base}/conntrackd.sh"
-                  if settings.conntrackd and base else None)
+                  if settings.conntrackd and base else None,
+                  track_file=settings.track_file)
 
 
 def plan(state: dict[str, Any], host_namespace: str | None = None,
@@ -304,8 +311,8 @@ def plan(state: dict[str, Any], host_namespace: str | None = None,
         if ha_port is not None and vrrp.get("vr_id") else None
     advert_int = (ha_settings or HaSettings()).advert_int
     served = tuple(p.device for p in internal) + ((gateway.device,) if gateway else ())
-    arp_fence = arp_fence_table(advert_int, ha_port, served) if ha_port is not None else None
-    fences = [fence_table(advert_int)] + ([arp_fence] if arp_fence is not None else [])
+    fences = [fence_table(advert_int)] + ([arp_fence_table(advert_int, ha_port, served)]
+                                          if ha_port is not None else [])
     return RouterPlan(router_id, namespace(router_id, host_namespace), internal, gateway,
                       frozenset(routes), table, fips, vrrp=True, ha_port=ha_port, ha=keepalived,
                       fences=tuple(fences))

@@ -41,6 +41,8 @@ PROTO_KERNEL = 2
 PROTO_STATIC = 4  # routes we add carry it, so that kernel-made ones are told apart
 RTN_UNICAST = 1
 NUD_PERMANENT = 0x80
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
 
 
 class KernelError(Exception):
@@ -83,6 +85,7 @@ class Link:
     local: str | None = None
     mac: str | None = None
     mtu: int | None = None
+    carrier: bool = True  # the lower layer is up (IFF_LOWER_UP): a cable, a veth's peer
 
 
 @dataclass(frozen=True, order=True)
@@ -213,8 +216,8 @@ class Kernel:
             vni = data.get_attr("IFLA_VXLAN_ID")
             local = data.get_attr("IFLA_VXLAN_LOCAL")
         return Link(msg.get_attr("IFLA_IFNAME"), msg["index"], kind, msg.get_attr("IFLA_MASTER"),
-                    bool(msg["flags"] & 1), vni, local, msg.get_attr("IFLA_ADDRESS"),
-                    msg.get_attr("IFLA_MTU"))
+                    bool(msg["flags"] & IFF_UP), vni, local, msg.get_attr("IFLA_ADDRESS"),
+                    msg.get_attr("IFLA_MTU"), bool(msg["flags"] & IFF_LOWER_UP))
 
     def links(self, details: bool = True) -> dict[str, Link]:
         """Every link of the namespace, by name.
@@ -245,7 +248,7 @@ class Kernel:
                 item["ifname"], item["ifindex"], kind, index.get(item.get("master", "")),
                 "UP" in item.get("flags", []), data.get("id") if kind == "vxlan" else None,
                 data.get("local") if kind == "vxlan" else None, item.get("address"),
-                item.get("mtu"))
+                item.get("mtu"), "LOWER_UP" in item.get("flags", []))
         return out
 
     def link(self, name: str) -> Link | None:
@@ -424,13 +427,18 @@ class Kernel:
         return {entry["dst"] for entry in json.loads(result.stdout or "[]")
                 if entry.get("mac") == ZERO_MAC and entry.get("dst")}
 
-    def ensure_remotes(self, name: str, remotes: set[str], new: bool = False) -> bool:
+    def ensure_remotes(self, name: str, remotes: set[str], new: bool = False,
+                       assume: set[str] | None = None) -> bool:
         """Exactly these flooding entries (all-zero MAC, one per remote) on a VXLAN device.
-        `new`: the device was made just now and has none, so they are not read (reading
-        runs `bridge`, tens of milliseconds in a host namespace with a thousand links,
-        40 % of a new network's cost when a host starts with hundreds of them)."""
+        `new`: the device was made just now and has none; `assume`: the entries the caller
+        knows are there (it put them there). Either way they are not read (reading runs
+        `bridge`, tens of milliseconds in a host namespace with a thousand links, 40 % of a
+        new network's cost when a host starts with hundreds of them): only the difference
+        is applied."""
         self._guard(name)
-        current = set() if new else self.fdb_remotes(name)
+        if new:
+            assume = set()
+        current = set(assume) if assume is not None else self.fdb_remotes(name)
         if current == remotes:
             return False
         with self._ipr(f"flooding entries of {name}") as ipr:

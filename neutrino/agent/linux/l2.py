@@ -79,8 +79,9 @@ def plan(network: dict[str, Any], local_ip: str,
 
 
 def _devices(one: Plan) -> tuple[Any, ...]:
-    """What of a plan the network's devices depend on (not its taps)."""
-    return one.bridge, one.vxlan, one.vni, one.remotes, one.uplink
+    """What of a plan the network's devices depend on (not its taps, nor the VXLAN
+    device's remotes: their changes are applied by difference)."""
+    return one.bridge, one.vxlan, one.vni, one.uplink
 
 
 def port_statuses(plans: list[Plan], plugged: set[str]) -> dict[str, str]:
@@ -154,10 +155,11 @@ class LinuxBridgeDriver:
         with self._lock:
             before = self._applied.get(network_id)
             wired = self._wired.get(network_id, frozenset())
-        # A network's state changes with each of its ports turning ACTIVE (hundreds in a
-        # cold start): what was applied and read back recently is trusted, so that such a
-        # pass looks only at taps not known wired. Reading the VXLAN entries back (a
-        # `bridge` run) was most of the agent's work before. The looks for drift and the
+        # A network's state changes with each of its ports turning ACTIVE and each host
+        # that gets one (hundreds in a cold start): what was applied and read back recently
+        # is trusted, so that such a pass looks only at taps not known wired and adds or
+        # removes only the remotes that changed. Reading the VXLAN entries back (a `bridge`
+        # run) was most of the agent's work before. The looks for drift and the
         # verification after `verify_interval` find what changes under the agent.
         incremental = before is not None and _devices(before) == _devices(wanted) and \
             self._verified.recent(network_id, self.verify_interval, now)
@@ -168,6 +170,9 @@ class LinuxBridgeDriver:
                 if not incremental:
                     changed |= self._ensure_devices(kernel, wanted)
                     wired = frozenset()
+                elif before is not None and wanted.vxlan and before.remotes != wanted.remotes:
+                    changed |= kernel.ensure_remotes(wanted.vxlan, set(wanted.remotes),
+                                                     assume=set(before.remotes))
                 plugged, wired = self._plug(kernel, wanted, wired)
                 changed |= plugged
                 # A port bound elsewhere now (a router failed over, a VM migrated) leaves

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -211,6 +212,19 @@ def render_changes(old: Table, new: Table) -> str | None:
         if name not in new_sets:
             lines.append(f"delete {named.keyword} {where} {name}")
     return "".join(line + "\n" for line in lines)
+
+
+def expires_in(listing: str) -> float | None:
+    """Seconds until the first element of a listed set expires (`expires 1s412ms`); None
+    when the set has no element (pure)."""
+    found = _EXPIRES.search(listing)
+    if found is None:
+        return None
+    seconds, millis = found.group(1), found.group(2)
+    return int(seconds or 0) + int(millis or 0) / 1000
+
+
+_EXPIRES = re.compile(r"expires (?:(\d+)s)?(?:(\d+)ms)?")
 
 
 class _Nft:
