@@ -38,6 +38,9 @@ def progress(line: str) -> None:
 
 
 def section(results: dict[str, Any], report: chaos_l3_ha.Report) -> str:
+    held = report.held_twice_by_fault
+    outside = sum(n for kind, n in held.items() if kind not in chaos_l3_ha.HELD_BY_DESIGN)
+    by_fault = ", ".join(f"{kind} {n}" for kind, n in sorted(held.items()))
     lines = [BEGIN, "## HA routers under chaos (`bench/l3_ha_chaos.py`)", "",
              f"Run of {results['date']} at commit {results['commit']} on {results['machine']}"
              f"; a seed-003 lab, `ha_vrrp_advert_int` 0.2 s, conntrackd on; {report.rounds} "
@@ -68,9 +71,12 @@ def section(results: dict[str, Any], report: chaos_l3_ha.Report) -> str:
               f"- heals followed by exactly one active and one serving node within "
               f"{chaos_l3_ha.SETTLE_LIMIT:.0f} s: **{len(report.runs) - len(report.unsettled)}"
               f"/{len(report.runs)}**",
-              f"- samples with two kernels holding the address, fenced or cut off included: "
-              f"{report.held_twice} (a frozen node keeps its addresses behind its closed "
-              "fence until it thaws; a cut-off node keeps them where nobody reaches it)",
+              "- samples with two nodes holding the router's address, but while one is "
+              f"frozen: **{outside}** (goal 0; by fault: {by_fault or 'none'})",
+              "- samples with two nodes holding it while one is frozen: "
+              f"{report.held_twice - outside} (nobody on a frozen host can remove its "
+              "addresses; its closed fences keep them from answering: see "
+              "docs/architecture.md, HA routers)",
               "", "Violations: " + ("; ".join(report.violations) or "none") + ".", END, ""]
     return "\n".join(lines)
 
@@ -91,6 +97,9 @@ def main() -> int:
     finally:
         lab.down()
     results["violations"] = report.violations
+    results["held_twice_by_fault"] = report.held_twice_by_fault
+    results["served_twice"] = report.served_twice
+    results["served_twice_at_heal"] = report.served_twice_at_heal
     publish(results, section(results, report), BEGIN, END, not args.no_write)
     return 1 if report.violations else 0
 

@@ -18,6 +18,7 @@ import struct
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as _pyroute2_netns
@@ -150,10 +151,23 @@ def run(name: str | None, argv: Sequence[str], timeout: float = 30,
         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command in a namespace and wait for it; its result (never raises on failure).
 
-    The wait is registered with the child reaper (`process.children`), so that a reaper in
-    another thread cannot take this child's exit status."""
+    The command is started from this thread while it is in the namespace (a child starts
+    where the thread that made it is), not through `nsenter`: one program fewer to load per
+    command, and an agent runs thousands of them in a cold start. The wait is registered
+    with the child reaper (`process.children`), so that a reaper in another thread cannot
+    take this child's exit status."""
     from neutrino.agent.linux.process import children
 
-    with children.waiting():
-        return subprocess.run(command(name, argv), capture_output=True, text=True,
-                              timeout=timeout, input=stdin, check=False)
+    try:
+        with children.waiting(), entered(name):
+            return subprocess.run(list(argv), capture_output=True, text=True,
+                                  timeout=timeout, input=stdin, check=False)
+    except NamespaceError as err:  # as nsenter would have said it, and exited 1
+        return subprocess.CompletedProcess(list(argv), 1, "", str(err))
+
+
+def popen(name: str | None, argv: Sequence[str], **options: Any) -> subprocess.Popen[Any]:
+    """Start a command in a namespace without waiting for it (see `run`): its process is
+    the command's own, from its first instruction."""
+    with entered(name):
+        return subprocess.Popen(list(argv), **options)

@@ -256,20 +256,17 @@ class Daemons:
         return pid
 
     def _spawn(self, daemon: Daemon) -> int:
-        """Start a foreground daemon in its own session (nsenter execs it: the child's pid
+        """Start a foreground daemon in its own session (the child is the daemon: its pid
         is the daemon's) and write its pid file; the agent, its subreaper, collects it."""
         from neutrino.agent.linux import netns
 
-        child = subprocess.Popen(netns.command(daemon.netns, daemon.argv),
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        child = netns.popen(daemon.netns, daemon.argv, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
         child.returncode = 0  # never waited for here: the reaper collects it
         tmp = Path(daemon.pid_file + ".tmp")
         tmp.write_text(f"{child.pid}\n")
         tmp.replace(daemon.pid_file)
-        deadline = time.monotonic() + 2.0  # until nsenter has become the daemon
-        while cmdline(child.pid) != list(daemon.argv[1:]) and time.monotonic() < deadline:
-            time.sleep(0.005)
         LOG.info("Started %s (pid %d)", daemon.name, child.pid)
         self._remember(daemon, child.pid)
         return child.pid
