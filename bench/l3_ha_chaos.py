@@ -63,9 +63,10 @@ def section(results: dict[str, Any], report: chaos_l3_ha.Report) -> str:
               "- samples with two nodes serving (address held, fence open to traffic or ARP "
               f"replies, links up): **{report.served_twice}** (goal 0)",
               f"- samples with two nodes serving within {chaos_l3_ha.HEAL_WINDOW} s of a "
-              f"partition's heal: {report.served_twice_at_heal} (both sides primary until "
-              "their first adverts cross, at most one advert interval; then both fences "
-              "close until VRRP leaves one)",
+              f"partition's heal: {report.served_twice_at_heal} (where a partition is not "
+              "a host's own link going down, both sides are primary until their first "
+              "adverts cross, at most one advert interval, then both fences close until "
+              "VRRP leaves one; a host whose own link is cut gives its routers up at once)",
               f"- longest time the API showed two actives: "
               f"**{report.longest_double_active:.1f} s** (goal ≤ 1 s)",
               f"- heals followed by exactly one active and one serving node within "
