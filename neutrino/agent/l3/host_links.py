@@ -24,6 +24,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -109,10 +110,14 @@ class HostLinks:
                                  NETLINK_ROUTE)
         try:
             sock.bind((0, RTMGRP_LINK))
+            looked = None  # a first look at once (an agent restarted: a link cut meanwhile)
             while not stop.is_set():
-                if select.select([sock], [], [], LOOK_INTERVAL)[0] and \
-                        not self._tracked_changed(sock):
+                wait = 0.0 if looked is None else looked + LOOK_INTERVAL - time.monotonic()
+                # Events of other links (a cold start's thousands) never put the look off.
+                if wait > 0 and not (select.select([sock], [], [], wait)[0]
+                                     and self._tracked_changed(sock)):
                     continue
+                looked = time.monotonic()
                 try:
                     self.sync()
                 except Exception:  # the next event or look tries again
