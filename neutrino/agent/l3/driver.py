@@ -133,6 +133,8 @@ class RouterDriver:
         self.daemons = Daemons()
         self.monitor = HaMonitor(on_dead=self._release)
         self._waiting_wiring: set[str] = set()  # HA routers whose keepalived waits for L2
+        # Of those, the ones a look found wired: queued already, not looked for again
+        self._found_wired: set[str] = set()
         # HA routers whose keepalived died here, until their fence has closed by itself
         # (monotonic deadline): keepalived is not started again before.
         self._orphaned: dict[str, float] = {}
@@ -191,14 +193,21 @@ class RouterDriver:
                      if p.namespace not in names or (
                          p.ha is not None and {self._paths(r).pid,
                                                self._sync_paths(r).pid} & dead)}
-            waiting = {r: p for r, p in self._applied.items() if r in self._waiting_wiring}
+            waiting = {r: p for r, p in self._applied.items()
+                       if r in self._waiting_wiring and r not in self._found_wired}
         if waiting:
             # One read of the host's links for all of them: applying every waiting router
-            # at each look (a cold start has hundreds) kept the workers from the rest.
+            # at each look (a cold start has hundreds) kept the workers from the rest. A
+            # router found wired is not looked for again until its keepalived starts (or
+            # finds it unwired): in a cold start hundreds wait for a worker once wired,
+            # and reading a host's thousand links for them at every look was for nothing.
             links = self.host.links(details=False)
-            found |= {(ROUTER, r) for r, p in waiting.items()
-                      if p.ha_port is not None and _in_bridge(links.get(p.ha_port.outer))}
+            wired = {r for r, p in waiting.items()
+                     if p.ha_port is not None and _in_bridge(links.get(p.ha_port.outer))}
+            with self._lock:
+                self._found_wired |= wired & self._waiting_wiring
         with self._lock:
+            found |= {(ROUTER, r) for r in self._found_wired}
             now = time.monotonic()
             found -= {(ROUTER, r) for r, until in self._orphaned.items() if now < until}
         return found
@@ -313,12 +322,14 @@ class RouterDriver:
             with self._lock:
                 first = router_id not in self._waiting_wiring
                 self._waiting_wiring.add(router_id)
+                self._found_wired.discard(router_id)  # looked for again
             if first:
                 LOG.info("HA router %s: keepalived waits for HA port %s to be wired",
                          router_id, wanted.ha_port.id if wanted.ha_port else "-")
             return False
         with self._lock:
             self._waiting_wiring.discard(router_id)
+            self._found_wired.discard(router_id)
             if time.monotonic() < self._orphaned.get(router_id, 0.0):
                 return False  # its fence closes first (see `_release`)
         base = Path(paths.base)
@@ -492,6 +503,7 @@ class RouterDriver:
         name = old.namespace if old else namespace(router_id, self.host_netns)
         with self._lock:
             self._waiting_wiring.discard(router_id)
+            self._found_wired.discard(router_id)
             self._orphaned.pop(router_id, None)
         stopped = self._stop_keepalived(router_id, name)
         if netns.remove(name) or stopped:
