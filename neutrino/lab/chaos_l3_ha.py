@@ -114,14 +114,19 @@ class Report:
         return any(r.kind == "link" and 0 <= sample.at - r.healed_at <= HEAL_WINDOW
                    for r in self.runs)
 
+    def _last_run(self, sample: Sample) -> FaultRun | None:
+        """The fault a sample was taken in (or after, until the next)."""
+        before = [r for r in self.runs if r.injected_at <= sample.at]
+        return before[-1] if before else None
+
     def during(self, sample: Sample) -> str:
         """The fault a sample was taken in (or after), for the logs."""
-        before = [r for r in self.runs if r.injected_at <= sample.at]
-        return f"{before[-1].kind} on {before[-1].node}" if before else "before any fault"
+        run = self._last_run(sample)
+        return f"{run.kind} on {run.node}" if run else "before any fault"
 
     def _fault(self, sample: Sample) -> str:
-        before = [r.kind for r in self.runs if r.injected_at <= sample.at]
-        return before[-1] if before else "none"
+        run = self._last_run(sample)
+        return run.kind if run else "none"
 
     @property
     def held_twice(self) -> int:

@@ -394,10 +394,10 @@ class RouterDriver:
             applied = self._applied.get(router_id)
             if applied is None or applied.ha is None or router_id in self._orphaned:
                 return  # not HA here, or the same death seen again: the wait it set stands
-            self._orphaned[router_id] = time.monotonic() + LEASE_ADVERTS * \
-                applied.ha.advert_int + RELEASE_MARGIN
         left = max(0.0, self._lease_left(applied) - RELEASE_MARGIN)
         with self._lock:
+            if router_id in self._orphaned:
+                return  # seen by another thread meanwhile
             self._orphaned[router_id] = time.monotonic() + left + RELEASE_MARGIN
         timer = threading.Timer(left, self._release_addresses, (router_id,))
         timer.daemon = True

@@ -298,7 +298,8 @@ class Kernel:
                 changed = True
         changed |= self.ensure_in_bridge(name, bridge)
         # A device made just now has no flooding entries: they are not read back.
-        return self.ensure_remotes(name, remotes, new=current is None) or changed
+        return self.ensure_remotes(name, remotes,
+                                   assume=set() if current is None else None) or changed
 
     def ensure_veth(self, name: str, peer: str, peer_netns: str | None) -> bool:
         """A veth pair `name` (here) / `peer` (in `peer_netns`), made directly in both
@@ -427,17 +428,14 @@ class Kernel:
         return {entry["dst"] for entry in json.loads(result.stdout or "[]")
                 if entry.get("mac") == ZERO_MAC and entry.get("dst")}
 
-    def ensure_remotes(self, name: str, remotes: set[str], new: bool = False,
+    def ensure_remotes(self, name: str, remotes: set[str],
                        assume: set[str] | None = None) -> bool:
         """Exactly these flooding entries (all-zero MAC, one per remote) on a VXLAN device.
-        `new`: the device was made just now and has none; `assume`: the entries the caller
-        knows are there (it put them there). Either way they are not read (reading runs
-        `bridge`, tens of milliseconds in a host namespace with a thousand links, 40 % of a
-        new network's cost when a host starts with hundreds of them): only the difference
-        is applied."""
+        `assume`: the entries the caller knows are there (it put them there, or made the
+        device just now: none). Then they are not read (reading runs `bridge`, tens of
+        milliseconds in a host namespace with a thousand links, 40 % of a new network's
+        cost when a host starts with hundreds of them): only the difference is applied."""
         self._guard(name)
-        if new:
-            assume = set()
         current = set(assume) if assume is not None else self.fdb_remotes(name)
         if current == remotes:
             return False
